@@ -1,0 +1,12 @@
+//! The sandbox: confines one command and measures it truthfully.
+//!
+//! Flow of one run: a front end (the `runguard` CLI, a sandbox profile, the judge) resolves a
+//! pure [`plan::Plan`]; [`launch::run`] forks a child that confines itself and execs, starts the
+//! clocks at exec, pumps output, enforces the limits, kills and reaps everything of the run, and
+//! returns a pure [`report::Report`]. A failure of the sandbox itself is a
+//! [`error::SandboxError`], never a report.
+
+pub mod cgroup;
+pub mod error;
+pub mod plan;
+pub mod report;
