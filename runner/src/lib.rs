@@ -8,5 +8,6 @@
 
 pub mod cgroup;
 pub mod error;
+pub mod launch;
 pub mod plan;
 pub mod report;

@@ -52,13 +52,18 @@ pub struct StreamStats {
 pub struct Report {
     pub termination: Termination,
     /// From exec to the last process of the run gone (monotonic clock).
+    #[serde(with = "seconds")]
     pub wall_time: Duration,
     /// CPU time of all processes and threads of the run, from exec on.
+    #[serde(with = "seconds")]
     pub user_time: Duration,
+    #[serde(with = "seconds")]
     pub sys_time: Duration,
+    #[serde(with = "seconds")]
     pub cpu_time: Duration,
     /// From fork to exec: our own setup of the child (cgroups, namespaces, chroot, ids...),
     /// not billed to the program.
+    #[serde(with = "seconds")]
     pub setup_time: Duration,
     /// Peak memory of the run's cgroup.
     pub memory_bytes: u64,
@@ -72,4 +77,20 @@ pub struct Report {
     pub cgroup_layout: Layout,
     /// A signal that made *us* stop the run early (SIGTERM), as runguard reports it.
     pub runner_signal: Option<i32>,
+}
+
+/// Durations appear in JSON as seconds (a float), the unit of the meta file.
+pub mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(duration.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(deserializer)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
 }
