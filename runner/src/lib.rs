@@ -11,3 +11,4 @@ pub mod error;
 pub mod launch;
 pub mod plan;
 pub mod report;
+pub mod runguard;

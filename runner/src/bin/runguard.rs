@@ -1,0 +1,137 @@
+//! `runguard`: DOMjudge's runguard command line on top of the judged sandbox.
+//! See `runguard --help` for the manual and `runner::runguard` for how the pieces fit.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Seek, Write};
+use std::path::Path;
+use std::process::exit;
+
+use anyhow::{bail, Context};
+use runner::runguard::cli::{self, Options, Parsed, Verbosity};
+use runner::runguard::config::Config;
+use runner::runguard::host::System;
+use runner::runguard::resolve::resolve;
+use runner::runguard::{create_output_file, help, json, meta, warnings};
+
+/// runguard's exit status when it failed itself, whatever the command did.
+const INTERNAL_ERROR: i32 = 255;
+
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let status = match cli::parse(&args) {
+        Ok(Parsed::Help) => {
+            print!("{}", help::manual());
+            0
+        }
+        Ok(Parsed::Version) => {
+            print!("{}", help::version());
+            0
+        }
+        Ok(Parsed::Run(options)) => run(&options),
+        Err(err) => {
+            // Report into the meta file if one was named before the bad option.
+            let mut reports = Reports::default();
+            if let Some(path) = &err.meta {
+                reports.meta = create_output_file(path).ok();
+            }
+            report_failure(&err.error.into(), &mut reports);
+            INTERNAL_ERROR
+        }
+    };
+    exit(status)
+}
+
+/// The files runguard reports into. Opened before anything else can fail, as DOMjudge does,
+/// so every failure after that still reaches the meta file.
+#[derive(Default)]
+struct Reports {
+    meta: Option<File>,
+    json: Option<File>,
+    /// The meta file of a finished run, kept in front of a later `internal-error` line.
+    finished_meta: String,
+}
+
+impl Reports {
+    fn open(&mut self, options: &Options) -> anyhow::Result<()> {
+        let open =
+            |path: &Option<std::path::PathBuf>| path.as_deref().map(create_output_file).transpose();
+        self.meta = open(&options.meta)?;
+        self.json = open(&options.json)?;
+        Ok(())
+    }
+}
+
+/// Replace the whole content of an opened report file.
+fn overwrite(file: &mut File, text: &str, path: Option<&Path>) -> anyhow::Result<()> {
+    let name = path.map_or_else(String::new, |path| path.display().to_string());
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .with_context(|| format!("cannot write to file `{name}'"))
+}
+
+fn run(options: &Options) -> i32 {
+    let mut reports = Reports::default();
+    match run_and_report(options, &mut reports) {
+        Ok(status) => status,
+        Err(err) => {
+            report_failure(&err, &mut reports);
+            INTERNAL_ERROR
+        }
+    }
+}
+
+fn run_and_report(options: &Options, reports: &mut Reports) -> anyhow::Result<i32> {
+    reports.open(options)?;
+    let config = Config::load(options.config.as_deref())?;
+    let invocation = resolve(options, &config, &System::default())?;
+    if let Some(profile) = &options.profile {
+        // LEAD: the single call site of sandbox profiles. Once `runner::profile` exists, make
+        // `invocation` mutable and replace this refusal with:
+        //     runner::profile::Profile::load(profile)?.apply(&mut invocation.plan);
+        bail!(
+            "--profile `{}': sandbox profiles are not supported by this build yet",
+            profile.display()
+        );
+    }
+    if options.verbosity == Verbosity::Verbose {
+        eprintln!("runguard: plan: {:#?}", invocation.plan);
+    }
+
+    let report = runner::launch::run(&invocation.plan)?;
+
+    let settings = &invocation.settings;
+    if options.verbosity != Verbosity::Quiet {
+        for warning in warnings::warnings(&report) {
+            eprintln!("runguard: warning: {warning}");
+        }
+    }
+    reports.finished_meta = meta::render(&report, settings);
+    if let Some(file) = &mut reports.json {
+        overwrite(
+            file,
+            &json::render(&report, settings),
+            settings.json_path.as_deref(),
+        )?;
+    }
+    if let Some(file) = &mut reports.meta {
+        overwrite(file, &reports.finished_meta, settings.meta_path.as_deref())?;
+    }
+    Ok(report.termination.exit_code())
+}
+
+/// Tell the caller runguard failed: on stderr, and as `internal-error` in the meta file (which
+/// makes a judgehost disable itself) and in the JSON report.
+fn report_failure(err: &anyhow::Error, reports: &mut Reports) {
+    let message = format!("{err:#}");
+    eprintln!("runguard: error: {message}");
+    // Best effort: there is nobody left to tell if these writes fail too.
+    if let Some(file) = &mut reports.meta {
+        let text = meta::render_internal_error(&message, &reports.finished_meta);
+        let _ = overwrite(file, &text, None);
+    }
+    if let Some(file) = &mut reports.json {
+        let _ = overwrite(file, &json::render_internal_error(&message), None);
+    }
+}

@@ -1,0 +1,186 @@
+//! runguard's manual (`--help`) and version (`--version`).
+
+use super::config::{DEFAULT_CHROOT_PREFIX, DEFAULT_CONFIG_PATH};
+
+pub fn version() -> String {
+    format!(
+        "runguard (judged {}): a drop-in replacement for DOMjudge's runguard\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+pub fn manual() -> String {
+    format!(
+        "\
+Usage: runguard [OPTION]... [--] COMMAND [ARG]...
+Run COMMAND with restrictions and report what it used.
+
+Options stop at the first word that is not an option, or at `--': everything after is
+COMMAND and its arguments. Long options take `--opt=VALUE' or `--opt VALUE' and may be
+abbreviated; short ones take `-tVALUE' or `-t VALUE' and bundle (`-cq').
+
+DOMjudge's options:
+  -r, --root=DIR         chroot into DIR (must lie within a chroot prefix of the config);
+                           COMMAND is then resolved inside it
+  -u, --user=USER        run COMMAND as USER (name or uid); must be a valid user of the
+                           config and not root
+  -g, --group=GROUP      run COMMAND with group GROUP (name or gid), supplementary groups
+                           cleared; default with -u: the group named like the user
+  -d, --chdir=DIR        change to DIR after the chroot (only together with -r)
+  -t, --walltime=TIME    wall-clock time limit
+  -C, --cputime=TIME     CPU time limit, all processes of the run together
+  -m, --memsize=SIZE     memory limit of the whole run in kB (swap forbidden)
+  -f, --filesize=SIZE    largest file COMMAND may write, in kB
+  -p, --nproc=N          at most N processes and threads in the run
+  -P, --cpuset=LIST      run only on these CPUs, e.g. 1 or 0,2-3 (must be online)
+  -c, --no-core          no core dumps
+  -o, --stdout=FILE      write COMMAND's stdout to FILE instead of ours
+  -e, --stderr=FILE      write COMMAND's stderr to FILE instead of ours
+  -s, --streamsize=SIZE  keep at most SIZE kB of each of stdout and stderr; the rest is
+                           read and discarded, so COMMAND never blocks
+  -E, --environment      keep our whole environment (default: only PATH)
+  -V, --variable=K=V[;K2=V2]
+                         add environment variables; may be repeated; a bare K removes K
+  -M, --outmeta=FILE     write the meta file (below) to FILE
+  -U, --runpipepid=PID   at a hard wall-time kill, first send SIGUSR1 to PID (interactive
+                           problems, runpipe)
+  -v, --verbose          more messages on stderr
+  -q, --quiet            no warnings on stderr
+      --help             show this manual and exit
+      --version          show the version and exit
+
+Options of our own:
+      --namespaces=LIST  give the run its own instance of these namespaces, comma-separated
+                           from mount,uts,ipc,net,pid,user,cgroup,time
+                           (default: mount,uts,ipc,net, as DOMjudge)
+      --no-namespaces    share all namespaces with us
+      --profile=FILE     apply a sandbox profile (TOML: namespaces, mounts, seccomp)
+      --json=FILE        also write a JSON report: the meta file's values and the full
+                           measurements (setup time, OOM kills, throttling, cgroup layout)
+      --cgroup-parent=PATH
+                         create the run's cgroups under PATH in each hierarchy (relative,
+                           default from the config: judged)
+      --config=FILE      read the config from FILE (default: {DEFAULT_CONFIG_PATH} if it
+                           exists, else built-in defaults)
+
+TIME is in seconds, a float: SOFT or SOFT:HARD with HARD >= SOFT (default HARD = SOFT).
+Only the hard limit kills; the soft one marks the result. Both clocks start when COMMAND
+is executed, not when we fork: our own setup is reported apart (setup-time).
+
+Config file (TOML, unknown keys are an error):
+  valid_users = [\"domjudge-run\", \"domjudge-run-*\"]   # `*' and `?' wildcards
+  chroot_prefixes = [\"{DEFAULT_CHROOT_PREFIX}\"]
+  cgroup_parent = \"judged\"
+The values shown are the defaults. A numeric -u is valid when it is the uid of a user
+named exactly in valid_users.
+
+Without -u, COMMAND runs as our real user; run as root (e.g. through sudo) without -u,
+runguard refuses: root privileges are never left to COMMAND.
+
+Meta file (-M), one `key: value' line each, in this order; empty values keep their line:
+  memory-bytes      peak memory of the run, bytes
+  exitcode          COMMAND's exit status, or 128 + the signal that killed it
+  signal            only when runguard stopped the run: 14 at the hard wall-time limit,
+                      15 when runguard got SIGTERM
+  wall-time         seconds (%.3f), monotonic clock, from exec to the last process gone
+  user-time         CPU seconds in user mode, all processes of the run
+  sys-time          CPU seconds in the kernel, all processes of the run
+  cpu-time          user-time + sys-time
+  time-used         wall-time or cpu-time: whichever of -t/-C came last (default cpu-time)
+  time-result       empty, soft-timelimit or hard-timelimit, for the time-used clock;
+                      hard-timelimit whenever any hard limit fired
+  output-truncated  only with -s: empty, stdout, stderr or stdout,stderr
+  stdin-bytes       always 0 (stdin is passed through, not counted)
+  stdout-bytes      bytes COMMAND wrote to stdout, discarded ones included
+  stderr-bytes      the same for stderr
+  setup-time        seconds from fork to exec: our setup, not billed to COMMAND
+  internal-error    only when runguard itself failed (a judgehost disables itself)
+Meta and JSON files are truncated if they exist (keeping their owner), else created
+with mode 0600.
+
+Exit status:
+  N        COMMAND exited with status N
+  128+S    COMMAND was killed by signal S (e.g. 137 for SIGKILL, 143 for SIGTERM)
+  255      runguard failed (bad option, refused user or root, sandbox failure): the
+             message is on stderr and, with -M, in the meta file as internal-error
+  0        --help and --version
+
+Examples:
+  A test run as DOMjudge starts it:
+    runguard -r /opt/domjudge/judgehost/judgings/1/c --nproc=64 --no-core
+      --streamsize=8192 --user=domjudge-run-0 --group=domjudge-run --walltime=1:1.5
+      --cputime=1:1.5 --memsize=2097152 --filesize=8192 --stderr=program.err
+      --outmeta=program.meta -- /testcase00001/1/execdir/program
+  An output validator (exit 42 correct, 43 wrong answer, passed through):
+    runguard -u domjudge-run -m 2097152 -t 30 -f 2621440 -s 2621440 --no-core
+      -M compare.meta -- compare testdata.in testdata.out feedback/
+  A quick check that 1 s of sleep costs 1 s of wall time and no CPU time:
+    sudo runguard -u domjudge-run -t 2 -M /dev/stdout sleep 1
+"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_documents_every_option_and_meta_key() {
+        let manual = manual();
+        for option in [
+            "--root",
+            "--user",
+            "--group",
+            "--chdir",
+            "--walltime",
+            "--cputime",
+            "--memsize",
+            "--filesize",
+            "--nproc",
+            "--cpuset",
+            "--no-core",
+            "--stdout",
+            "--stderr",
+            "--streamsize",
+            "--environment",
+            "--variable",
+            "--outmeta",
+            "--runpipepid",
+            "--verbose",
+            "--quiet",
+            "--help",
+            "--version",
+            "--namespaces",
+            "--no-namespaces",
+            "--profile",
+            "--json",
+            "--cgroup-parent",
+            "--config",
+        ] {
+            assert!(manual.contains(option), "{option} missing from --help");
+        }
+        for key in [
+            "memory-bytes",
+            "exitcode",
+            "signal",
+            "wall-time",
+            "user-time",
+            "sys-time",
+            "cpu-time",
+            "time-used",
+            "time-result",
+            "output-truncated",
+            "stdin-bytes",
+            "stdout-bytes",
+            "stderr-bytes",
+            "setup-time",
+            "internal-error",
+        ] {
+            assert!(
+                manual.contains(&format!("\n  {key} ")),
+                "{key} missing from --help"
+            );
+        }
+        assert!(manual.contains("Exit status"));
+    }
+}

@@ -1,0 +1,87 @@
+//! Everything `resolve` needs to know about the machine, behind one trait so the resolution is
+//! tested against a fake host. [`System`] is the real one: the only place the front end asks
+//! the system (user database, ids, environment, paths, sysfs).
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{Gid, Group, Uid, User};
+
+use super::cpuset::{read_online_cpus, Cpus};
+use super::Result;
+
+pub trait Host {
+    fn uid_of_user(&self, name: &str) -> Option<u32>;
+    fn name_of_uid(&self, uid: u32) -> Option<String>;
+    fn gid_of_group(&self, name: &str) -> Option<u32>;
+    fn real_uid(&self) -> u32;
+    fn effective_uid(&self) -> u32;
+    fn real_gid(&self) -> u32;
+    /// Our own environment, in order.
+    fn environment(&self) -> Vec<(OsString, OsString)>;
+    /// The path with symlinks resolved; an error if it does not exist.
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
+    fn online_cpus(&self) -> Result<Cpus>;
+}
+
+/// This machine. `sys_root` is where sysfs is found (`/`).
+pub struct System {
+    pub sys_root: PathBuf,
+}
+
+impl Default for System {
+    fn default() -> Self {
+        System {
+            sys_root: PathBuf::from("/"),
+        }
+    }
+}
+
+impl Host for System {
+    // A failing lookup counts as "no such user", as in DOMjudge (getpwnam returning NULL).
+    fn uid_of_user(&self, name: &str) -> Option<u32> {
+        User::from_name(name)
+            .ok()
+            .flatten()
+            .map(|user| user.uid.as_raw())
+    }
+
+    fn name_of_uid(&self, uid: u32) -> Option<String> {
+        User::from_uid(Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|user| user.name)
+    }
+
+    fn gid_of_group(&self, name: &str) -> Option<u32> {
+        Group::from_name(name)
+            .ok()
+            .flatten()
+            .map(|group| group.gid.as_raw())
+    }
+
+    fn real_uid(&self) -> u32 {
+        Uid::current().as_raw()
+    }
+
+    fn effective_uid(&self) -> u32 {
+        Uid::effective().as_raw()
+    }
+
+    fn real_gid(&self) -> u32 {
+        Gid::current().as_raw()
+    }
+
+    fn environment(&self) -> Vec<(OsString, OsString)> {
+        std::env::vars_os().collect()
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        std::fs::canonicalize(path)
+    }
+
+    fn online_cpus(&self) -> Result<Cpus> {
+        read_online_cpus(&self.sys_root)
+    }
+}
