@@ -10,4 +10,6 @@ pub mod cgroup;
 pub mod error;
 pub mod launch;
 pub mod plan;
+pub mod profile;
 pub mod report;
+pub mod seccomp;
