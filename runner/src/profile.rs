@@ -70,8 +70,6 @@ pub enum ProfileError {
         #[source]
         source: SeccompError,
     },
-    #[error(transparent)]
-    UnknownNamespace(#[from] UnknownNamespace),
 }
 
 #[derive(Debug, thiserror::Error)]
