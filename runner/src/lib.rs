@@ -10,5 +10,7 @@ pub mod cgroup;
 pub mod error;
 pub mod launch;
 pub mod plan;
+pub mod profile;
 pub mod report;
 pub mod runguard;
+pub mod seccomp;
