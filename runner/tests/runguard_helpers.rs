@@ -45,7 +45,9 @@ fn meta_line_without_colon_is_an_error() {
 #[test]
 #[should_panic(expected = "key `wall-time' missing")]
 fn missing_meta_key_fails_naming_it() {
-    KeyValues::parse_meta("exitcode: 0\n").unwrap().require("wall-time");
+    KeyValues::parse_meta("exitcode: 0\n")
+        .unwrap()
+        .require("wall-time");
 }
 
 #[test]
@@ -83,7 +85,11 @@ fn fake_proc(root: &Path) {
         std::fs::write(dir.join("stat"), stat).unwrap();
         std::fs::write(dir.join("environ"), environ).unwrap();
     };
-    process("100", "100 (flood) R 1 100 100 0", b"PATH=/bin\0JUDGED_TEST_TAG=t1\0");
+    process(
+        "100",
+        "100 (flood) R 1 100 100 0",
+        b"PATH=/bin\0JUDGED_TEST_TAG=t1\0",
+    );
     process("101", "101 (escape) Z 1 101 101 0", b"");
     process("102", "102 (orphan) Z 55 102 102 0", b"");
     process("103", "103 (sleep) S 1 103 103 0", b"JUDGED_TEST_TAG=t2\0");

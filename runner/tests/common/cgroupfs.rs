@@ -20,12 +20,21 @@ pub fn own_cgroup_paths(self_cgroup: &str) -> Vec<String> {
 pub fn parent_dirs(cgroup_root: &Path, own_paths: &[String], parent: &str) -> Vec<PathBuf> {
     let mut hierarchies = vec![cgroup_root.to_path_buf()];
     if let Ok(entries) = std::fs::read_dir(cgroup_root) {
-        hierarchies.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()));
+        hierarchies.extend(
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_dir()),
+        );
     }
     let mut found = BTreeSet::new();
     for hierarchy in &hierarchies {
-        let bases = std::iter::once(hierarchy.clone())
-            .chain(own_paths.iter().filter(|p| !p.is_empty()).map(|p| hierarchy.join(p)));
+        let bases = std::iter::once(hierarchy.clone()).chain(
+            own_paths
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| hierarchy.join(p)),
+        );
         for base in bases {
             let candidate = base.join(parent);
             if candidate.is_dir() {

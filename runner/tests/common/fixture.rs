@@ -117,7 +117,10 @@ impl Fixture {
             .into_iter()
             .filter(|p| !self.zombies_before.contains(&p.pid) && program_names.contains(&p.comm))
             .collect();
-        assert!(new_zombies.is_empty(), "unreaped zombies left: {new_zombies:?}");
+        assert!(
+            new_zombies.is_empty(),
+            "unreaped zombies left: {new_zombies:?}"
+        );
 
         let cgroups = self.run_cgroups();
         assert!(cgroups.is_empty(), "run cgroups left: {cgroups:?}");

@@ -253,10 +253,16 @@ impl Outcome {
     /// was asked for, in its `internal-error` key.
     pub fn assert_internal_error(&self, message: &str) {
         assert_eq!(self.code(), INTERNAL_ERROR_STATUS, "{self}");
-        assert!(self.stderr.contains(message), "stderr lacks {message:?}: {self}");
+        assert!(
+            self.stderr.contains(message),
+            "stderr lacks {message:?}: {self}"
+        );
         if self.meta_requested {
             let error = self.meta().require("internal-error");
-            assert!(error.contains(message), "internal-error lacks {message:?}: {self}");
+            assert!(
+                error.contains(message),
+                "internal-error lacks {message:?}: {self}"
+            );
         }
     }
 }
@@ -275,9 +281,10 @@ impl fmt::Display for Outcome {
 
 fn read_meta(path: &Path) -> Option<KeyValues> {
     let text = std::fs::read_to_string(path).ok()?;
-    Some(KeyValues::parse_meta(&text).unwrap_or_else(|e| {
-        panic!("meta file {} does not parse: {e}\n{text}", path.display())
-    }))
+    Some(
+        KeyValues::parse_meta(&text)
+            .unwrap_or_else(|e| panic!("meta file {} does not parse: {e}\n{text}", path.display())),
+    )
 }
 
 fn read_in_background(mut stream: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
@@ -285,6 +292,8 @@ fn read_in_background(mut stream: impl Read + Send + 'static) -> mpsc::Receiver<
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
         let _ = stream.read_to_end(&mut bytes);
+        // Close the pipe before reporting, so the caller never counts it as still open.
+        drop(stream);
         let _ = sender.send(bytes);
     });
     receiver

@@ -17,9 +17,9 @@ impl KeyValues {
             if line.trim().is_empty() {
                 continue;
             }
-            let (key, value) = line.split_once(separator).ok_or_else(|| {
-                format!("line {} has no `{separator}': {line:?}", number + 1)
-            })?;
+            let (key, value) = line
+                .split_once(separator)
+                .ok_or_else(|| format!("line {} has no `{separator}': {line:?}", number + 1))?;
             entries.push((key.trim().to_string(), value.trim().to_string()));
         }
         Ok(KeyValues { entries })

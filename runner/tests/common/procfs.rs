@@ -78,20 +78,6 @@ pub fn orphan_zombies(proc_root: &Path) -> Vec<ProcessInfo> {
         .collect()
 }
 
-/// Whether the process `pid` is gone (no entry, or a zombie: it is dead but nobody reaped it,
-/// which callers check separately).
-pub fn is_alive(proc_root: &Path, pid: i32) -> bool {
-    std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))
-        .ok()
-        .and_then(|stat| parse_stat(&stat))
-        .is_some_and(|p| !p.is_zombie())
-}
-
-/// Whether any entry, zombie or not, exists for `pid`.
-pub fn exists(proc_root: &Path, pid: i32) -> bool {
-    proc_root.join(pid.to_string()).exists()
-}
-
 /// Open file descriptors of the process whose procfs dir is `process_dir` (e.g. `/proc/self`).
 pub fn open_fd_count(process_dir: &Path) -> usize {
     std::fs::read_dir(process_dir.join("fd"))

@@ -15,11 +15,19 @@ pub fn source_dir() -> PathBuf {
 pub fn program(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = BUILT
-        .get_or_init(|| build_all(&source_dir(), &Path::new(env!("CARGO_TARGET_TMPDIR")).join("programs")))
+        .get_or_init(|| {
+            build_all(
+                &source_dir(),
+                &Path::new(env!("CARGO_TARGET_TMPDIR")).join("programs"),
+            )
+        })
         .as_ref()
         .unwrap_or_else(|e| panic!("building testdata/programs: {e}"));
     let path = dir.join(name);
-    assert!(path.exists(), "no test program `{name}' (is testdata/programs/{name}.c missing?)");
+    assert!(
+        path.exists(),
+        "no test program `{name}' (is testdata/programs/{name}.c missing?)"
+    );
     path
 }
 
@@ -30,7 +38,9 @@ fn build_all(sources: &Path, out_dir: &Path) -> Result<PathBuf, String> {
     let entries =
         std::fs::read_dir(sources).map_err(|e| format!("reading {}: {e}", sources.display()))?;
     for entry in entries {
-        let source = entry.map_err(|e| format!("reading {}: {e}", sources.display()))?.path();
+        let source = entry
+            .map_err(|e| format!("reading {}: {e}", sources.display()))?
+            .path();
         if source.extension().is_some_and(|ext| ext == "c") {
             let stem = source.file_stem().expect("a .c file has a stem");
             build_one(&source, &out_dir.join(stem))?;
@@ -58,8 +68,13 @@ fn build_one(source: &Path, output: &Path) -> Result<(), String> {
             String::from_utf8_lossy(&result.stderr)
         ));
     }
-    std::fs::rename(&partial, output)
-        .map_err(|e| format!("renaming {} to {}: {e}", partial.display(), output.display()))
+    std::fs::rename(&partial, output).map_err(|e| {
+        format!(
+            "renaming {} to {}: {e}",
+            partial.display(),
+            output.display()
+        )
+    })
 }
 
 fn is_newer(path: &Path, than: &Path) -> bool {
