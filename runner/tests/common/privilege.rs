@@ -1,0 +1,57 @@
+//! Gates of the tests: a test that cannot run here says so (`skipping: <reason>`) and returns;
+//! under `CI=true` a skip is a failure, so nothing silently stops being tested.
+
+use std::path::Path;
+use std::process::Command;
+
+/// The runguard binary, when this package has one (Cargo sets the variable for integration
+/// tests of a package with a `runguard` bin target). Looked up at compile time without failing
+/// the build, so the tests compile before the binary exists.
+pub fn runguard_binary() -> Option<&'static Path> {
+    option_env!("CARGO_BIN_EXE_runguard").map(Path::new)
+}
+
+/// Print why the test does not run, or panic under `CI=true`. Always returns false.
+pub fn skip(reason: &str) -> bool {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("cannot run this test: {reason} (CI=true makes a skip a failure)");
+    }
+    eprintln!("skipping: {reason}");
+    false
+}
+
+/// True when the runguard binary exists (enough for tests of option parsing).
+pub fn require_runguard() -> bool {
+    match runguard_binary() {
+        Some(path) if path.exists() => true,
+        Some(path) => skip(&format!("runguard binary {} was not built", path.display())),
+        None => skip("this package has no `runguard` binary target yet"),
+    }
+}
+
+/// True when runs can really be carried out here: root, a cgroup filesystem, a C compiler for
+/// the test programs, and the runguard binary.
+pub fn require_root() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        return skip("not root: runguard must run as root to confine a run");
+    }
+    if !has_cgroupfs(Path::new("/sys/fs/cgroup")) {
+        return skip("no cgroup filesystem at /sys/fs/cgroup");
+    }
+    require_c_compiler() && require_runguard()
+}
+
+/// A cgroup v1 memory hierarchy or a cgroup2 root under `cgroup_root`.
+fn has_cgroupfs(cgroup_root: &Path) -> bool {
+    cgroup_root.join("memory/memory.limit_in_bytes").exists()
+        || cgroup_root.join("cgroup.controllers").exists()
+}
+
+/// True when `gcc` can build the test programs of `testdata/programs`.
+pub fn require_c_compiler() -> bool {
+    let found = Command::new("gcc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    found || skip("no `gcc' to build testdata/programs (apt-get install -y gcc libc6-dev)")
+}

@@ -1,0 +1,19 @@
+/* membomb (hostile): allocate and touch memory forever. The OOM killer of the run's memory
+ * cgroup must end it, and nothing outside the run may be touched. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STEP (1 << 20)
+
+int main(void)
+{
+	for (;;) {
+		char *block = malloc(STEP);
+		if (block == NULL) {
+			pause();
+			continue;
+		}
+		memset(block, 1, STEP);
+	}
+}
