@@ -576,3 +576,159 @@ fn take_back(dir: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+    use crate::verdict::tests::clean_report;
+
+    /// Plays the program: compile steps (no stdin) succeed unless `compile_fails`; runs get
+    /// `behave(input)` → (report, stdout).
+    struct FakeSandbox<F> {
+        behave: F,
+        compile_fails: bool,
+    }
+
+    impl<F: Fn(&str) -> (Report, String) + Sync> Sandbox for FakeSandbox<F> {
+        fn run(&self, spec: &RunSpec) -> Result<Report, SandboxFailure> {
+            let Some(stdin) = &spec.stdin else {
+                if self.compile_fails {
+                    std::fs::write(&spec.stdout, "sol.c:1: error: expected ';'").unwrap();
+                    return Ok(Report {
+                        termination: Termination::Exited(1),
+                        ..clean_report()
+                    });
+                }
+                return Ok(clean_report());
+            };
+            let input = std::fs::read_to_string(stdin).unwrap();
+            let (report, output) = (self.behave)(&input);
+            std::fs::write(&spec.stdout, output).unwrap();
+            Ok(report)
+        }
+    }
+
+    fn sum(input: &str) -> i64 {
+        input
+            .split_whitespace()
+            .map(|t| t.parse::<i64>().unwrap())
+            .sum()
+    }
+
+    /// Judge `problems/aplusb` with a fake sandbox; also checks the scratch space is left empty.
+    fn judge_aplusb(sandbox: &dyn Sandbox, jobs: usize, all: bool) -> Judgement {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let problem = Problem::load(&root.join("testdata/problems/aplusb")).unwrap();
+        let languages = Languages::load_dir(&root.join("profiles/languages")).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let owner = std::fs::metadata(scratch.path()).unwrap();
+        let user = RunUser {
+            name: "test".into(),
+            uid: owner.uid(),
+            gid: owner.gid(),
+        };
+        let source = scratch.path().join("sol.c");
+        std::fs::write(&source, "int main(){}").unwrap();
+        let judge = Judge {
+            problem: &problem,
+            languages: &languages,
+            sandbox,
+            user: &user,
+            options: Options {
+                jobs,
+                all,
+                scratch_parent: scratch.path().to_path_buf(),
+            },
+        };
+        let language = languages.by_id("c").unwrap();
+        let judgement = judge.judge(language, &[source], &Quiet).unwrap();
+        let left: Vec<_> = std::fs::read_dir(scratch.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["sol.c"], "scratch directories left behind");
+        judgement
+    }
+
+    #[test]
+    fn correct_program_is_correct_on_every_test_case() {
+        let sandbox = FakeSandbox {
+            behave: |input: &str| (clean_report(), format!("{}\n", sum(input))),
+            compile_fails: false,
+        };
+        let judgement = judge_aplusb(&sandbox, 2, false);
+        assert_eq!(judgement.verdict, Verdict::Correct);
+        assert_eq!(judgement.tests.len(), 4);
+        assert!(judgement
+            .tests
+            .iter()
+            .all(|t| t.verdict == Verdict::Correct));
+    }
+
+    /// Times out on secret/01 (input `10 20`), correct elsewhere.
+    fn slow_on_secret_01(input: &str) -> (Report, String) {
+        if sum(input) == 30 {
+            let mut report = clean_report();
+            report.time_result.cpu_hard = true;
+            report.termination = Termination::Signaled(9);
+            return (report, String::new());
+        }
+        (clean_report(), format!("{}\n", sum(input)))
+    }
+
+    #[test]
+    fn judging_stops_after_the_first_failure_without_all() {
+        let sandbox = FakeSandbox {
+            behave: slow_on_secret_01,
+            compile_fails: false,
+        };
+        let judgement = judge_aplusb(&sandbox, 1, false);
+        assert_eq!(judgement.verdict, Verdict::Timelimit);
+        let names: Vec<_> = judgement.tests.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["sample/1", "secret/01"]);
+        assert_eq!(judgement.skipped, 2);
+    }
+
+    #[test]
+    fn all_runs_every_test_case_and_keeps_the_first_failure() {
+        let sandbox = FakeSandbox {
+            behave: slow_on_secret_01,
+            compile_fails: false,
+        };
+        let judgement = judge_aplusb(&sandbox, 2, true);
+        assert_eq!(judgement.verdict, Verdict::Timelimit);
+        assert_eq!(judgement.tests.len(), 4);
+        assert_eq!(judgement.skipped, 0);
+        assert_eq!(judgement.tests[3].verdict, Verdict::Correct);
+    }
+
+    #[test]
+    fn empty_output_is_no_output_and_wrong_output_is_wrong_answer() {
+        let silent = FakeSandbox {
+            behave: |_: &str| (clean_report(), String::new()),
+            compile_fails: false,
+        };
+        assert_eq!(judge_aplusb(&silent, 1, false).verdict, Verdict::NoOutput);
+        let off_by_one = FakeSandbox {
+            behave: |input: &str| (clean_report(), format!("{}\n", sum(input) + 1)),
+            compile_fails: false,
+        };
+        let judgement = judge_aplusb(&off_by_one, 1, false);
+        assert_eq!(judgement.verdict, Verdict::WrongAnswer);
+        assert!(judgement.tests[0].message.contains("\"3\""));
+    }
+
+    #[test]
+    fn compile_error_shows_the_compiler_output() {
+        let sandbox = FakeSandbox {
+            behave: |_: &str| panic!("nothing runs after a compile error"),
+            compile_fails: true,
+        };
+        let judgement = judge_aplusb(&sandbox, 1, false);
+        assert_eq!(judgement.verdict, Verdict::CompileError);
+        assert!(judgement.compile_output.contains("expected ';'"));
+        assert!(judgement.tests.is_empty());
+    }
+}
