@@ -474,13 +474,12 @@ impl Judge<'_> {
         };
         let report = self.sandbox.run(&spec)?;
         let judge_message = read_shown(&feedback.join("judgemessage.txt"));
+        // Its exit status only counts when it ended on its own, within its limits.
+        let time = report.time_result;
+        let within_limits = !(time.cpu_soft || time.any_hard()) && report.oom_kills == 0;
         Ok(match report.termination {
-            Termination::Exited(42) if verdict::from_run(&report).is_none() => {
-                (Validated::Accepted, judge_message)
-            }
-            Termination::Exited(43) if !report.time_result.any_hard() => {
-                (Validated::Rejected, judge_message)
-            }
+            Termination::Exited(42) if within_limits => (Validated::Accepted, judge_message),
+            Termination::Exited(43) if within_limits => (Validated::Rejected, judge_message),
             _ => {
                 let why = describe_run_end(&report, &read_shown(&stderr));
                 (
