@@ -1,0 +1,217 @@
+//! The command line: argument parsing (clap) and the `run` subcommand's top level.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::judge::{Judge, Options, Progress, Quiet};
+use crate::language::Languages;
+use crate::output::{self, LiveProgress};
+use crate::problem::Problem;
+use crate::sandbox::{self, Runguard};
+use crate::users;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "judged",
+    version,
+    about = "Judge host for programming contests"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Judge a submission against a problem package.
+    #[command(after_long_help = RUN_HELP)]
+    Run(RunArgs),
+}
+
+const RUN_HELP: &str = "\
+The problem is a Kattis / ICPC problem package: problem.yaml (limits.time_limit, or a
+.timelimit file; memory default 2048 MiB; output default 8 MiB), data/sample and data/secret
+with .in/.ans pairs, and optionally a custom output validator (output_validators/NAME/ with
+`validation: custom`, or output_validator/).
+
+Each step (compiling, each test case, the output validator) runs through the `runguard` sandbox
+as an unprivileged run user; judged must run as root.
+
+Verdicts (DOMjudge's names): correct, wrong-answer, no-output, timelimit, memory-limit,
+run-error, output-limit, compile-error, judge-error. The overall verdict is that of the first
+test case, in order, that is not correct.
+
+Exit status:
+  0  correct
+  1  rejected: wrong-answer, no-output, timelimit, memory-limit, run-error or output-limit
+  2  nothing judged: bad command line, problem package, language or toolchain
+  3  compile-error
+  4  judge-error: the sandbox or the output validator failed; do not trust the verdict
+
+Environment: JUDGED_RUNGUARD (the runguard binary), JUDGED_LANGUAGES (the language profiles
+directory), JUDGED_RUN_USER (the run user).";
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The problem package directory.
+    pub problem: PathBuf,
+    /// Source files of the submission; the first is the main file (Java: its class).
+    #[arg(required = true)]
+    pub sources: Vec<PathBuf>,
+    /// Language id (a profile's file name: c, cpp, python3, java, rust ...); default: from the
+    /// first source's extension.
+    #[arg(long, short)]
+    pub language: Option<String>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Test cases run at the same time (default: one per core).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Keep judging after the first test case that fails.
+    #[arg(long)]
+    pub all: bool,
+    /// The runguard binary (default: beside judged).
+    #[arg(long, env = "JUDGED_RUNGUARD")]
+    pub runguard: Option<PathBuf>,
+    /// Directory of language profiles (default: profiles/languages of the source tree judged
+    /// was built in, found upwards from the executable).
+    #[arg(long, env = "JUDGED_LANGUAGES")]
+    pub languages: Option<PathBuf>,
+    /// The unprivileged user programs run as (default: domjudge-run if it exists, else nobody).
+    #[arg(long, env = "JUDGED_RUN_USER")]
+    pub user: Option<String>,
+    /// Where scratch directories are made (removed afterwards).
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    pub scratch: PathBuf,
+}
+
+/// Run the command; the exit status on success.
+pub fn execute(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Run(args) => run(args),
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let problem = Problem::load(&args.problem)?;
+    let languages_dir = match &args.languages {
+        Some(dir) => dir.clone(),
+        None => default_languages_dir()?,
+    };
+    let languages = Languages::load_dir(&languages_dir)?;
+    let language = match &args.language {
+        Some(id) => languages.by_id(id)?,
+        None => languages.detect(&args.sources[0])?,
+    };
+    language.check_toolchain()?;
+    for source in &args.sources {
+        anyhow::ensure!(
+            source.is_file(),
+            "source file `{}' not found",
+            source.display()
+        );
+    }
+    let (user, note) = users::resolve(args.user.as_deref(), Path::new("/"))?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    let runguard = Runguard {
+        binary: sandbox::locate_runguard(args.runguard.as_deref())?,
+        user: user.clone(),
+    };
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let judge = Judge {
+        problem: &problem,
+        languages: &languages,
+        sandbox: &runguard,
+        user: &user,
+        options: Options {
+            jobs,
+            all: args.all,
+            scratch_parent: args.scratch.clone(),
+        },
+    };
+    let live;
+    let progress: &dyn Progress = if !args.json && std::io::stderr().is_terminal() {
+        live = LiveProgress::default();
+        &live
+    } else {
+        &Quiet
+    };
+    let judgement = judge.judge(language, &args.sources, progress)?;
+    if args.json {
+        let json = output::to_json(&judgement, &problem.name, &language.id);
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print!(
+            "{}",
+            output::summary(&judgement, &problem.name, &language.id)
+        );
+    }
+    Ok(judgement.verdict.exit_status())
+}
+
+/// `profiles/languages` in the first ancestor of the executable that has one (the source tree
+/// for `target/debug/judged`).
+fn default_languages_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find our own executable")?;
+    exe.ancestors()
+        .map(|dir| dir.join("profiles/languages"))
+        .find(|dir| dir.is_dir())
+        .with_context(|| {
+            format!(
+                "no profiles/languages directory above `{}': pass --languages DIR",
+                exe.display()
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_arguments_parse() {
+        let cli = Cli::try_parse_from([
+            "judged",
+            "run",
+            "prob",
+            "a.cpp",
+            "b.cpp",
+            "--json",
+            "--jobs",
+            "3",
+            "--all",
+            "--language",
+            "cpp",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command;
+        assert_eq!(args.problem, Path::new("prob"));
+        assert_eq!(args.sources.len(), 2);
+        assert!(args.json && args.all);
+        assert_eq!(args.jobs, Some(3));
+        assert_eq!(args.language.as_deref(), Some("cpp"));
+    }
+
+    #[test]
+    fn a_source_is_required() {
+        assert!(Cli::try_parse_from(["judged", "run", "prob"]).is_err());
+    }
+
+    #[test]
+    fn help_documents_exit_statuses() {
+        let help = <Cli as clap::CommandFactory>::command()
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("Exit status") && help.contains("compile-error"));
+    }
+}

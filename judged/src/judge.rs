@@ -1,0 +1,733 @@
+//! A judging: build the output validator (if the problem has one), compile the submission,
+//! run every test case in its own sandboxed step, validate, and give verdicts.
+//!
+//! Directories, all under one scratch directory removed at the end:
+//! `build/` (owned by the run user while compiling, then handed back to us read-only so runs
+//! cannot change the program), `validator/` (the same for the output validator), and per test
+//! case `test-N/` (ours, world-readable: the output files, a copy of the input and answer for
+//! the validator) with `run/` (the program's working directory) and `feedback/` (the
+//! validator's) owned by the run user. Each test case's directory is removed when it is done.
+
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use runner::report::{Report, Termination};
+
+use crate::default_validator::{self, Flags};
+use crate::language::{Expansion, Language, Languages};
+use crate::problem::{Problem, TestCase, Validation};
+use crate::sandbox::{RunSpec, Sandbox, SandboxFailure, StepLimits};
+use crate::users::RunUser;
+use crate::verdict::{self, Validated, Verdict};
+
+/// Processes and threads of a step whose profile does not say (DOMjudge's default).
+pub const DEFAULT_NPROC: u64 = 64;
+/// How much of a compiler's or program's output is kept for people to read.
+const SHOWN_OUTPUT_BYTES: u64 = 64 * 1024;
+const MIB: u64 = 1024 * 1024;
+
+pub struct Options {
+    /// Test cases run at the same time.
+    pub jobs: usize,
+    /// Keep judging after the first test case that fails.
+    pub all: bool,
+    /// Where the scratch directory is made.
+    pub scratch_parent: PathBuf,
+}
+
+/// Told about each test case as it starts and ends (the live progress display).
+pub trait Progress: Sync {
+    fn started(&self, index: usize, test_case: &TestCase);
+    fn finished(&self, index: usize, result: &TestResult);
+}
+
+/// A progress sink that shows nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn started(&self, _: usize, _: &TestCase) {}
+    fn finished(&self, _: usize, _: &TestResult) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    /// The compiler's output when it failed (or warned).
+    pub compile_output: String,
+    /// In test case order; test cases not run (after a failure, without `--all`) are absent.
+    pub tests: Vec<TestResult>,
+    pub skipped: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestResult {
+    pub name: String,
+    pub verdict: Verdict,
+    /// The time limit the run had (the problem's times the language's factor).
+    pub time_limit: Duration,
+    /// `None` when the sandbox itself failed.
+    pub report: Option<Report>,
+    /// What explains the verdict: the validator's message, the program's stderr, or the
+    /// sandbox's failure.
+    pub message: String,
+}
+
+pub struct Judge<'a> {
+    pub problem: &'a Problem,
+    pub languages: &'a Languages,
+    pub sandbox: &'a dyn Sandbox,
+    pub user: &'a RunUser,
+    pub options: Options,
+}
+
+/// A compiled (or prepared) program: its build directory and source file names.
+struct Built<'a> {
+    language: &'a Language,
+    dir: PathBuf,
+    sources: Vec<String>,
+}
+
+enum BuildFailure {
+    /// The compiler rejected the sources; its output.
+    Rejected(String),
+    Sandbox(SandboxFailure),
+}
+
+/// The output validator of a judging, ready to run.
+enum Validator<'a> {
+    Default(Flags),
+    Custom {
+        built: Built<'a>,
+        flags: Vec<String>,
+    },
+}
+
+impl Judge<'_> {
+    pub fn judge(
+        &self,
+        language: &Language,
+        sources: &[PathBuf],
+        progress: &dyn Progress,
+    ) -> anyhow::Result<Judgement> {
+        let scratch = tempfile::Builder::new()
+            .prefix("judged-")
+            .tempdir_in(&self.options.scratch_parent)
+            .with_context(|| {
+                format!(
+                    "cannot make a scratch directory in `{}'",
+                    self.options.scratch_parent.display()
+                )
+            })?;
+        set_mode(scratch.path(), 0o755)?;
+        let validator = self.prepare_validator(scratch.path())?;
+        let built = match self.build(language, sources, &scratch.path().join("build")) {
+            Ok(built) => built,
+            Err(BuildFailure::Rejected(output)) => {
+                return Ok(Judgement {
+                    verdict: Verdict::CompileError,
+                    compile_output: output,
+                    tests: Vec::new(),
+                    skipped: self.problem.test_cases.len(),
+                })
+            }
+            Err(BuildFailure::Sandbox(failure)) => {
+                return Ok(Judgement {
+                    verdict: Verdict::JudgeError,
+                    compile_output: format!("compilation could not be run: {failure}"),
+                    tests: Vec::new(),
+                    skipped: self.problem.test_cases.len(),
+                })
+            }
+        };
+        let results = self.run_test_cases(&built, &validator, scratch.path(), progress);
+        let skipped = results.iter().filter(|r| r.is_none()).count();
+        let tests: Vec<TestResult> = results.into_iter().flatten().collect();
+        Ok(Judgement {
+            verdict: verdict::overall(tests.iter().map(|t| &t.verdict)),
+            compile_output: String::new(),
+            tests,
+            skipped,
+        })
+    }
+
+    fn prepare_validator(&self, scratch: &Path) -> anyhow::Result<Validator<'_>> {
+        match &self.problem.validation {
+            Validation::Default { flags } => {
+                Ok(Validator::Default(Flags::parse(flags).with_context(
+                    || format!("`{}'", self.problem.dir.join("problem.yaml").display()),
+                )?))
+            }
+            Validation::Custom { dir, flags } => {
+                let (language, sources) = self.validator_sources(dir)?;
+                match self.build(language, &sources, &scratch.join("validator")) {
+                    Ok(built) => Ok(Validator::Custom {
+                        built,
+                        flags: flags.clone(),
+                    }),
+                    Err(BuildFailure::Rejected(output)) => Err(anyhow::anyhow!(
+                        "output validator `{}' does not build:\n{output}",
+                        dir.display()
+                    )),
+                    Err(BuildFailure::Sandbox(failure)) => Err(anyhow::anyhow!(
+                        "output validator `{}' could not be built: {failure}",
+                        dir.display()
+                    )),
+                }
+            }
+        }
+    }
+
+    /// The validator's language is that of its first source file (sorted by name) with a known
+    /// extension; its sources are the files of that language.
+    fn validator_sources(&self, dir: &Path) -> anyhow::Result<(&Language, Vec<PathBuf>)> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read output validator `{}'", dir.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.is_file())
+            .collect();
+        files.sort();
+        let language = files
+            .iter()
+            .find_map(|file| self.languages.detect(file).ok())
+            .with_context(|| {
+                format!(
+                    "output validator `{}' has no source file of a known language",
+                    dir.display()
+                )
+            })?;
+        language.check_toolchain()?;
+        let sources = files
+            .into_iter()
+            .filter(|file| {
+                file.extension()
+                    .is_some_and(|ext| language.extensions.iter().any(|e| e.as_str() == ext))
+            })
+            .collect();
+        Ok((language, sources))
+    }
+
+    /// Copy `sources` into `dir`, compile them there as the run user, then take the
+    /// directory back so later runs can read but not change it.
+    fn build<'l>(
+        &self,
+        language: &'l Language,
+        sources: &[PathBuf],
+        dir: &Path,
+    ) -> Result<Built<'l>, BuildFailure> {
+        let io = |what: &str, path: &Path, error: std::io::Error| {
+            BuildFailure::Sandbox(SandboxFailure::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(error.kind(), format!("{what}: {error}")),
+            })
+        };
+        std::fs::create_dir(dir).map_err(|e| io("create", dir, e))?;
+        let mut names = Vec::new();
+        for source in sources {
+            let name = source
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let target = dir.join(&name);
+            std::fs::copy(source, &target).map_err(|e| io("copy", source, e))?;
+            set_mode(&target, 0o644).map_err(|e| io("chmod", &target, std::io::Error::other(e)))?;
+            names.push(name);
+        }
+        let built = Built {
+            language,
+            dir: dir.to_path_buf(),
+            sources: names,
+        };
+        if let Some(compile) = &language.compile {
+            give(dir, self.user).map_err(|e| io("chown", dir, e))?;
+            let limits = &self.problem.limits;
+            let log = dir.with_extension("compile.log");
+            let spec = RunSpec {
+                argv: self.expansion(&built).expand(&compile.command),
+                cwd: dir.to_path_buf(),
+                stdin: None,
+                stdout: log.clone(),
+                stderr: log.clone(),
+                report: dir.with_extension("compile.json"),
+                env: compile.env.clone().into_iter().collect(),
+                limits: StepLimits::with_time(
+                    limits.compilation_time,
+                    limits.compilation_memory_bytes + compile.extra_memory_mb * MIB,
+                    limits.output_bytes.max(SHOWN_OUTPUT_BYTES),
+                    compile.nproc.unwrap_or(DEFAULT_NPROC),
+                ),
+            };
+            create_output_file(&log).map_err(|e| io("create", &log, e))?;
+            let report = self.sandbox.run(&spec).map_err(BuildFailure::Sandbox)?;
+            let output = read_shown(&log);
+            take_back(dir).map_err(|e| io("chown", dir, e))?;
+            if let Some(why) = compile_failure(&report) {
+                return Err(BuildFailure::Rejected(format!("{why}\n{output}")));
+            }
+        }
+        Ok(built)
+    }
+
+    fn expansion<'b>(&self, built: &'b Built) -> Expansion<'b> {
+        Expansion {
+            sources: &built.sources,
+            build: &built.dir,
+            memory_mb: self.problem.limits.memory_bytes / MIB,
+        }
+    }
+
+    /// Every test case, `jobs` at a time. Without `--all`, test cases after the first failure
+    /// are not started (`None`); earlier ones still finish, since the overall verdict is that
+    /// of the first failure in order.
+    fn run_test_cases(
+        &self,
+        program: &Built,
+        validator: &Validator,
+        scratch: &Path,
+        progress: &dyn Progress,
+    ) -> Vec<Option<TestResult>> {
+        let cases = &self.problem.test_cases;
+        let next = AtomicUsize::new(0);
+        let first_failure = AtomicUsize::new(usize::MAX);
+        let results: Mutex<Vec<Option<TestResult>>> = Mutex::new(vec![None; cases.len()]);
+        std::thread::scope(|scope| {
+            for _ in 0..self.options.jobs.max(1) {
+                scope.spawn(|| loop {
+                    let index = next.fetch_add(1, Ordering::SeqCst);
+                    if index >= cases.len()
+                        || (!self.options.all && index > first_failure.load(Ordering::SeqCst))
+                    {
+                        break;
+                    }
+                    progress.started(index, &cases[index]);
+                    let result = self.run_test_case(index, program, validator, scratch);
+                    if result.verdict != Verdict::Correct {
+                        first_failure.fetch_min(index, Ordering::SeqCst);
+                    }
+                    progress.finished(index, &result);
+                    results.lock().expect("a judging thread panicked")[index] = Some(result);
+                });
+            }
+        });
+        results.into_inner().expect("a judging thread panicked")
+    }
+
+    fn run_test_case(
+        &self,
+        index: usize,
+        program: &Built,
+        validator: &Validator,
+        scratch: &Path,
+    ) -> TestResult {
+        let test_case = &self.problem.test_cases[index];
+        let limits = &self.problem.limits;
+        let time_limit = limits.time.mul_f64(program.language.time_factor);
+        let dir = scratch.join(format!("test-{index}"));
+        let outcome = self.run_and_validate(test_case, program, validator, &dir, time_limit);
+        // Clean up whatever happened; a failure to clean is not the program's fault.
+        let _ = std::fs::remove_dir_all(&dir);
+        let (verdict, report, message) = match outcome {
+            Ok(result) => result,
+            Err(failure) => (Verdict::JudgeError, None, failure.to_string()),
+        };
+        TestResult {
+            name: test_case.name.clone(),
+            verdict,
+            time_limit,
+            report,
+            message,
+        }
+    }
+
+    fn run_and_validate(
+        &self,
+        test_case: &TestCase,
+        program: &Built,
+        validator: &Validator,
+        dir: &Path,
+        time_limit: Duration,
+    ) -> Result<(Verdict, Option<Report>, String), SandboxFailure> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SandboxFailure::Io { path, source }
+        };
+        let run_dir = dir.join("run");
+        std::fs::create_dir_all(&run_dir).map_err(io(&run_dir))?;
+        set_mode(dir, 0o755).map_err(|e| SandboxFailure::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::other(e),
+        })?;
+        give(&run_dir, self.user).map_err(io(&run_dir))?;
+        let stdout = dir.join("program.out");
+        let stderr = dir.join("program.err");
+        create_output_file(&stdout).map_err(io(&stdout))?;
+        create_output_file(&stderr).map_err(io(&stderr))?;
+        let run = &program.language.run;
+        let limits = &self.problem.limits;
+        let spec = RunSpec {
+            argv: self.expansion(program).expand(&run.command),
+            cwd: run_dir,
+            stdin: Some(test_case.input.clone()),
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+            report: dir.join("program.json"),
+            env: run.env.clone().into_iter().collect(),
+            limits: StepLimits::with_time(
+                time_limit,
+                limits.memory_bytes + run.extra_memory_mb * MIB,
+                limits.output_bytes,
+                run.nproc.unwrap_or(DEFAULT_NPROC),
+            ),
+        };
+        let report = self.sandbox.run(&spec)?;
+        if let Some(verdict) = verdict::from_run(&report) {
+            let message = describe_run_end(&report, &read_shown(&stderr));
+            return Ok((verdict, Some(report), message));
+        }
+        let output_was_empty = std::fs::metadata(&stdout).map_err(io(&stdout))?.len() == 0;
+        let (validated, message) = self.validate(validator, test_case, dir, &stdout)?;
+        let verdict = verdict::from_validation(&validated, output_was_empty);
+        Ok((verdict, Some(report), message))
+    }
+
+    fn validate(
+        &self,
+        validator: &Validator,
+        test_case: &TestCase,
+        dir: &Path,
+        team_output: &Path,
+    ) -> Result<(Validated, String), SandboxFailure> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| SandboxFailure::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        match validator {
+            Validator::Default(flags) => {
+                let answer = read(&test_case.answer)?;
+                let team = read(team_output)?;
+                Ok(match default_validator::compare(&answer, &team, flags) {
+                    default_validator::Outcome::Correct => (Validated::Accepted, String::new()),
+                    default_validator::Outcome::Wrong(why) => (Validated::Rejected, why),
+                })
+            }
+            Validator::Custom { built, flags } => {
+                self.run_custom_validator(built, flags, test_case, dir, team_output)
+            }
+        }
+    }
+
+    /// `validator input answer feedback_dir [flags] < team_output`; 42 accepts, 43 rejects.
+    fn run_custom_validator(
+        &self,
+        built: &Built,
+        flags: &[String],
+        test_case: &TestCase,
+        dir: &Path,
+        team_output: &Path,
+    ) -> Result<(Validated, String), SandboxFailure> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SandboxFailure::Io { path, source }
+        };
+        // Copies the run user can read, whatever the permissions of the package.
+        let input = dir.join("testdata.in");
+        let answer = dir.join("testdata.ans");
+        std::fs::copy(&test_case.input, &input).map_err(io(&input))?;
+        std::fs::copy(&test_case.answer, &answer).map_err(io(&answer))?;
+        for file in [&input, &answer, &team_output.to_path_buf()] {
+            set_mode(file, 0o644).map_err(|e| SandboxFailure::Io {
+                path: file.to_path_buf(),
+                source: std::io::Error::other(e),
+            })?;
+        }
+        let feedback = dir.join("feedback");
+        std::fs::create_dir(&feedback).map_err(io(&feedback))?;
+        give(&feedback, self.user).map_err(io(&feedback))?;
+        let stdout = dir.join("validator.out");
+        let stderr = dir.join("validator.err");
+        create_output_file(&stdout).map_err(io(&stdout))?;
+        create_output_file(&stderr).map_err(io(&stderr))?;
+        let mut argv = self.expansion(built).expand(&built.language.run.command);
+        argv.extend([&input, &answer, &feedback].map(|p| p.to_string_lossy().into_owned()));
+        argv.extend(flags.iter().cloned());
+        let limits = &self.problem.limits;
+        let run = &built.language.run;
+        let spec = RunSpec {
+            argv,
+            cwd: feedback.clone(),
+            stdin: Some(team_output.to_path_buf()),
+            stdout,
+            stderr: stderr.clone(),
+            report: dir.join("validator.json"),
+            env: run.env.clone().into_iter().collect(),
+            limits: StepLimits::with_time(
+                limits.validation_time,
+                limits.validation_memory_bytes + run.extra_memory_mb * MIB,
+                limits.validation_output_bytes,
+                run.nproc.unwrap_or(DEFAULT_NPROC),
+            ),
+        };
+        let report = self.sandbox.run(&spec)?;
+        let judge_message = read_shown(&feedback.join("judgemessage.txt"));
+        // Its exit status only counts when it ended on its own, within its limits.
+        let time = report.time_result;
+        let within_limits = !(time.cpu_soft || time.any_hard()) && report.oom_kills == 0;
+        Ok(match report.termination {
+            Termination::Exited(42) if within_limits => (Validated::Accepted, judge_message),
+            Termination::Exited(43) if within_limits => (Validated::Rejected, judge_message),
+            _ => {
+                let why = describe_run_end(&report, &read_shown(&stderr));
+                (
+                    Validated::Failed(why.clone()),
+                    format!("output validator failed: {why}"),
+                )
+            }
+        })
+    }
+}
+
+/// Why a compile step failed, or `None` when it succeeded.
+fn compile_failure(report: &Report) -> Option<String> {
+    if report.time_result.any_hard() || report.time_result.cpu_soft {
+        return Some("compilation took too long".into());
+    }
+    if report.oom_kills > 0 {
+        return Some("compilation ran out of memory".into());
+    }
+    match report.termination {
+        Termination::Exited(0) => None,
+        Termination::Exited(code) => Some(format!("compiler exited with status {code}")),
+        Termination::Signaled(signal) => Some(format!("compiler killed by signal {signal}")),
+    }
+}
+
+/// How a run ended, for people: the exit or signal, then what it wrote on stderr.
+fn describe_run_end(report: &Report, stderr: &str) -> String {
+    let end = match report.termination {
+        Termination::Exited(code) => format!("exited with status {code}"),
+        Termination::Signaled(signal) => format!("killed by signal {signal}"),
+    };
+    if stderr.trim().is_empty() {
+        end
+    } else {
+        format!("{end}; stderr: {}", stderr.trim())
+    }
+}
+
+/// At most the first `SHOWN_OUTPUT_BYTES` of a file, as text; empty if it is missing.
+fn read_shown(path: &Path) -> String {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = file.take(SHOWN_OUTPUT_BYTES).read_to_end(&mut bytes);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Output files are made by us before the step (runguard truncates them, keeping us owner).
+fn create_output_file(path: &Path) -> std::io::Result<()> {
+    std::fs::File::create(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot chmod `{}'", path.display()))
+}
+
+/// Hand a directory to the run user (it may write there during the step).
+fn give(dir: &Path, user: &RunUser) -> std::io::Result<()> {
+    chown(dir, Some(user.uid), Some(user.gid))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+}
+
+/// Take a build directory back from the run user: everything becomes ours and read-only to
+/// others, so the programs that run from it later cannot change it.
+fn take_back(dir: &Path) -> std::io::Result<()> {
+    let ours = std::fs::metadata(dir.parent().unwrap_or(dir))?;
+    use std::os::unix::fs::MetadataExt;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let metadata = std::fs::symlink_metadata(&path)?;
+        if metadata.file_type().is_symlink() {
+            std::fs::remove_file(&path)?;
+            continue;
+        }
+        chown(&path, Some(ours.uid()), Some(ours.gid()))?;
+        // Readable by all; executable by all where the owner could execute.
+        let mode = metadata.permissions().mode() & 0o777;
+        let mode = if mode & 0o100 != 0 || metadata.is_dir() {
+            0o755
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+        if metadata.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                pending.push(entry?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+    use crate::verdict::tests::clean_report;
+
+    /// Plays the program: compile steps (no stdin) succeed unless `compile_fails`; runs get
+    /// `behave(input)` → (report, stdout).
+    struct FakeSandbox<F> {
+        behave: F,
+        compile_fails: bool,
+    }
+
+    impl<F: Fn(&str) -> (Report, String) + Sync> Sandbox for FakeSandbox<F> {
+        fn run(&self, spec: &RunSpec) -> Result<Report, SandboxFailure> {
+            let Some(stdin) = &spec.stdin else {
+                if self.compile_fails {
+                    std::fs::write(&spec.stdout, "sol.c:1: error: expected ';'").unwrap();
+                    return Ok(Report {
+                        termination: Termination::Exited(1),
+                        ..clean_report()
+                    });
+                }
+                return Ok(clean_report());
+            };
+            let input = std::fs::read_to_string(stdin).unwrap();
+            let (report, output) = (self.behave)(&input);
+            std::fs::write(&spec.stdout, output).unwrap();
+            Ok(report)
+        }
+    }
+
+    fn sum(input: &str) -> i64 {
+        input
+            .split_whitespace()
+            .map(|t| t.parse::<i64>().unwrap())
+            .sum()
+    }
+
+    /// Judge `problems/aplusb` with a fake sandbox; also checks the scratch space is left empty.
+    fn judge_aplusb(sandbox: &dyn Sandbox, jobs: usize, all: bool) -> Judgement {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let problem = Problem::load(&root.join("testdata/problems/aplusb")).unwrap();
+        let languages = Languages::load_dir(&root.join("profiles/languages")).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let owner = std::fs::metadata(scratch.path()).unwrap();
+        let user = RunUser {
+            name: "test".into(),
+            uid: owner.uid(),
+            gid: owner.gid(),
+        };
+        let source = scratch.path().join("sol.c");
+        std::fs::write(&source, "int main(){}").unwrap();
+        let judge = Judge {
+            problem: &problem,
+            languages: &languages,
+            sandbox,
+            user: &user,
+            options: Options {
+                jobs,
+                all,
+                scratch_parent: scratch.path().to_path_buf(),
+            },
+        };
+        let language = languages.by_id("c").unwrap();
+        let judgement = judge.judge(language, &[source], &Quiet).unwrap();
+        let left: Vec<_> = std::fs::read_dir(scratch.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["sol.c"], "scratch directories left behind");
+        judgement
+    }
+
+    #[test]
+    fn correct_program_is_correct_on_every_test_case() {
+        let sandbox = FakeSandbox {
+            behave: |input: &str| (clean_report(), format!("{}\n", sum(input))),
+            compile_fails: false,
+        };
+        let judgement = judge_aplusb(&sandbox, 2, false);
+        assert_eq!(judgement.verdict, Verdict::Correct);
+        assert_eq!(judgement.tests.len(), 4);
+        assert!(judgement
+            .tests
+            .iter()
+            .all(|t| t.verdict == Verdict::Correct));
+    }
+
+    /// Times out on secret/01 (input `10 20`), correct elsewhere.
+    fn slow_on_secret_01(input: &str) -> (Report, String) {
+        if sum(input) == 30 {
+            let mut report = clean_report();
+            report.time_result.cpu_hard = true;
+            report.termination = Termination::Signaled(9);
+            return (report, String::new());
+        }
+        (clean_report(), format!("{}\n", sum(input)))
+    }
+
+    #[test]
+    fn judging_stops_after_the_first_failure_without_all() {
+        let sandbox = FakeSandbox {
+            behave: slow_on_secret_01,
+            compile_fails: false,
+        };
+        let judgement = judge_aplusb(&sandbox, 1, false);
+        assert_eq!(judgement.verdict, Verdict::Timelimit);
+        let names: Vec<_> = judgement.tests.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["sample/1", "secret/01"]);
+        assert_eq!(judgement.skipped, 2);
+    }
+
+    #[test]
+    fn all_runs_every_test_case_and_keeps_the_first_failure() {
+        let sandbox = FakeSandbox {
+            behave: slow_on_secret_01,
+            compile_fails: false,
+        };
+        let judgement = judge_aplusb(&sandbox, 2, true);
+        assert_eq!(judgement.verdict, Verdict::Timelimit);
+        assert_eq!(judgement.tests.len(), 4);
+        assert_eq!(judgement.skipped, 0);
+        assert_eq!(judgement.tests[3].verdict, Verdict::Correct);
+    }
+
+    #[test]
+    fn empty_output_is_no_output_and_wrong_output_is_wrong_answer() {
+        let silent = FakeSandbox {
+            behave: |_: &str| (clean_report(), String::new()),
+            compile_fails: false,
+        };
+        assert_eq!(judge_aplusb(&silent, 1, false).verdict, Verdict::NoOutput);
+        let off_by_one = FakeSandbox {
+            behave: |input: &str| (clean_report(), format!("{}\n", sum(input) + 1)),
+            compile_fails: false,
+        };
+        let judgement = judge_aplusb(&off_by_one, 1, false);
+        assert_eq!(judgement.verdict, Verdict::WrongAnswer);
+        assert!(judgement.tests[0].message.contains("\"3\""));
+    }
+
+    #[test]
+    fn compile_error_shows_the_compiler_output() {
+        let sandbox = FakeSandbox {
+            behave: |_: &str| panic!("nothing runs after a compile error"),
+            compile_fails: true,
+        };
+        let judgement = judge_aplusb(&sandbox, 1, false);
+        assert_eq!(judgement.verdict, Verdict::CompileError);
+        assert!(judgement.compile_output.contains("expected ';'"));
+        assert!(judgement.tests.is_empty());
+    }
+}

@@ -1,0 +1,15 @@
+//! judged: the judge host. `judged run` judges one submission against a problem package.
+//!
+//! Flow of a judging: [`problem::Problem::load`] reads the package, [`language::Languages`]
+//! picks the profile, [`judge::Judge`] compiles and runs every test case through a
+//! [`sandbox::Sandbox`] (the `runguard` binary), [`verdict`] decides, [`output`] shows.
+
+pub mod cli;
+pub mod default_validator;
+pub mod judge;
+pub mod language;
+pub mod output;
+pub mod problem;
+pub mod sandbox;
+pub mod users;
+pub mod verdict;

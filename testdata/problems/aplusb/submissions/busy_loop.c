@@ -1,0 +1,5 @@
+// @EXPECTED_RESULTS@: TIMELIMIT
+int main(void) {
+    volatile unsigned long spin = 0;
+    for (;;) spin++;
+}

@@ -1,0 +1,4 @@
+// @EXPECTED_RESULTS@: COMPILE-ERROR
+int main() {
+    return undeclared_variable;
+}
