@@ -1,13 +1,629 @@
 //! Carrying out a `Plan`: the parent side of a run.
 //!
-//! DRAFT: being written (owned by the launch work item).
+//! The parent creates the run's cgroups, forks the child (which confines itself: see
+//! `sys::child`), moves it into the v1 cgroups while the child builds its namespaces, then lets
+//! it go. The clocks start when the child execs, seen as EOF on a close-on-exec report pipe;
+//! setup before that is reported apart (`setup_time`). While the program runs we pump its output
+//! and enforce the hard wall and CPU limits on the whole run. When the main process ends,
+//! everything left in the run's cgroup is killed and reaped, and its cgroups removed, before a
+//! `Report` is returned.
 
-use crate::error::Result;
-use crate::plan::Plan;
-use crate::report::Report;
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-/// Run `plan` to completion: fork, confine, exec, measure, kill and reap everything of the run.
-/// Must be called from a single-threaded process (it forks and runs setup code in the child).
-pub fn run(_plan: &Plan) -> Result<Report> {
-    todo!()
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{pipe2, Pid};
+
+use crate::cgroup::{CgroupLimits, Hierarchies, RunCgroup, Usage};
+use crate::error::{Result, SandboxError};
+use crate::output::{open_output_file, StreamPump};
+use crate::plan::{OutputTarget, Plan, DEFAULT_PATH};
+use crate::report::{Report, Termination, TimeResult};
+use crate::sys::child::{confine_and_exec, ChildSpec};
+use crate::sys::process::{self, Forked};
+use crate::sys::signals::StopSignals;
+
+/// The CPU limit is checked at least this often when the run is close to it, which bounds how
+/// far a run can overshoot it (with the kill's own latency, well under 10 ms).
+const MIN_POLL: Duration = Duration::from_millis(1);
+/// How long we wait for the output pipes to reach EOF once every process of the run is dead.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Run `plan` to completion on this host: fork, confine, exec, measure, kill and reap
+/// everything of the run.
+///
+/// Must be called from a single-threaded process that has no other children to wait for: the
+/// child runs setup code between fork and exec, and we reap every orphan of the run.
+pub fn run(plan: &Plan) -> Result<Report> {
+    run_on(plan, &Hierarchies::detect()?)
+}
+
+/// [`run`] with the host's cgroup hierarchies already detected.
+pub fn run_on(plan: &Plan, hierarchies: &Hierarchies) -> Result<Report> {
+    process::become_subreaper()
+        .map_err(|e| SandboxError::sys("prctl(PR_SET_CHILD_SUBREAPER)", e))?;
+    let seccomp = match &plan.seccomp_policy {
+        Some(path) => {
+            crate::seccomp::compile(path).map_err(|e| SandboxError::Config(e.to_string()))?
+        }
+        None => Vec::new(),
+    };
+    let stdout = StreamPump::new(
+        destination(&plan.stdout, Stream::Stdout)?,
+        plan.limits.stream_bytes,
+    );
+    let stderr = StreamPump::new(
+        destination(&plan.stderr, Stream::Stderr)?,
+        plan.limits.stream_bytes,
+    );
+    if let Some(filesystem) = &plan.filesystem {
+        std::fs::create_dir_all(&filesystem.new_root).map_err(|e| {
+            SandboxError::io("cannot create the sandbox root", &filesystem.new_root, e)
+        })?;
+    }
+    let cgroup = RunCgroup::create(
+        hierarchies,
+        &plan.cgroup_parent,
+        &run_name(),
+        &cgroup_limits(plan),
+    )?;
+    let pipes = Pipes::new()?;
+    let spec = child_spec(plan, seccomp, &pipes);
+    let signals = StopSignals::block().map_err(|e| SandboxError::sys("signalfd", e))?;
+
+    let forked_at = Instant::now();
+    let flags = process::clone_time_namespace_flags(&plan.namespaces);
+    let Some(forked) = process::fork_child(flags, cgroup.clone_into_fd())
+        .map_err(|e| SandboxError::sys("clone3", e))?
+    else {
+        confine_and_exec(&spec)
+    };
+    let child = KillOnDrop(forked.pid);
+    let parent_ends = pipes.into_parent_ends();
+    let started = start(plan, &forked, &cgroup, parent_ends.go, parent_ends.report)?;
+    let setup_time = started.at - forked_at;
+
+    let mut supervisor = Supervisor {
+        plan,
+        cgroup: &cgroup,
+        baseline: started.baseline,
+        started: started.at,
+        time_result: TimeResult::default(),
+        runner_signal: None,
+        stdout,
+        stderr,
+    };
+    let main_status =
+        supervisor.supervise(&forked, &parent_ends.stdout, &parent_ends.stderr, &signals)?;
+    let wall_time = started.at.elapsed();
+    std::mem::forget(child);
+
+    // Nothing of the run may outlive it.
+    cgroup.kill_all()?;
+    process::reap_all();
+    supervisor.drain(&parent_ends.stdout, &parent_ends.stderr)?;
+    let termination = termination(
+        main_status,
+        plan.namespaces.pid.then_some(&parent_ends.status),
+    )?;
+    let Supervisor {
+        baseline,
+        mut time_result,
+        runner_signal,
+        stdout,
+        stderr,
+        ..
+    } = supervisor;
+    let usage = cgroup.usage()?;
+    cgroup.remove()?;
+    let cpu = since(&usage, &baseline);
+    mark_limits_passed(&mut time_result, plan, wall_time, cpu.total);
+    Ok(Report {
+        termination,
+        wall_time,
+        user_time: cpu.user,
+        sys_time: cpu.system,
+        cpu_time: cpu.total,
+        setup_time,
+        memory_bytes: usage.memory_peak_bytes,
+        time_result,
+        stdout: stdout
+            .finish()
+            .map_err(|e| SandboxError::io("cannot write the program's stdout", "stdout", e))?,
+        stderr: stderr
+            .finish()
+            .map_err(|e| SandboxError::io("cannot write the program's stderr", "stderr", e))?,
+        oom_kills: usage.oom_kills,
+        throttling: usage.throttling,
+        cgroup_layout: hierarchies.layout(),
+        runner_signal,
+    })
+}
+
+/// Unique among the runs of this host: our pid and a counter.
+fn run_name() -> String {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "run-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn cgroup_limits(plan: &Plan) -> CgroupLimits {
+    CgroupLimits {
+        memory_bytes: plan.limits.memory_bytes,
+        pids: plan.limits.nproc,
+        cpuset: plan.limits.cpuset.clone(),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+fn destination(target: &OutputTarget, stream: Stream) -> Result<Box<dyn Write>> {
+    Ok(match (target, stream) {
+        (OutputTarget::File(path), _) => {
+            Box::new(open_output_file(path).map_err(|e| SandboxError::io("cannot open", path, e))?)
+        }
+        (OutputTarget::Inherit, Stream::Stdout) => Box::new(io::stdout()),
+        (OutputTarget::Inherit, Stream::Stderr) => Box::new(io::stderr()),
+    })
+}
+
+/// The pipes between parent and child, all close-on-exec (the child moves the output ends to
+/// descriptors 1 and 2, which are not).
+struct Pipes {
+    stdout: (OwnedFd, OwnedFd),
+    stderr: (OwnedFd, OwnedFd),
+    go: (OwnedFd, OwnedFd),
+    report: (OwnedFd, OwnedFd),
+    status: (OwnedFd, OwnedFd),
+}
+
+/// The parent's ends: read ends of the output, report and status pipes, write end of "go".
+struct ParentEnds {
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    go: OwnedFd,
+    report: OwnedFd,
+    status: OwnedFd,
+}
+
+impl Pipes {
+    fn new() -> Result<Pipes> {
+        let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::sys("pipe2", e));
+        Ok(Pipes {
+            stdout: pipe()?,
+            stderr: pipe()?,
+            go: pipe()?,
+            report: pipe()?,
+            status: pipe()?,
+        })
+    }
+
+    /// Keep the parent's ends; closing the child's ends here is what lets EOF mean "exec".
+    fn into_parent_ends(self) -> ParentEnds {
+        ParentEnds {
+            stdout: self.stdout.0,
+            stderr: self.stderr.0,
+            go: self.go.1,
+            report: self.report.0,
+            status: self.status.0,
+        }
+    }
+}
+
+fn child_spec(plan: &Plan, seccomp: Vec<seccompiler::BpfProgram>, pipes: &Pipes) -> ChildSpec {
+    let command = plan.command.as_os_str();
+    ChildSpec {
+        namespaces: plan.namespaces,
+        filesystem: plan.filesystem.clone(),
+        root: plan.root.clone(),
+        chdir: plan.chdir.clone(),
+        credentials: plan.credentials,
+        file_size_bytes: plan.limits.file_size_bytes,
+        no_core: plan.limits.no_core,
+        seccomp,
+        exec_candidates: exec_candidates(command, plan),
+        command_name: command.to_string_lossy().into_owned(),
+        argv: std::iter::once(command)
+            .chain(plan.args.iter().map(OsString::as_os_str))
+            .map(c_string)
+            .collect(),
+        envp: plan
+            .env
+            .iter()
+            .map(|(key, value)| {
+                c_string(&[key.as_os_str(), value.as_os_str()].join(OsStr::new("=")))
+            })
+            .collect(),
+        stdout: pipes.stdout.1.as_raw_fd(),
+        stderr: pipes.stderr.1.as_raw_fd(),
+        go: pipes.go.0.as_raw_fd(),
+        report: pipes.report.1.as_raw_fd(),
+        status: pipes.status.1.as_raw_fd(),
+    }
+}
+
+/// Where `command` may be, as execvp would search: itself if it has a slash, else each
+/// directory of the child's PATH (of the default path when it has none).
+fn exec_candidates(command: &OsStr, plan: &Plan) -> Vec<CString> {
+    if command.as_bytes().contains(&b'/') {
+        return vec![c_string(command)];
+    }
+    let path = plan
+        .env
+        .iter()
+        .find(|(key, _)| key == "PATH")
+        .map_or(OsStr::new(DEFAULT_PATH), |(_, value)| value.as_os_str());
+    path.as_bytes()
+        .split(|&byte| byte == b':')
+        .map(|dir| {
+            if dir.is_empty() {
+                Path::new(".")
+            } else {
+                Path::new(OsStr::from_bytes(dir))
+            }
+        })
+        .map(|dir| c_string(dir.join(command).as_os_str()))
+        .collect()
+}
+
+/// Interior NUL bytes cannot reach exec; they cannot come from a command line either.
+fn c_string(text: &OsStr) -> CString {
+    CString::new(text.as_bytes()).unwrap_or_default()
+}
+
+/// Kills the child if the parent leaves `run` early with an error.
+struct KillOnDrop(Pid);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        process::signal_process(self.0, Signal::SIGKILL);
+        process::reap_all();
+    }
+}
+
+/// The moment the program was exec'd, and the run's CPU usage then (the child's own setup).
+struct Started {
+    at: Instant,
+    baseline: Usage,
+}
+
+/// Finish the child's setup from the outside and wait for its exec.
+fn start(
+    plan: &Plan,
+    forked: &Forked,
+    cgroup: &RunCgroup,
+    go: OwnedFd,
+    report: OwnedFd,
+) -> Result<Started> {
+    if plan.namespaces.user {
+        process::write_identity_id_maps(forked.pid).map_err(|e| {
+            SandboxError::io(
+                "cannot write the id maps of",
+                format!("/proc/{}", forked.pid),
+                e,
+            )
+        })?;
+    }
+    cgroup.attach(forked.pid.as_raw(), forked.in_cgroup)?;
+    File::from(go)
+        .write_all(b"g")
+        .map_err(|e| SandboxError::io("cannot release the child", "go pipe", e))?;
+    let mut message = String::new();
+    File::from(report)
+        .read_to_string(&mut message)
+        .map_err(|e| SandboxError::io("cannot read the child's report", "report pipe", e))?;
+    let at = Instant::now();
+    if !message.is_empty() {
+        return Err(SandboxError::Setup(message));
+    }
+    Ok(Started {
+        at,
+        baseline: cgroup.usage()?,
+    })
+}
+
+/// Watches a running program: pumps its output and enforces the hard limits.
+struct Supervisor<'a> {
+    plan: &'a Plan,
+    cgroup: &'a RunCgroup,
+    baseline: Usage,
+    started: Instant,
+    time_result: TimeResult,
+    runner_signal: Option<i32>,
+    stdout: StreamPump<Box<dyn Write>>,
+    stderr: StreamPump<Box<dyn Write>>,
+}
+
+/// Which hard limit (or which of our signals) ended the run.
+enum KillReason {
+    WallLimit,
+    CpuLimit,
+    Signal(i32),
+}
+
+impl Supervisor<'_> {
+    /// Until the main process has exited; returns its wait status.
+    fn supervise(
+        &mut self,
+        forked: &Forked,
+        stdout: &OwnedFd,
+        stderr: &OwnedFd,
+        signals: &StopSignals,
+    ) -> Result<WaitStatus> {
+        let mut open = [true, true];
+        let cpus = usable_cpus(self.plan);
+        loop {
+            if let Some(reason) = self.limit_reached(cpus)? {
+                self.kill(reason)?;
+            }
+            let timeout = self.next_check(cpus)?;
+            let mut fds = vec![
+                PollFd::new(forked.pidfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN),
+            ];
+            let streams: Vec<usize> = (0..2).filter(|&i| open[i]).collect();
+            for &i in &streams {
+                fds.push(PollFd::new([stdout, stderr][i].as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(SandboxError::sys("poll", e)),
+            }
+            let ready = |fd: &PollFd| fd.revents().is_some_and(|events| !events.is_empty());
+            let stream_ready: Vec<bool> = fds[2..].iter().map(ready).collect();
+            let (exited, signalled) = (ready(&fds[0]), ready(&fds[1]));
+            drop(fds);
+            for (&i, _) in streams
+                .iter()
+                .zip(stream_ready)
+                .filter(|(_, is_ready)| *is_ready)
+            {
+                open[i] = self.pump(i, [stdout, stderr][i])?;
+            }
+            if signalled {
+                if let Some(signal) = signals.received() {
+                    self.kill(KillReason::Signal(signal))?;
+                }
+            }
+            if exited {
+                if let Some(status) = process::reap_exited(forked.pid) {
+                    return Ok(status);
+                }
+            }
+        }
+    }
+
+    fn limit_reached(&self, cpus: u32) -> Result<Option<KillReason>> {
+        if self.time_result.any_hard() || self.runner_signal.is_some() {
+            return Ok(None);
+        }
+        if self
+            .plan
+            .limits
+            .wall
+            .is_some_and(|wall| self.started.elapsed() >= wall.hard)
+        {
+            return Ok(Some(KillReason::WallLimit));
+        }
+        if let Some(cpu) = self.plan.limits.cpu {
+            if self.cpu_used()? >= cpu.hard {
+                return Ok(Some(KillReason::CpuLimit));
+            }
+        }
+        let _ = cpus;
+        Ok(None)
+    }
+
+    /// Sleep no longer than until the wall limit, or until the CPU limit could be reached with
+    /// every usable CPU busy: the run cannot pass it unseen.
+    fn next_check(&self, cpus: u32) -> Result<PollTimeout> {
+        if self.time_result.any_hard() || self.runner_signal.is_some() {
+            return Ok(PollTimeout::from(100u16));
+        }
+        let mut wait: Option<Duration> = None;
+        if let Some(wall) = self.plan.limits.wall {
+            wait = Some(wall.hard.saturating_sub(self.started.elapsed()));
+        }
+        if let Some(cpu) = self.plan.limits.cpu {
+            let until_cpu = cpu.hard.saturating_sub(self.cpu_used()?) / cpus;
+            wait = Some(wait.map_or(until_cpu, |w| w.min(until_cpu)));
+        }
+        Ok(match wait {
+            None => PollTimeout::NONE,
+            Some(wait) => {
+                let millis = wait
+                    .max(MIN_POLL)
+                    .as_millis()
+                    .div_ceil(1)
+                    .min(i32::MAX as u128);
+                PollTimeout::try_from(millis as i32).unwrap_or(PollTimeout::MAX)
+            }
+        })
+    }
+
+    fn cpu_used(&self) -> Result<Duration> {
+        Ok(self
+            .cgroup
+            .cpu_time()?
+            .saturating_sub(self.baseline.cpu_total))
+    }
+
+    fn kill(&mut self, reason: KillReason) -> Result<()> {
+        match reason {
+            KillReason::WallLimit => {
+                self.time_result.wall_hard = true;
+                // Interactive problems: the other side of the pipe goes first.
+                if let Some(pid) = self.plan.runpipe_pid {
+                    process::signal_process(Pid::from_raw(pid), Signal::SIGUSR1);
+                }
+            }
+            KillReason::CpuLimit => self.time_result.cpu_hard = true,
+            KillReason::Signal(signal) => self.runner_signal = Some(signal),
+        }
+        self.cgroup.kill_all()
+    }
+
+    /// Move what one output pipe holds; false at EOF.
+    fn pump(&mut self, index: usize, pipe: &OwnedFd) -> Result<bool> {
+        let mut buffer = [0u8; 65536];
+        let read = match nix::unistd::read(pipe.as_fd(), &mut buffer) {
+            Ok(read) => read,
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => return Ok(true),
+            Err(e) => return Err(SandboxError::sys("read", e)),
+        };
+        let pump = if index == 0 {
+            &mut self.stdout
+        } else {
+            &mut self.stderr
+        };
+        pump.take(&buffer[..read])
+            .map_err(|e| SandboxError::io("cannot write the program's output", "output", e))?;
+        Ok(read > 0)
+    }
+
+    /// After every process of the run is gone: take what is left in the pipes.
+    fn drain(&mut self, stdout: &OwnedFd, stderr: &OwnedFd) -> Result<()> {
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        for (index, pipe) in [stdout, stderr].into_iter().enumerate() {
+            while Instant::now() < deadline {
+                let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_millis() as i32;
+                if poll(
+                    &mut fds,
+                    PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO),
+                )
+                .unwrap_or(0)
+                    == 0
+                {
+                    break;
+                }
+                if !self.pump(index, pipe)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// CPUs the run can use at once: its cpuset, else ours.
+fn usable_cpus(plan: &Plan) -> u32 {
+    let from_cpuset = plan.limits.cpuset.as_deref().map(count_cpus);
+    let ours = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    from_cpuset.unwrap_or(ours).max(1)
+}
+
+/// Number of CPUs in a list like `0,2-3` (already validated by the front end).
+fn count_cpus(list: &str) -> u32 {
+    list.split(',')
+        .filter_map(|part| match part.split_once('-') {
+            Some((low, high)) => Some(
+                high.trim()
+                    .parse::<u32>()
+                    .ok()?
+                    .saturating_sub(low.trim().parse().ok()?)
+                    + 1,
+            ),
+            None => part.trim().parse::<u32>().ok().map(|_| 1),
+        })
+        .sum()
+}
+
+fn termination(main: WaitStatus, init_status_pipe: Option<&OwnedFd>) -> Result<Termination> {
+    // With a pid namespace the main process is the namespace's init; the program's own status
+    // comes through the status pipe (nothing there: init was killed with everything else).
+    if let Some(pipe) = init_status_pipe {
+        let mut raw = [0u8; 4];
+        let mut file = File::from(
+            pipe.try_clone()
+                .map_err(|e| SandboxError::io("cannot read", "status pipe", e))?,
+        );
+        if file.read_exact(&mut raw).is_ok() {
+            let status = i32::from_ne_bytes(raw);
+            return Ok(if libc::WIFSIGNALED(status) {
+                Termination::Signaled(libc::WTERMSIG(status))
+            } else {
+                Termination::Exited(libc::WEXITSTATUS(status))
+            });
+        }
+    }
+    match main {
+        WaitStatus::Exited(_, code) => Ok(Termination::Exited(code)),
+        WaitStatus::Signaled(_, signal, _) => Ok(Termination::Signaled(signal as i32)),
+        other => Err(SandboxError::Setup(format!(
+            "unexpected wait status of the program: {other:?}"
+        ))),
+    }
+}
+
+/// CPU usage of the program alone: the run's usage minus what the child's setup used.
+fn since(usage: &Usage, baseline: &Usage) -> CpuUsage {
+    CpuUsage {
+        user: usage.cpu_user.saturating_sub(baseline.cpu_user),
+        system: usage.cpu_system.saturating_sub(baseline.cpu_system),
+        total: usage.cpu_total.saturating_sub(baseline.cpu_total),
+    }
+}
+
+struct CpuUsage {
+    user: Duration,
+    system: Duration,
+    total: Duration,
+}
+
+/// Soft limits are judged after the run; a hard limit passed between two checks counts as hit.
+fn mark_limits_passed(result: &mut TimeResult, plan: &Plan, wall: Duration, cpu: Duration) {
+    if let Some(limit) = plan.limits.wall {
+        result.wall_soft |= wall > limit.soft;
+        result.wall_hard |= wall > limit.hard;
+    }
+    if let Some(limit) = plan.limits.cpu {
+        result.cpu_soft |= cpu > limit.soft;
+        result.cpu_hard |= cpu > limit.hard;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_cpus_of_a_list() {
+        assert_eq!(count_cpus("0"), 1);
+        assert_eq!(count_cpus("0,2-3"), 3);
+        assert_eq!(count_cpus("1-7"), 7);
+    }
+
+    #[test]
+    fn searches_path_like_execvp() {
+        let mut plan = Plan::new("prog", vec![]);
+        plan.env = vec![("PATH".into(), "/a::/b".into())];
+        let found: Vec<_> = exec_candidates(OsStr::new("prog"), &plan)
+            .into_iter()
+            .map(|c| c.into_string().unwrap())
+            .collect();
+        assert_eq!(found, ["/a/prog", "./prog", "/b/prog"]);
+        assert_eq!(
+            exec_candidates(OsStr::new("./x"), &plan),
+            [CString::new("./x").unwrap()]
+        );
+    }
 }

@@ -9,8 +9,10 @@
 pub mod cgroup;
 pub mod error;
 pub mod launch;
+pub mod output;
 pub mod plan;
 pub mod profile;
 pub mod report;
 pub mod runguard;
 pub mod seccomp;
+pub mod sys;

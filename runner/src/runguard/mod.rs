@@ -17,9 +17,8 @@ pub mod meta;
 pub mod resolve;
 pub mod warnings;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// A failure of the front end: the run was never started. runguard reports it like a sandbox
@@ -61,13 +60,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Open a file we report into (meta file, JSON report). The caller (through sudo) usually creates
 /// it beforehand: truncating keeps its owner; a missing one is created readable by us only.
 pub fn create_output_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|source| Error::io("cannot open", path, source))
+    crate::output::open_output_file(path).map_err(|source| Error::io("cannot open", path, source))
 }
 
 #[cfg(test)]

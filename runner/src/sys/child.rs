@@ -1,0 +1,481 @@
+//! The child's side of a run: it confines itself in one linear sequence, then execs.
+//!
+//! Theory of operation. The parent forks us with clone3 (born in the run's cgroup2 group on v2
+//! and hybrid hosts, and already in a new pid or user namespace when those are asked for). We
+//! then, in this order:
+//!
+//! 1. restore the signal state a fresh program expects (the parent blocks stop signals, and the
+//!    Rust runtime ignores SIGPIPE: both would leak into the program through exec);
+//! 2. make sure we die with the parent (PR_SET_PDEATHSIG), so nothing outlives a crashed runner;
+//! 3. unshare the remaining namespaces and build the filesystem view (bind mounts + pivot_root,
+//!    or a plain chroot) while the parent moves us into the v1 cgroups in parallel;
+//! 4. wait for the parent's "go": from here on we are inside every cgroup of the run, so the
+//!    rest of the setup and the program are accounted to it;
+//! 5. unshare the cgroup namespace (it roots at the cgroup we are now in);
+//! 6. set rlimits and lay out descriptors 0-2; every other descriptor is made close-on-exec;
+//! 7. drop the capability bounding set while we still hold CAP_SETPCAP, then switch groups and
+//!    user (ids before no_new_privs, which would not stop setuid but documents intent);
+//! 8. set no_new_privs, which also allows an unprivileged seccomp filter;
+//! 9. with a pid namespace, we are its init: fork the program and stay to reap and report;
+//! 10. install the seccomp filter last, so that none of our own setup calls are filtered;
+//! 11. exec. The report descriptor is close-on-exec: the parent sees EOF at exec and starts the
+//!     clocks then. Any failure before is written on it as one message naming the step.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::statvfs::{statvfs, FsFlags};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{
+    chdir, chroot, execve, fork, pivot_root, setgroups, setresgid, setresuid, ForkResult, Gid, Pid,
+    Uid,
+};
+
+use crate::plan::{Credentials, Filesystem, Mount, Namespaces};
+
+/// Everything the child needs, prepared by the parent before the fork.
+pub struct ChildSpec {
+    pub namespaces: Namespaces,
+    pub filesystem: Option<Filesystem>,
+    pub root: Option<PathBuf>,
+    pub chdir: Option<PathBuf>,
+    pub credentials: Option<Credentials>,
+    pub file_size_bytes: Option<u64>,
+    pub no_core: bool,
+    pub seccomp: Vec<seccompiler::BpfProgram>,
+    /// Paths to try in order (PATH search already expanded, relative to the final root).
+    pub exec_candidates: Vec<CString>,
+    /// The command as given, for messages.
+    pub command_name: String,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    /// Write ends of the output pipes, to become descriptors 1 and 2.
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+    /// Read end of the parent's "go" pipe.
+    pub go: RawFd,
+    /// Write end (close-on-exec) of the report pipe: EOF at exec, or a failure message.
+    pub report: RawFd,
+    /// Write end (close-on-exec) of the status pipe: as pid-namespace init, we send the
+    /// program's wait status here.
+    pub status: RawFd,
+}
+
+/// A failed setup step: what we were doing and why it failed.
+struct StepError(String);
+
+impl StepError {
+    fn new(step: impl Into<String>, error: impl std::fmt::Display) -> StepError {
+        StepError(format!("{}: {error}", step.into()))
+    }
+}
+
+/// Exit status of a child whose setup failed (the parent reads the reason from the report pipe).
+const SETUP_FAILED: i32 = 127;
+
+/// Confine this process as `spec` says and exec the program. Never returns.
+pub fn confine_and_exec(spec: &ChildSpec) -> ! {
+    let error = match confine(spec) {
+        Ok(never) => match never {},
+        Err(error) => error,
+    };
+    // SAFETY: `spec.report` is the open write end of the report pipe, owned by this process.
+    let mut report = unsafe { fs::File::from_raw_fd(spec.report) };
+    let _ = report.write_all(error.0.as_bytes());
+    // SAFETY: _exit ends the process without running the parent's atexit handlers or
+    // destructors, which belong to the parent's copy of the state.
+    unsafe { libc::_exit(SETUP_FAILED) }
+}
+
+fn confine(spec: &ChildSpec) -> Result<std::convert::Infallible, StepError> {
+    // 1. A clean signal state.
+    reset_signals().map_err(|e| StepError::new("cannot reset signal handlers", e))?;
+    // 2. Die with the parent.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(|e| StepError::new("cannot set parent death signal", e))?;
+
+    // 3. Namespaces and the filesystem view.
+    unshare(early_unshare_flags(&spec.namespaces))
+        .map_err(|e| StepError::new("cannot create namespaces", e))?;
+    if spec.namespaces.mount {
+        // Our mounts must not propagate back to the host.
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| StepError::new("cannot make the mount namespace private", e))?;
+    }
+    if let Some(filesystem) = &spec.filesystem {
+        build_root(filesystem)?;
+    } else if let Some(root) = &spec.root {
+        chroot(root).map_err(|e| {
+            StepError::new(format!("cannot change root to `{}'", root.display()), e)
+        })?;
+        chdir("/").map_err(|e| StepError::new("cannot chdir to `/' in chroot", e))?;
+    }
+    if let Some(dir) = &spec.chdir {
+        chdir(dir).map_err(|e| {
+            StepError::new(format!("cannot chdir to `{}' in chroot", dir.display()), e)
+        })?;
+    }
+
+    // 4. Wait until the parent has put us in every cgroup of the run.
+    let mut byte = [0u8; 1];
+    match nix::unistd::read(borrow(spec.go), &mut byte) {
+        Ok(1) => {}
+        // The parent gave up on us: end quietly, it reports its own error.
+        // SAFETY: see confine_and_exec.
+        _ => unsafe { libc::_exit(SETUP_FAILED) },
+    }
+
+    // 5. The cgroup namespace roots at the run's cgroup.
+    if spec.namespaces.cgroup {
+        unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| StepError::new("cannot create the cgroup namespace", e))?;
+    }
+
+    // 6. Limits and descriptors.
+    set_rlimits(spec)?;
+    for (from, to) in [(spec.stdout, 1), (spec.stderr, 2)] {
+        // SAFETY: dup2 onto 1/2 replaces our stdout/stderr; `from` is an open pipe end.
+        if unsafe { libc::dup2(from, to) } < 0 {
+            return Err(StepError::new("cannot redirect output", Errno::last()));
+        }
+    }
+    // SAFETY: marks descriptors close-on-exec; no memory is involved.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    } < 0
+    {
+        return Err(StepError::new("cannot close descriptors", Errno::last()));
+    }
+
+    // 7. Capabilities and ids.
+    drop_capabilities(spec.credentials.is_some())?;
+    if let Some(credentials) = spec.credentials {
+        switch_ids(credentials)?;
+    }
+
+    // 8. No way back to privileges.
+    nix::sys::prctl::set_no_new_privs()
+        .map_err(|e| StepError::new("cannot set no_new_privs", e))?;
+
+    // 9. As init of a pid namespace, the program is our child: it is not pid 1.
+    if spec.namespaces.pid {
+        run_as_init(spec);
+    }
+
+    // 10. seccomp, last.
+    for program in &spec.seccomp {
+        seccompiler::apply_filter(program)
+            .map_err(|e| StepError::new("cannot install the seccomp filter", e))?;
+    }
+
+    // 11. exec.
+    Err(exec(spec))
+}
+
+fn borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: used only for descriptors the spec guarantees open for the whole setup.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+fn early_unshare_flags(namespaces: &Namespaces) -> CloneFlags {
+    let mut flags = CloneFlags::empty();
+    for (on, flag) in [
+        (namespaces.mount, CloneFlags::CLONE_NEWNS),
+        (namespaces.uts, CloneFlags::CLONE_NEWUTS),
+        (namespaces.ipc, CloneFlags::CLONE_NEWIPC),
+        (namespaces.net, CloneFlags::CLONE_NEWNET),
+        // The program enters the new time namespace at exec.
+        (
+            namespaces.time,
+            CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+        ),
+    ] {
+        if on {
+            flags |= flag;
+        }
+    }
+    flags
+}
+
+fn reset_signals() -> nix::Result<()> {
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in Signal::iterator() {
+        if !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
+            // SAFETY: installing SIG_DFL runs no code of ours.
+            unsafe { sigaction(signal, &default) }?;
+        }
+    }
+    Ok(())
+}
+
+/// Assemble the read-only root of `filesystem` in our mount namespace and pivot into it.
+fn build_root(filesystem: &Filesystem) -> Result<(), StepError> {
+    let root = &filesystem.new_root;
+    let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount(
+        Some("tmpfs"),
+        root,
+        Some("tmpfs"),
+        tmpfs_flags,
+        Some("mode=0755,size=1m"),
+    )
+    .map_err(|e| {
+        StepError::new(
+            format!("cannot mount the new root at `{}'", root.display()),
+            e,
+        )
+    })?;
+    for entry in &filesystem.mounts {
+        mount_entry(root, entry)?;
+    }
+    // The skeleton holding the mount points is read-only too.
+    mount(
+        None::<&str>,
+        root,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | tmpfs_flags,
+        None::<&str>,
+    )
+    .map_err(|e| StepError::new("cannot make the new root read-only", e))?;
+    chdir(root).map_err(|e| StepError::new("cannot enter the new root", e))?;
+    // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only ours.
+    pivot_root(".", ".").map_err(|e| StepError::new("cannot pivot_root", e))?;
+    umount2(".", MntFlags::MNT_DETACH)
+        .map_err(|e| StepError::new("cannot detach the old root", e))?;
+    chdir("/").map_err(|e| StepError::new("cannot chdir to `/'", e))
+}
+
+fn mount_entry(root: &Path, entry: &Mount) -> Result<(), StepError> {
+    let inside = |target: &Path| root.join(target.strip_prefix("/").unwrap_or(target));
+    match entry {
+        Mount::Bind {
+            source,
+            target,
+            writable,
+        } => {
+            let target = inside(target);
+            let step = || {
+                format!(
+                    "cannot bind `{}' at `{}'",
+                    source.display(),
+                    target.display()
+                )
+            };
+            make_mount_point(&target, source.is_dir()).map_err(|e| StepError::new(step(), e))?;
+            mount(
+                Some(source.as_path()),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| StepError::new(step(), e))?;
+            if !writable {
+                // A read-only remount must keep the flags the source mount already has (in a
+                // user namespace they are locked and dropping them fails).
+                let kept = statvfs(&target)
+                    .map(|stat| kept_mount_flags(stat.flags()))
+                    .unwrap_or(MsFlags::empty());
+                mount(
+                    None::<&str>,
+                    &target,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | kept,
+                    None::<&str>,
+                )
+                .map_err(|e| {
+                    StepError::new(format!("cannot make `{}' read-only", target.display()), e)
+                })?;
+            }
+        }
+        Mount::Tmpfs { target, size_bytes } => {
+            let target = inside(target);
+            let step = || format!("cannot mount a tmpfs at `{}'", target.display());
+            make_mount_point(&target, true).map_err(|e| StepError::new(step(), e))?;
+            let options = format!("mode=1777,size={size_bytes}");
+            mount(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(options.as_str()),
+            )
+            .map_err(|e| StepError::new(step(), e))?;
+        }
+        Mount::Proc { target } => {
+            let target = inside(target);
+            let step = || format!("cannot mount proc at `{}'", target.display());
+            make_mount_point(&target, true).map_err(|e| StepError::new(step(), e))?;
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mount(Some("proc"), &target, Some("proc"), flags, None::<&str>)
+                .map_err(|e| StepError::new(step(), e))?;
+        }
+    }
+    Ok(())
+}
+
+fn make_mount_point(target: &Path, directory: bool) -> std::io::Result<()> {
+    if directory {
+        return fs::create_dir_all(target);
+    }
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(target)
+        .map(drop)
+}
+
+fn kept_mount_flags(flags: FsFlags) -> MsFlags {
+    let mut kept = MsFlags::empty();
+    for (has, flag) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if flags.contains(has) {
+            kept |= flag;
+        }
+    }
+    kept
+}
+
+fn set_rlimits(spec: &ChildSpec) -> Result<(), StepError> {
+    let limit = |resource, value: u64, name: &str| {
+        // Without CAP_SYS_RESOURCE a hard limit cannot be raised: never ask for more.
+        let (_, hard) = nix::sys::resource::getrlimit(resource).unwrap_or((u64::MAX, u64::MAX));
+        let value = value.min(hard);
+        setrlimit(resource, value, value)
+            .map_err(|e| StepError::new(format!("cannot set {name} limit"), e))
+    };
+    if let Some(bytes) = spec.file_size_bytes {
+        limit(Resource::RLIMIT_FSIZE, bytes, "file size")?;
+    }
+    if spec.no_core {
+        limit(Resource::RLIMIT_CORE, 0, "core size")?;
+    }
+    // As DOMjudge's runguard: the stack is bounded by the memory limit alone.
+    limit(Resource::RLIMIT_STACK, u64::MAX, "stack size")?;
+    Ok(())
+}
+
+fn drop_capabilities(switching_user: bool) -> Result<(), StepError> {
+    let step = |e: caps::errors::CapsError| StepError::new("cannot drop capabilities", e);
+    for capability in caps::all() {
+        // The bounding set only shrinks with CAP_SETPCAP; absent capabilities are fine.
+        match caps::drop(None, caps::CapSet::Bounding, capability) {
+            Ok(()) => {}
+            Err(_) if !caps::has_cap(None, caps::CapSet::Bounding, capability).unwrap_or(false) => {
+            }
+            Err(e) => return Err(step(e)),
+        }
+    }
+    caps::clear(None, caps::CapSet::Ambient).map_err(step)?;
+    caps::clear(None, caps::CapSet::Inheritable).map_err(step)?;
+    if !switching_user {
+        // setuid to a non-root user clears these by itself; otherwise do it now.
+        caps::clear(None, caps::CapSet::Effective).map_err(step)?;
+        caps::clear(None, caps::CapSet::Permitted).map_err(step)?;
+    }
+    Ok(())
+}
+
+fn switch_ids(credentials: Credentials) -> Result<(), StepError> {
+    let gid = Gid::from_raw(credentials.gid);
+    let uid = Uid::from_raw(credentials.uid);
+    setgroups(&[]).map_err(|e| StepError::new("cannot clear supplementary groups", e))?;
+    setresgid(gid, gid, gid)
+        .map_err(|e| StepError::new(format!("cannot set group id to {gid}"), e))?;
+    setresuid(uid, uid, uid)
+        .map_err(|e| StepError::new(format!("cannot set user id to {uid}"), e))?;
+    if nix::unistd::geteuid().is_root() || nix::unistd::getuid().is_root() {
+        return Err(StepError("root privileges not dropped".into()));
+    }
+    Ok(())
+}
+
+/// As pid 1 of the run's pid namespace: fork the program, reap everything, send the program's
+/// wait status to the parent. Never returns in the init; returns in the program's process.
+fn run_as_init(spec: &ChildSpec) {
+    // SAFETY: we are single-threaded (the runner never starts threads before forking us).
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => return,
+        Ok(ForkResult::Parent { child }) => {
+            // Only the program's exec may close the report pipe.
+            // SAFETY: we own this descriptor and do not use it again.
+            drop(unsafe { OwnedFd::from_raw_fd(spec.report) });
+            let status = reap_until(child);
+            // SAFETY: the status pipe's write end is ours; 4 bytes fit any pipe buffer.
+            let mut pipe = unsafe { fs::File::from_raw_fd(spec.status) };
+            let _ = pipe.write_all(&status.to_ne_bytes());
+        }
+        Err(e) => {
+            let _ = nix::unistd::write(
+                borrow(spec.report),
+                format!("cannot fork the program: {e}").as_bytes(),
+            );
+        }
+    }
+    // SAFETY: see confine_and_exec.
+    unsafe { libc::_exit(0) }
+}
+
+/// Reap every process of the namespace until `program` has exited; its raw wait status.
+fn reap_until(program: Pid) -> i32 {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == program => return code << 8,
+            Ok(WaitStatus::Signaled(pid, signal, core)) if pid == program => {
+                return signal as i32 | if core { 0x80 } else { 0 }
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return 0x7f00,
+        }
+    }
+}
+
+fn exec(spec: &ChildSpec) -> StepError {
+    let mut error = Errno::ENOENT;
+    for candidate in &spec.exec_candidates {
+        let Err(e) = execve(candidate, &spec.argv, &spec.envp);
+        // Like execvp: a candidate that is missing or not ours to run lets the next one try.
+        if !matches!(e, Errno::ENOENT | Errno::ENOTDIR | Errno::EACCES) || error == Errno::ENOENT {
+            error = e;
+        }
+        if !matches!(e, Errno::ENOENT | Errno::ENOTDIR | Errno::EACCES) {
+            break;
+        }
+    }
+    StepError::new(format!("cannot start `{}'", spec.command_name), error)
+}
+
+/// The pipe descriptor number for `fd`, for the spec.
+pub fn raw(fd: &OwnedFd) -> RawFd {
+    fd.as_raw_fd()
+}

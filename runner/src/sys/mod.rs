@@ -1,0 +1,7 @@
+//! The one door to the kernel for launching runs: process creation, signals, reaping and the
+//! child's confinement sequence. Every `unsafe` block of the launch path lives here, each with a
+//! `// SAFETY:` line.
+
+pub mod child;
+pub mod process;
+pub mod signals;
