@@ -44,6 +44,8 @@ const OVERSHOOT_RUNS: usize = 20;
 const WALL_LIMIT: &str = "10:10";
 /// CPU-time limit of the runs that must not be killed.
 const GENEROUS_CPU_LIMIT: &str = "5:5";
+/// The figures of each variant of step 1, after its name: `oneshot_median_ms` ...
+const LATENCY_FIGURES: [&str; 3] = ["median_ms", "p99_ms", "runs_per_s"];
 
 fn main() -> Result<()> {
     if !std::env::args().any(|arg| arg == "--bench") {
@@ -94,7 +96,9 @@ fn compare_latency(
         variants.push(Variant::new("bwrap", quiet(bwrap)));
     } else {
         println!("note: bwrap is not installed (ci/setup installs it): bwrap figures skipped");
-        figures.skip(&["bwrap_median_ms", "bwrap_p99_ms", "bwrap_runs_per_s"]);
+        for figure in LATENCY_FIGURES {
+            figures.skip(format!("bwrap_{figure}"));
+        }
     }
 
     println!("\nlatency of a static `true`, {rounds} rounds after {WARMUP_ROUNDS} warm-up:");
@@ -117,9 +121,9 @@ fn compare_latency(
             "  {:<8} {median:>8.3} ms {p99:>8.3} ms {runs_per_s:>9.0}",
             variant.name
         );
-        figures.add(format!("{}_median_ms", variant.name), median);
-        figures.add(format!("{}_p99_ms", variant.name), p99);
-        figures.add(format!("{}_runs_per_s", variant.name), runs_per_s);
+        for (figure, value) in LATENCY_FIGURES.into_iter().zip([median, p99, runs_per_s]) {
+            figures.add(format!("{}_{figure}", variant.name), value);
+        }
     }
     Ok(())
 }
@@ -330,9 +334,8 @@ impl Figures {
         self.0.push((name, Some(value)));
     }
 
-    fn skip(&mut self, names: &[&str]) {
-        self.0
-            .extend(names.iter().map(|name| (name.to_string(), None)));
+    fn skip(&mut self, name: String) {
+        self.0.push((name, None));
     }
 
     fn print(&self) {
