@@ -9,34 +9,34 @@ pub enum SandboxError {
     /// A step of the child's setup between fork and exec failed (the message names the step).
     #[error("{0}")]
     Setup(String),
-    #[error("{what} `{path}': {source}")]
+    // The cause is part of the message and deliberately not a `source`: printed with `{:#}`
+    // it would appear twice.
+    #[error("{what} `{path}': {error}")]
     Io {
         what: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{call}: {source}")]
+    #[error("{call}: {error}")]
     Sys {
         call: &'static str,
-        #[source]
-        source: nix::Error,
+        error: nix::Error,
     },
     #[error("{0}")]
     Config(String),
 }
 
 impl SandboxError {
-    pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(what: &'static str, path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         SandboxError::Io {
             what,
             path: path.into(),
-            source,
+            error,
         }
     }
 
-    pub fn sys(call: &'static str, source: nix::Error) -> Self {
-        SandboxError::Sys { call, source }
+    pub fn sys(call: &'static str, error: nix::Error) -> Self {
+        SandboxError::Sys { call, error }
     }
 }
 

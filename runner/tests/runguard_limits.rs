@@ -124,7 +124,8 @@ fn cpuset_pins_the_run() {
     let meta = outcome.meta();
     let (wall, cpu) = (meta.seconds("wall-time"), meta.seconds("cpu-time"));
     println!("pinned two threads: wall {wall:.3} s, cpu {cpu:.3} s");
-    assert!(cpu >= 0.6, "cpu-time {cpu}{outcome}");
+    // The spinner measures 0.6 s itself; CPU accounting is exact to a scheduler tick or so.
+    assert!(cpu >= 0.55, "cpu-time {cpu}{outcome}");
     assert!(
         wall >= 0.95 * cpu,
         "wall {wall} < cpu {cpu}: not pinned to one CPU{outcome}"

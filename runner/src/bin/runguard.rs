@@ -7,7 +7,8 @@ use std::io::{Seek, Write};
 use std::path::Path;
 use std::process::exit;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use runner::profile::Profile;
 use runner::runguard::cli::{self, Options, Parsed, Verbosity};
 use runner::runguard::config::Config;
 use runner::runguard::host::System;
@@ -85,15 +86,9 @@ fn run(options: &Options) -> i32 {
 fn run_and_report(options: &Options, reports: &mut Reports) -> anyhow::Result<i32> {
     reports.open(options)?;
     let config = Config::load(options.config.as_deref())?;
-    let invocation = resolve(options, &config, &System::default())?;
-    if let Some(profile) = &options.profile {
-        // LEAD: the single call site of sandbox profiles. Once `runner::profile` exists, make
-        // `invocation` mutable and replace this refusal with:
-        //     runner::profile::Profile::load(profile)?.apply(&mut invocation.plan);
-        bail!(
-            "--profile `{}': sandbox profiles are not supported by this build yet",
-            profile.display()
-        );
+    let mut invocation = resolve(options, &config, &System::default())?;
+    if let Some(path) = &options.profile {
+        apply_profile(path, options, &mut invocation.plan)?;
     }
     if options.verbosity == Verbosity::Verbose {
         eprintln!("runguard: plan: {:#?}", invocation.plan);
@@ -119,6 +114,27 @@ fn run_and_report(options: &Options, reports: &mut Reports) -> anyhow::Result<i3
         overwrite(file, &reports.finished_meta, settings.meta_path.as_deref())?;
     }
     Ok(report.termination.exit_code())
+}
+
+/// A sandbox profile fills in namespaces, filesystem, environment and seccomp; the work dir is
+/// the directory runguard was started in. `--namespaces` on the command line still wins.
+fn apply_profile(
+    path: &Path,
+    options: &Options,
+    plan: &mut runner::plan::Plan,
+) -> anyhow::Result<()> {
+    let mut profile = Profile::load(path)?;
+    if let Some(mut namespaces) = options.namespaces {
+        for name in runner::plan::Namespaces::NAMES {
+            let on = *namespaces
+                .get_mut(name)
+                .expect("NAMES are known namespaces");
+            profile.switch_namespace(name, on)?;
+        }
+    }
+    let work_dir = std::env::current_dir().context("cannot find the current directory")?;
+    profile.apply(plan, &work_dir)?;
+    Ok(())
 }
 
 /// Tell the caller runguard failed: on stderr, and as `internal-error` in the meta file (which

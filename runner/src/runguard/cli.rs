@@ -199,11 +199,15 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, ParseError> {
         command_start,
     } = match tokenize(args) {
         Ok(tokens) => tokens,
-        Err(message) => {
+        Err((message, before)) => {
+            let meta = before
+                .into_iter()
+                .rev()
+                .find_map(|(opt, value)| (opt == Opt::OutMeta).then_some(value).flatten());
             return Err(ParseError {
                 error: Error::Usage(message),
-                meta: None,
-            })
+                meta: meta.map(PathBuf::from),
+            });
         }
     };
     let mut help = false;
@@ -241,25 +245,40 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, ParseError> {
 }
 
 /// The command line split as getopt splits it.
+/// One option with its value.
+type Token = (Opt, Option<OsString>);
+
 struct Tokens {
     /// The options in order, with their values.
-    options: Vec<(Opt, Option<OsString>)>,
+    options: Vec<Token>,
     /// Index of the first word of the command (`args.len()` when there is none).
     command_start: usize,
 }
 
-/// getopt_long in `+` mode.
-fn tokenize(args: &[OsString]) -> Result<Tokens, String> {
+/// getopt_long in `+` mode. On an error, the options before it are returned too: a meta file
+/// named there still gets the `internal-error`.
+fn tokenize(args: &[OsString]) -> Result<Tokens, (String, Vec<Token>)> {
     let mut found = Vec::new();
+    match tokenize_into(args, &mut found) {
+        Ok(command_start) => Ok(Tokens {
+            options: found,
+            command_start,
+        }),
+        Err(message) => Err((message, found)),
+    }
+}
+
+/// Push the options of `args` onto `found`; the index of the command's first word.
+fn tokenize_into(
+    args: &[OsString],
+    found: &mut Vec<(Opt, Option<OsString>)>,
+) -> Result<usize, String> {
     let mut index = 0;
     while let Some(word) = args.get(index) {
         let bytes = word.as_bytes();
         index += 1;
         if bytes == b"--" {
-            return Ok(Tokens {
-                options: found,
-                command_start: index,
-            });
+            return Ok(index);
         }
         if let Some(long) = bytes.strip_prefix(b"--") {
             let (name, attached) = match long.iter().position(|&b| b == b'=') {
@@ -305,16 +324,10 @@ fn tokenize(args: &[OsString]) -> Result<Tokens, String> {
             }
         } else {
             // The first non-option (also a lone `-`) starts the command.
-            return Ok(Tokens {
-                options: found,
-                command_start: index - 1,
-            });
+            return Ok(index - 1);
         }
     }
-    Ok(Tokens {
-        options: found,
-        command_start: args.len(),
-    })
+    Ok(args.len())
 }
 
 fn os(bytes: &[u8]) -> OsString {

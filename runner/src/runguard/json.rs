@@ -1,6 +1,6 @@
-//! The JSON report (`--json FILE`): what the meta file derives (exit code, time used, time
-//! result, signal) at the top, and the whole [`Report`] under `report`, so a reader needs
-//! neither the meta file nor runguard's rules.
+//! The JSON report (`--json FILE`): every field of the [`Report`] at the top level (so it reads
+//! back as a `Report`), plus what the meta file derives (exit code, time used, time result,
+//! signal), so a reader needs neither the meta file nor runguard's rules.
 
 use serde::Serialize;
 
@@ -18,9 +18,10 @@ struct JsonReport<'a> {
     /// Its value in seconds.
     time_used_seconds: f64,
     /// `time-result` of the meta file: "", "soft-timelimit" or "hard-timelimit".
-    time_result: &'static str,
+    meta_time_result: &'static str,
     /// `signal` of the meta file.
     signal: Option<i32>,
+    #[serde(flatten)]
     report: &'a Report,
 }
 
@@ -30,7 +31,7 @@ pub fn render(report: &Report, settings: &MetaSettings) -> String {
         exit_code: report.termination.exit_code(),
         time_used: settings.time_used,
         time_used_seconds: meta::time_used(report, settings.time_used).as_secs_f64(),
-        time_result: meta::time_result(&report.time_result, settings.time_used),
+        meta_time_result: meta::time_result(&report.time_result, settings.time_used),
         signal: meta::runner_signal(report),
         report,
     };
@@ -56,7 +57,7 @@ mod tests {
 
     #[test]
     fn report_with_derived_fields() {
-        let report = Report {
+        let report_value = Report {
             termination: Termination::Signaled(9),
             time_result: TimeResult {
                 cpu_hard: true,
@@ -68,19 +69,21 @@ mod tests {
             time_used: TimeKind::WallTime,
             ..MetaSettings::default()
         };
-        let json: Value = serde_json::from_str(&render(&report, &settings)).unwrap();
+        let json: Value = serde_json::from_str(&render(&report_value, &settings)).unwrap();
         assert_eq!(json["exit_code"], 137);
         assert_eq!(json["time_used"], "wall-time");
         assert_eq!(json["time_used_seconds"], 1.002499);
-        assert_eq!(json["time_result"], "hard-timelimit");
+        assert_eq!(json["meta_time_result"], "hard-timelimit");
         assert_eq!(json["signal"], Value::Null);
-        let report = &json["report"];
+        let report = &json;
         assert_eq!(report["memory_bytes"], 2_359_296);
         assert_eq!(report["cpu_time"], 0.0156);
         assert_eq!(report["termination"]["signaled"], 9);
         assert_eq!(report["time_result"]["cpu_hard"], true);
         assert_eq!(report["stdout"]["bytes"], 9);
         assert_eq!(report["cgroup_layout"], "hybrid");
+        let read_back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(read_back, report_value);
     }
 
     #[test]

@@ -29,7 +29,8 @@ pub fn resolve(options: &Options, config: &Config, host: &impl Host) -> Result<I
     };
     if let Some(list) = options.cpuset.as_deref().filter(|list| !list.is_empty()) {
         let requested = parse_cpu_list(list).map_err(Error::Usage)?;
-        check_pinning(&requested, &host.online_cpus()?).map_err(Error::Refused)?;
+        check_pinning(&requested, &host.online_cpus()?)
+            .map_err(|why| Error::Refused(format!("-P {list}: {why}")))?;
     }
 
     let mut plan = Plan::new(options.command.clone(), options.args.clone());
@@ -545,7 +546,10 @@ mod tests {
             None
         );
         let message = refusal(&host, &["-u", "domjudge-run", "-P", "1-2", "p"]);
-        assert_eq!(message, "requested pinning on CPU 2 which is not online");
+        assert_eq!(
+            message,
+            "-P 1-2: requested pinning on CPU 2 which is not online"
+        );
     }
 
     #[test]

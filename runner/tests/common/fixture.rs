@@ -164,7 +164,7 @@ pub fn write_config(path: &Path, chroot_prefix: &Path) {
     let text = format!(
         "# runguard config of the black-box tests (runner/tests/common/fixture.rs)\n\
          valid_users = [\"{RUN_USER}\"]\n\
-         chroot_prefix = \"{}\"\n",
+         chroot_prefixes = [\"{}\"]\n",
         chroot_prefix.display()
     );
     let partial = path.with_extension(format!("partial-{}", std::process::id()));
