@@ -29,6 +29,9 @@ pub enum Command {
     /// Judge a submission against a problem package.
     #[command(after_long_help = RUN_HELP)]
     Run(RunArgs),
+    /// Check this host before a contest: CPU, memory, kernel, cgroups, tracing.
+    #[command(after_long_help = crate::doctor::DOCTOR_HELP)]
+    Doctor(crate::doctor::DoctorArgs),
 }
 
 const RUN_HELP: &str = "\
@@ -93,6 +96,7 @@ pub struct RunArgs {
 pub fn execute(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Doctor(args) => crate::doctor::execute(args),
     }
 }
 
@@ -192,7 +196,9 @@ mod tests {
             "cpp",
         ])
         .unwrap();
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("not parsed as run");
+        };
         assert_eq!(args.problem, Path::new("prob"));
         assert_eq!(args.sources.len(), 2);
         assert!(args.json && args.all);
