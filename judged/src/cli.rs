@@ -32,6 +32,9 @@ pub enum Command {
     /// Check this host before a contest: CPU, memory, kernel, cgroups, tracing.
     #[command(after_long_help = crate::doctor::DOCTOR_HELP)]
     Doctor(crate::doctor::DoctorArgs),
+    /// Run one command in a sandbox with every per-run diagnostic on; report what disturbed it.
+    #[command(after_long_help = crate::diagnose::DIAGNOSE_HELP)]
+    Diagnose(crate::diagnose::DiagnoseArgs),
 }
 
 const RUN_HELP: &str = "\
@@ -97,6 +100,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Doctor(args) => crate::doctor::execute(args),
+        Command::Diagnose(args) => crate::diagnose::execute(args),
     }
 }
 

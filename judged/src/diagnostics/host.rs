@@ -45,11 +45,14 @@ pub struct KernelFacts {
     pub ipc_teardown: Option<IpcTeardown>,
 }
 
-/// The host's findings over a window from `before` to `after`, `window` long.
+/// The host's findings over a window from `before` to `after`, `window` long. `own_stalls`
+/// are the stalls of the run observed in the window: the host's totals include them, and a
+/// run that stalls itself (two threads on one CPU) must not make the host look busy.
 pub fn classify(
     before: &HostSample,
     after: &HostSample,
     window: Duration,
+    own_stalls: Option<Pressure>,
     kernel: KernelFacts,
     t: &HostThresholds,
 ) -> Vec<Finding> {
@@ -92,7 +95,9 @@ pub fn classify(
     }
 
     if let (Some(earlier), Some(later)) = (before.pressure, after.pressure) {
-        let stalled = later.since(&earlier);
+        // Host "some" time is a union over all tasks, so what lies outside the run's own
+        // stall time is at least the time others waited.
+        let stalled = later.since(&earlier).since(&own_stalls.unwrap_or_default());
         let worst = [
             (stalled.cpu, "CPU"),
             (stalled.io, "IO"),
@@ -219,12 +224,35 @@ mod tests {
             ),
         ];
         for (name, after, window, expected) in table {
-            let kinds: Vec<Kind> = classify(&quiet, &after, window, old, &t)
+            let kinds: Vec<Kind> = classify(&quiet, &after, window, None, old, &t)
                 .iter()
                 .map(|f| f.kind)
                 .collect();
             assert_eq!(kinds, expected, "{name}");
         }
+    }
+
+    #[test]
+    fn the_runs_own_stalls_are_not_host_pressure() {
+        let t = Thresholds::default().host;
+        let quiet = HostSample {
+            pressure: pressure(0),
+            ..HostSample::default()
+        };
+        let busy = HostSample {
+            pressure: pressure(430),
+            ..HostSample::default()
+        };
+        let window = Duration::from_millis(450);
+        let kinds = |own| {
+            classify(&quiet, &busy, window, own, KernelFacts::default(), &t)
+                .iter()
+                .map(|f| f.kind)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(None), vec![Kind::HostPressure]);
+        assert_eq!(kinds(pressure(420)), vec![]);
+        assert_eq!(kinds(pressure(100)), vec![Kind::HostPressure]);
     }
 
     #[test]
@@ -239,7 +267,7 @@ mod tests {
                 version: KernelVersion::parse("6.1.0"),
                 ipc_teardown,
             };
-            classify(&backlog, &backlog, Duration::from_secs(1), kernel, &t)[0]
+            classify(&backlog, &backlog, Duration::from_secs(1), None, kernel, &t)[0]
                 .remedy
                 .clone()
         };
