@@ -410,6 +410,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn arguments_parse_with_the_command_after_the_double_dash() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "judged",
+            "diagnose",
+            "--memsize",
+            "65536",
+            "--cpuset",
+            "0",
+            "--json",
+            "--",
+            "/bin/sh",
+            "-c",
+            "true",
+        ])
+        .unwrap();
+        let crate::cli::Command::Diagnose(args) = cli.command else {
+            panic!("not parsed as diagnose");
+        };
+        assert_eq!(args.memsize, Some(65536));
+        assert_eq!(args.cpuset.as_deref(), Some("0"));
+        assert!(args.json);
+        assert_eq!(args.command, ["/bin/sh", "-c", "true"]);
+        let no_command = crate::cli::Cli::try_parse_from(["judged", "diagnose", "--json"]);
+        assert!(no_command.is_err());
+    }
+
+    #[test]
     fn cpu_lists_count() {
         assert_eq!(count_cpus("0").unwrap(), 1);
         assert_eq!(count_cpus("0,2-3").unwrap(), 3);
