@@ -29,6 +29,12 @@ pub enum Command {
     /// Judge a submission against a problem package.
     #[command(after_long_help = RUN_HELP)]
     Run(RunArgs),
+    /// Check this host before a contest: CPU, memory, kernel, cgroups, tracing.
+    #[command(after_long_help = crate::doctor::DOCTOR_HELP)]
+    Doctor(crate::doctor::DoctorArgs),
+    /// Run one command in a sandbox with every per-run diagnostic on; report what disturbed it.
+    #[command(after_long_help = crate::diagnose::DIAGNOSE_HELP)]
+    Diagnose(crate::diagnose::DiagnoseArgs),
 }
 
 const RUN_HELP: &str = "\
@@ -93,6 +99,8 @@ pub struct RunArgs {
 pub fn execute(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Doctor(args) => crate::doctor::execute(args),
+        Command::Diagnose(args) => crate::diagnose::execute(args),
     }
 }
 
@@ -192,7 +200,9 @@ mod tests {
             "cpp",
         ])
         .unwrap();
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("not parsed as run");
+        };
         assert_eq!(args.problem, Path::new("prob"));
         assert_eq!(args.sources.len(), 2);
         assert!(args.json && args.all);

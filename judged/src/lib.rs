@@ -6,6 +6,9 @@
 
 pub mod cli;
 pub mod default_validator;
+pub mod diagnose;
+pub mod diagnostics;
+pub mod doctor;
 pub mod judge;
 pub mod language;
 pub mod output;

@@ -1,0 +1,82 @@
+//! Diagnostics: why a run's timing may not be trusted, as findings with a cause and a remedy.
+//!
+//! Measurements come from procfs and cgroupfs ([`procfs`], [`host`]); the decisions are pure
+//! functions of plain numbers ([`run::classify`], [`host::classify`]) against thresholds that
+//! are data ([`thresholds`], `profiles/diagnostics.toml`). eBPF measurements (D-state stacks,
+//! workqueue latency, lock contention) are not here yet.
+
+pub mod host;
+pub mod kernel;
+pub mod procfs;
+pub mod run;
+pub mod thresholds;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What kind of disturbance a finding names. The kebab-case name is a stable machine-readable
+/// identifier: scripts and dashboards match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Wall time far above CPU time, and stalls explain the gap.
+    WallCpuDrift,
+    /// The run's CPU quota throttled it.
+    CfsThrottling,
+    /// The run waited for a CPU that others held.
+    RunqueueDelay,
+    /// The run was stalled on block IO.
+    DstateIo,
+    /// The run was stalled reclaiming memory.
+    MemcgReclaim,
+    /// The run re-read pages the kernel had evicted (its executable, libraries, data).
+    PageCacheThrash,
+    /// The sandbox took long to start the run (not billed to the program, but slow).
+    SlowSetup,
+    /// IPC namespaces pile up waiting to be freed.
+    IpcNsTeardown,
+    /// Removed cgroups pile up without being freed.
+    DyingCgroups,
+    /// The whole host was under CPU, IO or memory pressure during the run.
+    HostPressure,
+}
+
+impl Kind {
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .expect("a Kind serializes as a string")
+    }
+}
+
+/// One explained disturbance: the cause in one sentence, the numbers behind it, what to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: Kind,
+    pub summary: String,
+    /// Named measurements (milliseconds, counts, fractions: the key says which).
+    pub evidence: Map<String, Value>,
+    pub remedy: String,
+}
+
+impl Finding {
+    fn new(kind: Kind, summary: String, remedy: &str) -> Finding {
+        Finding {
+            kind,
+            summary,
+            evidence: Map::new(),
+            remedy: remedy.to_owned(),
+        }
+    }
+
+    fn with(mut self, key: &str, value: impl Into<Value>) -> Finding {
+        self.evidence.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// Milliseconds, rounded to 0.1 ms, as evidence shows them.
+fn millis(duration: std::time::Duration) -> f64 {
+    (duration.as_secs_f64() * 10_000.0).round() / 10.0
+}
