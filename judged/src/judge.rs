@@ -29,6 +29,10 @@ pub const DEFAULT_NPROC: u64 = 64;
 /// How much of a compiler's or program's output is kept for people to read.
 const SHOWN_OUTPUT_BYTES: u64 = 64 * 1024;
 const MIB: u64 = 1024 * 1024;
+/// Largest file a compile step may write (objects, the program): DOMjudge's default
+/// `script_filesize_limit`. The problem's output limit caps the program's output, not its
+/// executable: a linker writing a static Rust program outgrows 8 MiB.
+const COMPILE_FILE_BYTES: u64 = 2560 * MIB;
 
 pub struct Options {
     /// Test cases run at the same time.
@@ -253,12 +257,15 @@ impl Judge<'_> {
                 stderr: log.clone(),
                 report: dir.with_extension("compile.json"),
                 env: compile.env.clone().into_iter().collect(),
-                limits: StepLimits::with_time(
-                    limits.compilation_time,
-                    limits.compilation_memory_bytes + compile.extra_memory_mb * MIB,
-                    limits.output_bytes.max(SHOWN_OUTPUT_BYTES),
-                    compile.nproc.unwrap_or(DEFAULT_NPROC),
-                ),
+                limits: StepLimits {
+                    file_bytes: COMPILE_FILE_BYTES,
+                    ..StepLimits::with_time(
+                        limits.compilation_time,
+                        limits.compilation_memory_bytes + compile.extra_memory_mb * MIB,
+                        limits.output_bytes.max(SHOWN_OUTPUT_BYTES),
+                        compile.nproc.unwrap_or(DEFAULT_NPROC),
+                    )
+                },
             };
             create_output_file(&log).map_err(|e| io("create", &log, e))?;
             let report = self.sandbox.run(&spec).map_err(BuildFailure::Sandbox)?;
