@@ -127,6 +127,7 @@ impl Judge<'_> {
                 )
             })?;
         set_mode(scratch.path(), 0o755)?;
+        ensure_searchable(scratch.path(), self.user)?;
         let validator = self.prepare_validator(scratch.path())?;
         let built = match self.build(language, sources, &scratch.path().join("build")) {
             Ok(built) => built,
@@ -547,6 +548,34 @@ fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
         .with_context(|| format!("cannot chmod `{}'", path.display()))
 }
 
+/// The run user must be able to reach the scratch directory (its programs and work dirs are
+/// inside): every directory above it must be searchable by it. Otherwise every step fails in
+/// ways that look like the submission's fault (a compiler that cannot write its output).
+fn ensure_searchable(dir: &Path, user: &RunUser) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for ancestor in dir.ancestors().skip(1) {
+        let metadata = std::fs::metadata(ancestor)
+            .with_context(|| format!("cannot inspect `{}'", ancestor.display()))?;
+        let search_bit = if metadata.uid() == user.uid {
+            0o100
+        } else if metadata.gid() == user.gid {
+            0o010
+        } else {
+            0o001
+        };
+        anyhow::ensure!(
+            metadata.mode() & search_bit != 0,
+            "the run user `{}' cannot reach the scratch directory `{}': `{}' has mode {:o}; \
+             pass --scratch a directory every user can reach (e.g. /tmp)",
+            user.name,
+            dir.display(),
+            ancestor.display(),
+            metadata.mode() & 0o7777
+        );
+    }
+    Ok(())
+}
+
 /// Hand a directory to the run user (it may write there during the step).
 fn give(dir: &Path, user: &RunUser) -> std::io::Result<()> {
     chown(dir, Some(user.uid), Some(user.gid))?;
@@ -724,6 +753,27 @@ mod tests {
         let judgement = judge_aplusb(&off_by_one, 1, false);
         assert_eq!(judgement.verdict, Verdict::WrongAnswer);
         assert!(judgement.tests[0].message.contains("\"3\""));
+    }
+
+    #[test]
+    fn scratch_below_a_private_directory_is_refused_naming_it() {
+        let private = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let nobody = RunUser {
+            name: "nobody".into(),
+            uid: 65534,
+            gid: 65534,
+        };
+        let scratch = private.path().join("scratch");
+        let message = ensure_searchable(&scratch, &nobody)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(&format!("`{}' has mode 700", private.path().display())),
+            "{message}"
+        );
+        std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        ensure_searchable(&scratch, &nobody).unwrap();
     }
 
     #[test]
