@@ -38,22 +38,56 @@ pub enum Command {
 }
 
 const RUN_HELP: &str = "\
-The problem is a Kattis / ICPC problem package: problem.yaml (limits.time_limit, or a
-.timelimit file; memory default 2048 MiB; output default 8 MiB), data/sample and data/secret
-with .in/.ans pairs, and optionally a custom output validator (output_validators/NAME/ with
-`validation: custom`, or output_validator/).
+Judges one submission the way a DOMjudge judgehost does and prints the verdict.
 
-Each step (compiling, each test case, the output validator) runs through the `runguard` sandbox
-as an unprivileged run user; judged must run as root.
+Examples:
+  sudo judged run testdata/problems/aplusb testdata/problems/aplusb/submissions/correct.c
+  sudo judged run PROBLEM Main.java Util.java --json --all
+  sudo judged run PROBLEM solution.txt --language python3 --user judge-run
 
-Verdicts (DOMjudge's names): correct, wrong-answer, no-output, timelimit, memory-limit,
-run-error, output-limit, compile-error, judge-error. The overall verdict is that of the first
-test case, in order, that is not correct.
+Problem package (Kattis / ICPC format):
+  PROBLEM/problem.yaml     limits.time_limit in seconds (or a legacy PROBLEM/.timelimit file);
+                           limits.memory in MiB (default 2048), limits.output in MiB (default
+                           8); validation: default (validator_flags: case_sensitive,
+                           space_change_sensitive, float_tolerance E, ...) or custom
+  PROBLEM/data/sample/, PROBLEM/data/secret/
+                           test cases as NAME.in with NAME.ans, judged samples first, each
+                           directory in name order
+  PROBLEM/output_validators/NAME/ (or output_validator/)
+                           the custom validator's sources; it is compiled first and run as
+                           `validator INPUT ANSWER FEEDBACK_DIR [FLAGS] < OUTPUT', exit 42
+                           accepts, 43 rejects, anything else is a judge-error
+
+Languages: one TOML profile per language in the profiles directory (compile and run commands,
+time factor, extra memory); the language comes from --language or the first source's
+extension. A language whose compiler or interpreter is missing is refused (exit status 2).
+
+Sandbox: each step (compiling, each test case, the output validator) is one `runguard'
+process, run as an unprivileged run user: --user, else `domjudge-run' if it exists, else
+`nobody' (with a note on stderr). judged must run as root. runguard accepts only the users its
+config names (built in: domjudge-run and domjudge-run-*), so judged gives every step a config of
+its own (--config, a temporary file): the site's config (/etc/judged/runguard.toml, when it
+exists) with valid_users narrowed to exactly the run user. Test case runs get the problem's
+time limit times the language's factor as soft CPU limit, killed at that plus max(1 s, 10 %)
+of CPU or wall time; the memory limit covers the whole run (cgroup), and stdout is cut at the
+output limit. Scratch directories (judged-*) under --scratch are removed at the end.
+
+Verdicts (DOMjudge's names), decided in this order for a test case: timelimit, memory-limit
+(the kernel's OOM killer stopped the run), run-error (non-zero exit or a signal),
+output-limit, then the validator: correct, wrong-answer, no-output (wrong and empty).
+compile-error and judge-error concern the whole submission. The overall verdict is that of the
+first test case, in order, that is not correct; later ones are skipped unless --all.
+
+Output: a table (a live line per test case on a terminal), or with --json one object:
+verdict, problem, language, compile_output, skipped, and tests[] with name, verdict,
+time_limit, cpu_time, wall_time (seconds), memory_bytes, exit_code or signal, message and
+diagnostics (setup_time, oom_kills, stdout_bytes, stderr_bytes, throttled_periods).
 
 Exit status:
   0  correct
   1  rejected: wrong-answer, no-output, timelimit, memory-limit, run-error or output-limit
-  2  nothing judged: bad command line, problem package, language or toolchain
+  2  nothing judged: bad command line, problem package, source, language or toolchain,
+     run user, runguard binary; the message names the thing at fault
   3  compile-error
   4  judge-error: the sandbox or the output validator failed; do not trust the verdict
 
@@ -105,7 +139,15 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<u8> {
+    // Everything the caller named is checked before anything runs (exit status 2).
     let problem = Problem::load(&args.problem)?;
+    for source in &args.sources {
+        anyhow::ensure!(
+            source.is_file(),
+            "source file `{}' not found",
+            source.display()
+        );
+    }
     let languages_dir = match &args.languages {
         Some(dir) => dir.clone(),
         None => default_languages_dir()?,
@@ -116,21 +158,15 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         None => languages.detect(&args.sources[0])?,
     };
     language.check_toolchain()?;
-    for source in &args.sources {
-        anyhow::ensure!(
-            source.is_file(),
-            "source file `{}' not found",
-            source.display()
-        );
-    }
     let (user, note) = users::resolve(args.user.as_deref(), Path::new("/"))?;
     if let Some(note) = note {
         eprintln!("{note}");
     }
-    let runguard = Runguard {
-        binary: sandbox::locate_runguard(args.runguard.as_deref())?,
-        user: user.clone(),
-    };
+    let runguard = Runguard::new(
+        sandbox::locate_runguard(args.runguard.as_deref())?,
+        user.clone(),
+        &args.scratch,
+    )?;
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
@@ -223,5 +259,6 @@ mod tests {
             .render_long_help()
             .to_string();
         assert!(help.contains("Exit status") && help.contains("compile-error"));
+        assert!(help.contains("valid_users") && help.contains("Examples"));
     }
 }

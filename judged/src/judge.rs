@@ -29,6 +29,10 @@ pub const DEFAULT_NPROC: u64 = 64;
 /// How much of a compiler's or program's output is kept for people to read.
 const SHOWN_OUTPUT_BYTES: u64 = 64 * 1024;
 const MIB: u64 = 1024 * 1024;
+/// Largest file a compile step may write (objects, the program): DOMjudge's default
+/// `script_filesize_limit`. The problem's output limit caps the program's output, not its
+/// executable: a linker writing a static Rust program outgrows 8 MiB.
+const COMPILE_FILE_BYTES: u64 = 2560 * MIB;
 
 pub struct Options {
     /// Test cases run at the same time.
@@ -123,6 +127,7 @@ impl Judge<'_> {
                 )
             })?;
         set_mode(scratch.path(), 0o755)?;
+        ensure_searchable(scratch.path(), self.user)?;
         let validator = self.prepare_validator(scratch.path())?;
         let built = match self.build(language, sources, &scratch.path().join("build")) {
             Ok(built) => built,
@@ -253,12 +258,15 @@ impl Judge<'_> {
                 stderr: log.clone(),
                 report: dir.with_extension("compile.json"),
                 env: compile.env.clone().into_iter().collect(),
-                limits: StepLimits::with_time(
-                    limits.compilation_time,
-                    limits.compilation_memory_bytes + compile.extra_memory_mb * MIB,
-                    limits.output_bytes.max(SHOWN_OUTPUT_BYTES),
-                    compile.nproc.unwrap_or(DEFAULT_NPROC),
-                ),
+                limits: StepLimits {
+                    file_bytes: COMPILE_FILE_BYTES,
+                    ..StepLimits::with_time(
+                        limits.compilation_time,
+                        limits.compilation_memory_bytes + compile.extra_memory_mb * MIB,
+                        limits.output_bytes.max(SHOWN_OUTPUT_BYTES),
+                        compile.nproc.unwrap_or(DEFAULT_NPROC),
+                    )
+                },
             };
             create_output_file(&log).map_err(|e| io("create", &log, e))?;
             let report = self.sandbox.run(&spec).map_err(BuildFailure::Sandbox)?;
@@ -540,6 +548,34 @@ fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
         .with_context(|| format!("cannot chmod `{}'", path.display()))
 }
 
+/// The run user must be able to reach the scratch directory (its programs and work dirs are
+/// inside): every directory above it must be searchable by it. Otherwise every step fails in
+/// ways that look like the submission's fault (a compiler that cannot write its output).
+fn ensure_searchable(dir: &Path, user: &RunUser) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for ancestor in dir.ancestors().skip(1) {
+        let metadata = std::fs::metadata(ancestor)
+            .with_context(|| format!("cannot inspect `{}'", ancestor.display()))?;
+        let search_bit = if metadata.uid() == user.uid {
+            0o100
+        } else if metadata.gid() == user.gid {
+            0o010
+        } else {
+            0o001
+        };
+        anyhow::ensure!(
+            metadata.mode() & search_bit != 0,
+            "the run user `{}' cannot reach the scratch directory `{}': `{}' has mode {:o}; \
+             pass --scratch a directory every user can reach (e.g. /tmp)",
+            user.name,
+            dir.display(),
+            ancestor.display(),
+            metadata.mode() & 0o7777
+        );
+    }
+    Ok(())
+}
+
 /// Hand a directory to the run user (it may write there during the step).
 fn give(dir: &Path, user: &RunUser) -> std::io::Result<()> {
     chown(dir, Some(user.uid), Some(user.gid))?;
@@ -717,6 +753,27 @@ mod tests {
         let judgement = judge_aplusb(&off_by_one, 1, false);
         assert_eq!(judgement.verdict, Verdict::WrongAnswer);
         assert!(judgement.tests[0].message.contains("\"3\""));
+    }
+
+    #[test]
+    fn scratch_below_a_private_directory_is_refused_naming_it() {
+        let private = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let nobody = RunUser {
+            name: "nobody".into(),
+            uid: 65534,
+            gid: 65534,
+        };
+        let scratch = private.path().join("scratch");
+        let message = ensure_searchable(&scratch, &nobody)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(&format!("`{}' has mode 700", private.path().display())),
+            "{message}"
+        );
+        std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        ensure_searchable(&scratch, &nobody).unwrap();
     }
 
     #[test]

@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LanguageError {
-    #[error("cannot read language profiles in `{path}': {source}")]
+    /// The source is shown by the error chain (`{:#}`), not repeated here.
+    #[error("cannot read language profiles in `{path}' (pass --languages DIR)")]
     Read {
         path: PathBuf,
         #[source]

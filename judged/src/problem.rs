@@ -12,7 +12,12 @@ use serde::Deserialize;
 /// A problem package that cannot be judged, with the file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ProblemError {
-    #[error("cannot read `{path}': {source}")]
+    #[error(
+        "problem package `{0}' is not a directory (give the directory with problem.yaml and data/)"
+    )]
+    NotADirectory(PathBuf),
+    /// The source is shown by the error chain (`{:#}`), not repeated here.
+    #[error("cannot read `{path}'")]
     Read {
         path: PathBuf,
         #[source]
@@ -119,6 +124,9 @@ const DEFAULT_VALIDATION_SECS: f64 = 60.0;
 impl Problem {
     /// Read the package in `dir`.
     pub fn load(dir: &Path) -> Result<Problem, ProblemError> {
+        if !dir.is_dir() {
+            return Err(ProblemError::NotADirectory(dir.to_path_buf()));
+        }
         let yaml_path = dir.join("problem.yaml");
         let text = read_text(&yaml_path)?;
         let yaml = parse_problem_yaml(&text, &yaml_path)?;
@@ -375,7 +383,9 @@ mod tests {
         let problem = Problem::load(&testdata("aplusb")).unwrap();
         assert_eq!(problem.name, "A plus B");
         assert_eq!(problem.limits.time, Duration::from_secs(1));
-        assert_eq!(problem.limits.memory_bytes, 2048 * MIB);
+        assert_eq!(problem.limits.memory_bytes, 256 * MIB);
+        let float = Problem::load(&testdata("float")).unwrap();
+        assert_eq!(float.limits.memory_bytes, 2048 * MIB);
         assert_eq!(problem.limits.output_bytes, 8 * MIB);
         assert_eq!(problem.limits.compilation_time, Duration::from_secs(60));
         assert_eq!(problem.validation, Validation::Default { flags: vec![] });
@@ -474,6 +484,17 @@ mod tests {
         let missing = package(&[]);
         let message = Problem::load(missing.path()).unwrap_err().to_string();
         assert!(message.contains("cannot read") && message.contains("problem.yaml"));
+    }
+
+    #[test]
+    fn missing_package_directory_is_an_error_naming_it() {
+        let message = Problem::load(Path::new("no/such/problem"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("`no/such/problem' is not a directory"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -7,11 +7,15 @@
 
 use std::ffi::OsString;
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use anyhow::Context;
 use runner::report::Report;
+use runner::runguard::config::Config;
+use serde::Serialize;
 
 use crate::users::RunUser;
 
@@ -24,14 +28,17 @@ pub struct StepLimits {
     /// Wall clock: only its hard limit matters (it catches programs that sleep).
     pub wall_hard: Duration,
     pub memory_bytes: u64,
-    /// Each of stdout and stderr is cut here, and files the step writes are capped here.
+    /// Each of stdout and stderr is cut here.
     pub output_bytes: u64,
+    /// No file the step writes may grow beyond this (RLIMIT_FSIZE).
+    pub file_bytes: u64,
     pub nproc: u64,
 }
 
 impl StepLimits {
     /// DOMjudge's default overshoot: a soft limit of `time`, killed at `time` plus the larger
-    /// of 1 s and 10 %.
+    /// of 1 s and 10 %. Files are capped like the output streams, as DOMjudge does for test
+    /// runs; a compiler needs a larger [`StepLimits::file_bytes`].
     pub fn with_time(time: Duration, memory_bytes: u64, output_bytes: u64, nproc: u64) -> Self {
         let hard = time + Duration::from_secs(1).max(time / 10);
         StepLimits {
@@ -40,6 +47,7 @@ impl StepLimits {
             wall_hard: hard,
             memory_bytes,
             output_bytes,
+            file_bytes: output_bytes,
             nproc,
         }
     }
@@ -77,7 +85,7 @@ pub enum SandboxFailure {
         #[source]
         source: std::io::Error,
     },
-    #[error("the sandbox failed (runguard exit status {status}): {message}")]
+    #[error("the sandbox failed (runguard: {status}): {message}")]
     Internal { status: String, message: String },
     #[error("runguard's report `{path}' is unreadable: {message}")]
     BadReport { path: PathBuf, message: String },
@@ -89,28 +97,82 @@ pub trait Sandbox: Sync {
 
 /// Runs each step through the `runguard` binary.
 pub struct Runguard {
-    pub binary: PathBuf,
-    pub user: RunUser,
+    binary: PathBuf,
+    user: RunUser,
+    /// The config every step gets with `--config` (see [`runguard_config`]); the file is
+    /// removed when the `Runguard` is dropped.
+    config: tempfile::NamedTempFile,
+}
+
+impl Runguard {
+    /// A runguard backend running steps as `user`, with its config file written in `scratch`.
+    /// The site's runguard config ([`runner::runguard::config::DEFAULT_CONFIG_PATH`] when it
+    /// exists) supplies everything
+    /// but the allowed users.
+    pub fn new(binary: PathBuf, user: RunUser, scratch: &Path) -> anyhow::Result<Runguard> {
+        let site = Config::load(None).context("the site's runguard config is unusable")?;
+        let mut config = tempfile::Builder::new()
+            .prefix("judged-runguard-")
+            .suffix(".toml")
+            .tempfile_in(scratch)
+            .with_context(|| {
+                format!(
+                    "cannot make runguard's config file in `{}'",
+                    scratch.display()
+                )
+            })?;
+        config
+            .write_all(runguard_config(&site, &user).as_bytes())
+            .with_context(|| format!("cannot write `{}'", config.path().display()))?;
+        Ok(Runguard {
+            binary,
+            user,
+            config,
+        })
+    }
+}
+
+/// runguard's config for judged's steps: `site` with `valid_users` narrowed to exactly the
+/// user judged chose. runguard's built-in list allows only `domjudge-run` and
+/// `domjudge-run-*`, while judged falls back to `nobody` or takes `--user`: judged (root)
+/// picks the run user, and naming only that one keeps runguard's check as tight as it can be.
+pub fn runguard_config(site: &Config, user: &RunUser) -> String {
+    #[derive(Serialize)]
+    struct Written<'a> {
+        valid_users: [&'a str; 1],
+        chroot_prefixes: &'a [PathBuf],
+        cgroup_parent: &'a Path,
+    }
+    let written = Written {
+        valid_users: [&user.name],
+        chroot_prefixes: &site.chroot_prefixes,
+        cgroup_parent: &site.cgroup_parent,
+    };
+    let text = toml::to_string(&written)
+        .expect("names and paths read from TOML are UTF-8, so they serialize");
+    format!("# Written by judged for the steps of one judging (runguard --config).\n{text}")
 }
 
 const KIB: u64 = 1024;
 
 /// runguard's options for `spec`, DOMjudge style, followed by `--` and the command.
-pub fn runguard_args(spec: &RunSpec, user: &RunUser) -> Vec<OsString> {
+pub fn runguard_args(spec: &RunSpec, user: &RunUser, config: &Path) -> Vec<OsString> {
     let limits = &spec.limits;
     let seconds = |d: Duration| format!("{:.3}", d.as_secs_f64());
-    let output_kb = limits.output_bytes.div_ceil(KIB).to_string();
+    let kb = |bytes: u64| bytes.div_ceil(KIB).to_string();
     let mut args: Vec<OsString> = vec![
+        "--config".into(),
+        config.into(),
         "--user".into(),
         user.name.clone().into(),
         "--group".into(),
         user.gid.to_string().into(),
         "--memsize".into(),
-        limits.memory_bytes.div_ceil(KIB).to_string().into(),
+        kb(limits.memory_bytes).into(),
         "--filesize".into(),
-        output_kb.clone().into(),
+        kb(limits.file_bytes).into(),
         "--streamsize".into(),
-        output_kb.into(),
+        kb(limits.output_bytes).into(),
         "--nproc".into(),
         limits.nproc.to_string().into(),
         "--no-core".into(),
@@ -131,6 +193,10 @@ pub fn runguard_args(spec: &RunSpec, user: &RunUser) -> Vec<OsString> {
         "--json".into(),
         spec.report.clone().into(),
     ];
+    // Temporary files go to the step's own directory, which the judge removes (DOMjudge sets
+    // TMPDIR the same way); a profile's env may still override it.
+    args.push("--variable".into());
+    args.push(format!("TMPDIR={}", spec.cwd.display()).into());
     for (key, value) in &spec.env {
         args.push("--variable".into());
         args.push(format!("{key}={value}").into());
@@ -150,7 +216,7 @@ impl Sandbox for Runguard {
             None => Stdio::null(),
         };
         let output = Command::new(&self.binary)
-            .args(runguard_args(spec, &self.user))
+            .args(runguard_args(spec, &self.user, self.config.path()))
             .current_dir(&spec.cwd)
             .stdin(stdin)
             .stdout(Stdio::null())
@@ -160,37 +226,50 @@ impl Sandbox for Runguard {
                 program: self.binary.clone(),
                 source,
             })?;
+        let internal = |message: String| SandboxFailure::Internal {
+            status: output.status.to_string(),
+            message,
+        };
         let runguard_stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-        // 255 is runguard's own failure; a program's exit status never reaches it.
-        if output.status.code() == Some(255) || output.status.code().is_none() {
-            return Err(SandboxFailure::Internal {
-                status: output.status.to_string(),
-                message: runguard_stderr,
-            });
+        // Killed: runguard cannot have finished its report.
+        if output.status.code().is_none() {
+            return Err(internal(runguard_stderr));
         }
+        // The report, not the exit status, tells runguard's failure from the program's: a
+        // program may exit with 255 too.
+        let json = match std::fs::read(&spec.report) {
+            Ok(json) if !json.is_empty() => json,
+            // runguard failed before it could write anything (e.g. a bad option).
+            _ => return Err(internal(runguard_stderr)),
+        };
         let bad_report = |message: String| SandboxFailure::BadReport {
             path: spec.report.clone(),
             message,
         };
-        let json = std::fs::read(&spec.report).map_err(|e| bad_report(e.to_string()))?;
-        serde_json::from_slice(&json).map_err(|e| bad_report(e.to_string()))
+        let value: serde_json::Value =
+            serde_json::from_slice(&json).map_err(|e| bad_report(e.to_string()))?;
+        if let Some(message) = value.get("internal_error") {
+            return Err(internal(message.as_str().unwrap_or_default().to_owned()));
+        }
+        serde_json::from_value(value).map_err(|e| bad_report(e.to_string()))
     }
 }
 
-/// Where the runguard binary is: `--runguard`, else `JUDGED_RUNGUARD`, else beside our own
+/// Where the runguard binary is: `--runguard` (or `JUDGED_RUNGUARD`), else beside our own
 /// executable.
 pub fn locate_runguard(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = explicit {
-        return Ok(path.to_path_buf());
-    }
-    let exe = std::env::current_exe()?;
-    let beside = exe.with_file_name("runguard");
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_exe()
+            .context("cannot find our own executable")?
+            .with_file_name("runguard"),
+    };
     anyhow::ensure!(
-        beside.is_file(),
+        path.is_file(),
         "runguard not found at `{}': build it (cargo build -p runner) or pass --runguard PATH",
-        beside.display()
+        path.display()
     );
-    Ok(beside)
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -214,19 +293,19 @@ mod tests {
             uid: 65534,
             gid: 65534,
         };
-        let args: Vec<String> = runguard_args(&spec, &user)
+        let args: Vec<String> = runguard_args(&spec, &user, Path::new("/s/runguard.toml"))
             .into_iter()
             .map(|a| a.into_string().unwrap())
             .collect();
         let joined = args.join(" ");
         for expected in [
-            "--user nobody --group 65534",
+            "--config /s/runguard.toml --user nobody --group 65534",
             "--memsize 262144",
             "--filesize 8192 --streamsize 8192",
             "--nproc 64 --no-core",
             "--walltime 2.500:2.500 --cputime 1.500:2.500",
             "--stdout /w/out --stderr /w/err --json /w/report.json",
-            "--variable HOME=/tmp -- /w/build/program x",
+            "--variable TMPDIR=/w/run --variable HOME=/tmp -- /w/build/program x",
         ] {
             assert!(joined.contains(expected), "{expected:?} not in {joined:?}");
         }
@@ -253,5 +332,95 @@ mod tests {
         assert_eq!(report.termination, runner::report::Termination::Signaled(9));
         assert_eq!(report.cpu_time, Duration::from_secs(1));
         assert!(report.time_result.cpu_hard);
+    }
+
+    fn nobody() -> RunUser {
+        RunUser {
+            name: "nobody".into(),
+            uid: 65534,
+            gid: 65534,
+        }
+    }
+
+    #[test]
+    fn runguard_config_allows_exactly_the_run_user_and_keeps_the_site_settings() {
+        let site = Config {
+            chroot_prefixes: vec!["/srv/judgings".into()],
+            cgroup_parent: "site/runs".into(),
+            ..Config::default()
+        };
+        let text = runguard_config(&site, &nobody());
+        let written = Config::from_toml(&text, Path::new("judged.toml")).unwrap();
+        assert_eq!(written.valid_users, ["nobody"]);
+        assert_eq!(written.chroot_prefixes, site.chroot_prefixes);
+        assert_eq!(written.cgroup_parent, site.cgroup_parent);
+        let uid_of = |_: &str| None;
+        assert!(written.allows_user("nobody", 65534, uid_of));
+        assert!(!written.allows_user("domjudge-run", 999, uid_of));
+    }
+
+    /// A `Runguard` whose binary is a script that writes `report` as its JSON report and exits
+    /// with `status`, as runguard does.
+    fn fake_runguard(dir: &Path, report: &str, status: u8) -> Runguard {
+        use std::os::unix::fs::PermissionsExt;
+        let binary = dir.join("runguard");
+        let script = format!(
+            "#!/bin/sh\nwhile [ \"$1\" != --json ]; do shift; done\n\
+             cat > \"$2\" <<'EOF'\n{report}\nEOF\nexit {status}\n"
+        );
+        std::fs::write(&binary, script).unwrap();
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Runguard::new(binary, nobody(), dir).unwrap()
+    }
+
+    fn spec_in(dir: &Path) -> RunSpec {
+        RunSpec {
+            argv: vec!["/bin/true".into()],
+            cwd: dir.to_path_buf(),
+            stdin: None,
+            stdout: dir.join("out"),
+            stderr: dir.join("err"),
+            report: dir.join("report.json"),
+            env: Vec::new(),
+            limits: StepLimits::with_time(Duration::from_secs(1), 1 << 20, 1 << 20, 1),
+        }
+    }
+
+    #[test]
+    fn a_program_exiting_255_is_the_programs_failure_not_the_sandboxs() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = Report {
+            termination: runner::report::Termination::Exited(255),
+            ..crate::verdict::tests::clean_report()
+        };
+        let runguard = fake_runguard(dir.path(), &serde_json::to_string(&report).unwrap(), 255);
+        assert_eq!(runguard.run(&spec_in(dir.path())).unwrap(), report);
+    }
+
+    #[test]
+    fn an_internal_error_in_the_report_is_a_sandbox_failure_with_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let runguard = fake_runguard(
+            dir.path(),
+            r#"{"internal_error":"cannot mount /proc"}"#,
+            255,
+        );
+        let failure = runguard.run(&spec_in(dir.path())).unwrap_err();
+        assert!(
+            matches!(&failure, SandboxFailure::Internal { message, .. } if message == "cannot mount /proc"),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn runguard_config_file_is_removed_with_the_runguard() {
+        let dir = tempfile::tempdir().unwrap();
+        let runguard = fake_runguard(dir.path(), "{}", 0);
+        let config = runguard.config.path().to_path_buf();
+        assert!(std::fs::read_to_string(&config)
+            .unwrap()
+            .contains("\"nobody\""));
+        drop(runguard);
+        assert!(!config.exists());
     }
 }

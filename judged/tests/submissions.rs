@@ -4,7 +4,8 @@
 //!
 //! Needs root (runguard switches to the run user and makes cgroups) and a built `runguard`
 //! (beside `judged`, or `JUDGED_RUNGUARD`). Skips out loud otherwise; under `CI=true` a skip is
-//! a failure. A submission whose language toolchain is not installed is skipped out loud.
+//! a failure. A submission whose language toolchain is not installed is skipped out loud. Every
+//! judging must leave its scratch directory empty.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,6 +88,8 @@ fn every_annotated_submission_gets_its_expected_verdict() {
             runguard.display()
         ));
     }
+    // A scratch directory of this test's own, which every judging must leave empty.
+    let scratch = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     for (problem, source, expected) in annotated_submissions() {
         let output = Command::new(env!("CARGO_BIN_EXE_judged"))
@@ -96,8 +99,15 @@ fn every_annotated_submission_gets_its_expected_verdict() {
             .arg("--json")
             .arg("--runguard")
             .arg(&runguard)
+            .arg("--scratch")
+            .arg(scratch.path())
             .output()
             .unwrap();
+        let left: Vec<_> = std::fs::read_dir(scratch.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{}: left {left:?}", source.display());
         let stderr = String::from_utf8_lossy(&output.stderr);
         if output.status.code() == Some(exit_status::USAGE as i32)
             && stderr.contains("not installed")
