@@ -1,9 +1,11 @@
 //! The cgroup layer against the real kernel: needs root and a cgroupfs. Skips out loud when it
 //! cannot run, and fails instead when `CI=true`.
 //!
-//! Each test uses its own parent group `judged-test-<pid>-<test>` and removes it at the end,
-//! checking that nothing is left. Only single-process children are used: an orphaned grandchild
+//! Each test uses its own parent group `judged-test-<pid>-<test>` (under `$JUDGED_CGROUP` when
+//! set, as on a pure v2 judgehost) and removes it at the end, checking that nothing is left. Only single-process children are used: an orphaned grandchild
 //! would be reparented to a pid 1 that, on our machines, never reaps it.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -44,7 +46,7 @@ fn as_pure_v1() -> Option<Hierarchies> {
 }
 
 fn parent_for(test: &str) -> PathBuf {
-    PathBuf::from(format!("judged-test-{}-{test}", std::process::id()))
+    common::cgroupfs::host_test_parent(&format!("judged-test-{}-{test}", std::process::id()))
 }
 
 fn sleeper() -> Child {

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::cgroupfs::{child_dirs, own_cgroup_paths, parent_dirs, remove_tree};
+use common::cgroupfs::{child_dirs, own_cgroup_paths, parent_dirs, remove_tree, test_parent};
 use common::procfs::{environ_contains, orphan_zombies, parse_stat, processes_with_env};
 use common::testdir::TestDir;
 use common::KeyValues;
@@ -153,6 +153,48 @@ fn pure_v2_parent_sits_in_the_root() {
     std::fs::create_dir_all(dir.join("judged-test-y/run-1")).unwrap();
     let found = parent_dirs(dir.path(), &own_cgroup_paths("0::/\n"), "judged-test-y");
     assert_eq!(found, [dir.join("judged-test-y").canonicalize().unwrap()]);
+}
+
+#[test]
+fn test_parent_sits_at_the_top_without_a_delegated_group() {
+    let parent = test_parent(Path::new("/sys/fs/cgroup"), None, "judged-test-x-1-0");
+    assert_eq!(parent, Path::new("judged-test-x-1-0"));
+}
+
+#[test]
+fn test_parent_sits_under_the_delegated_group() {
+    let delegated = Path::new("/sys/fs/cgroup/judged");
+    let parent = test_parent(
+        Path::new("/sys/fs/cgroup"),
+        Some(delegated),
+        "judged-test-x-1-0",
+    );
+    assert_eq!(parent, Path::new("judged/judged-test-x-1-0"));
+}
+
+#[test]
+#[should_panic(expected = "is not below /sys/fs/cgroup")]
+fn delegated_group_outside_the_cgroup_root_is_refused() {
+    test_parent(
+        Path::new("/sys/fs/cgroup"),
+        Some(Path::new("/tmp/judged")),
+        "t",
+    );
+}
+
+#[test]
+fn delegated_parent_is_found_below_the_root() {
+    let dir = TestDir::new("fake-cgroup-v2-delegated");
+    std::fs::create_dir_all(dir.join("judged/judged-test-z/run-1")).unwrap();
+    let found = parent_dirs(
+        dir.path(),
+        &own_cgroup_paths("0::/judged-daemon\n"),
+        "judged/judged-test-z",
+    );
+    assert_eq!(
+        found,
+        [dir.join("judged/judged-test-z").canonicalize().unwrap()]
+    );
 }
 
 #[test]

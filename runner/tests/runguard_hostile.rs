@@ -238,7 +238,7 @@ fn writes_outside_the_work_dir_fail_in_a_read_only_profile() {
     }
     let fx = Fixture::new("hostile-readonly");
     // /var/tmp is world-writable on the host: only the sandbox's read-only view can stop it.
-    let target = Path::new("/var/tmp").join(fx.cgroup_parent());
+    let target = Path::new("/var/tmp").join(fx.name());
     let script = format!("echo escaped > {}", target.display());
     let outcome = fx
         .runguard()

@@ -67,3 +67,39 @@ pub fn remove_tree(dir: &Path) -> std::io::Result<()> {
     }
     std::fs::remove_dir(dir)
 }
+
+/// The environment variable naming the cgroup2 group delegated to the judge host, as a judging
+/// daemon on a pure v2 host is given it (the VM lane sets `/sys/fs/cgroup/judged`).
+pub const DELEGATED_VARIABLE: &str = "JUDGED_CGROUP";
+
+/// The `--cgroup-parent` (relative to each hierarchy's root) of the test cgroup `name`: under
+/// the `delegated` group when there is one, where the controllers are already enabled, else
+/// at the top of the hierarchies.
+pub fn test_parent(cgroup_root: &Path, delegated: Option<&Path>, name: &str) -> PathBuf {
+    match delegated {
+        None => PathBuf::from(name),
+        Some(delegated) => delegated
+            .strip_prefix(cgroup_root)
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{DELEGATED_VARIABLE}={} is not below {}: name a cgroup2 group there",
+                    delegated.display(),
+                    cgroup_root.display()
+                )
+            })
+            .join(name),
+    }
+}
+
+/// [`test_parent`] on this host: the real cgroup root and `$JUDGED_CGROUP`.
+pub fn host_test_parent(name: &str) -> PathBuf {
+    let delegated = std::env::var_os(DELEGATED_VARIABLE).filter(|v| !v.is_empty());
+    test_parent(
+        Path::new(CGROUP_ROOT),
+        delegated.as_deref().map(Path::new),
+        name,
+    )
+}
+
+/// Where the hierarchies are mounted on a real host.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";

@@ -12,13 +12,16 @@ use super::testdir::{unique_name, TestDir};
 use super::{cgroupfs, procfs, programs, RUN_GROUP, RUN_USER};
 
 const PROC: &str = "/proc";
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The environment variable that tags the processes of a fixture's runs (`-V`).
 pub const TAG_VARIABLE: &str = "JUDGED_TEST_TAG";
 
 pub struct Fixture {
     dir: TestDir,
+    /// `judged-test-<label>-<pid>-<n>`, unique on the machine.
+    name: String,
+    /// `--cgroup-parent`: the name, under `$JUDGED_CGROUP` when set (see
+    /// [`cgroupfs::host_test_parent`]).
     cgroup_parent: String,
     /// `JUDGED_TEST_TAG=<unique>`, passed to every run with `-V`.
     tag: String,
@@ -32,7 +35,11 @@ impl Fixture {
         Fixture {
             dir: TestDir::new(label),
             tag: format!("{TAG_VARIABLE}={name}"),
-            cgroup_parent: name,
+            cgroup_parent: cgroupfs::host_test_parent(&name)
+                .to_str()
+                .expect("cgroup paths of the tests are UTF-8")
+                .to_owned(),
+            name,
             zombies_before: procfs::orphan_zombies(Path::new(PROC))
                 .into_iter()
                 .map(|p| p.pid)
@@ -47,6 +54,11 @@ impl Fixture {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// A name unique to this test on the machine, for things it makes outside its directory.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// `KEY=VALUE` present in the environment of every run of this fixture.
@@ -129,7 +141,7 @@ impl Fixture {
     fn parent_dirs(&self) -> Vec<PathBuf> {
         let self_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         cgroupfs::parent_dirs(
-            Path::new(CGROUP_ROOT),
+            Path::new(cgroupfs::CGROUP_ROOT),
             &cgroupfs::own_cgroup_paths(&self_cgroup),
             &self.cgroup_parent,
         )

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use super::programs;
+
 /// The runguard binary, when this package has one (Cargo sets the variable for integration
 /// tests of a package with a `runguard` bin target). Looked up at compile time without failing
 /// the build, so the tests compile before the binary exists.
@@ -29,8 +31,8 @@ pub fn require_runguard() -> bool {
     }
 }
 
-/// True when runs can really be carried out here: root, a cgroup filesystem, a C compiler for
-/// the test programs, and the runguard binary.
+/// True when runs can really be carried out here: root, a cgroup filesystem, the test programs
+/// (a C compiler, or prebuilt ones), and the runguard binary.
 pub fn require_root() -> bool {
     if !nix::unistd::geteuid().is_root() {
         return skip("not root: runguard must run as root to confine a run");
@@ -47,8 +49,17 @@ fn has_cgroupfs(cgroup_root: &Path) -> bool {
         || cgroup_root.join("cgroup.controllers").exists()
 }
 
-/// True when `gcc` can build the test programs of `testdata/programs`.
+/// True when the test programs of `testdata/programs` can be had: prebuilt in
+/// `$RUNNER_TESTDATA_BIN` (see [`programs`]), or built by `gcc`.
 pub fn require_c_compiler() -> bool {
+    if let Some(dir) = programs::prebuilt_dir() {
+        return dir.is_dir()
+            || skip(&format!(
+                "{} names {}, which is not a directory",
+                programs::PREBUILT_VARIABLE,
+                dir.display()
+            ));
+    }
     let found = Command::new("gcc")
         .arg("--version")
         .output()

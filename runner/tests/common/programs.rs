@@ -1,5 +1,8 @@
 //! The C programs of `testdata/programs`, compiled with `gcc -O2 -static` once per test binary
 //! run into Cargo's target temp dir. Static, so they also run inside a bare chroot.
+//!
+//! Where there is no compiler (the VM lane's guest, `ci/vm/`), env [`PREBUILT_VARIABLE`] names a
+//! directory holding them already built with the same flags: they are taken from there.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -11,22 +14,34 @@ pub fn source_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/programs")
 }
 
+/// The directory of prebuilt test programs, when the environment names one.
+pub const PREBUILT_VARIABLE: &str = "RUNNER_TESTDATA_BIN";
+
+/// `$RUNNER_TESTDATA_BIN` when set and not empty.
+pub fn prebuilt_dir() -> Option<PathBuf> {
+    std::env::var_os(PREBUILT_VARIABLE)
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+}
+
 /// The built program `name` (the stem of `testdata/programs/<name>.c`).
 pub fn program(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = BUILT
-        .get_or_init(|| {
-            build_all(
+        .get_or_init(|| match prebuilt_dir() {
+            Some(dir) => Ok(dir),
+            None => build_all(
                 &source_dir(),
                 &Path::new(env!("CARGO_TARGET_TMPDIR")).join("programs"),
-            )
+            ),
         })
         .as_ref()
         .unwrap_or_else(|e| panic!("building testdata/programs: {e}"));
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "no test program `{name}' (is testdata/programs/{name}.c missing?)"
+        "no test program `{name}' in {} (is testdata/programs/{name}.c missing?)",
+        dir.display()
     );
     path
 }
