@@ -320,10 +320,16 @@ fn start(
             )
         })?;
     }
-    cgroup.attach(forked.pid.as_raw(), forked.in_cgroup)?;
-    File::from(go)
-        .write_all(b"g")
-        .map_err(|e| SandboxError::io("cannot release the child", "go pipe", e))?;
+    // A child whose setup fails before the "go" (e.g. its chdir in the new root) reports why
+    // and exits, and then the attach (ESRCH) or the "go" (EPIPE) fails too: its report is the
+    // cause. Otherwise the "go" pipe closes with `go` and the waiting child exits quietly.
+    let released = cgroup
+        .attach(forked.pid.as_raw(), forked.in_cgroup)
+        .and_then(|()| {
+            File::from(go)
+                .write_all(b"g")
+                .map_err(|e| SandboxError::io("cannot release the child", "go pipe", e))
+        });
     let mut message = String::new();
     File::from(report)
         .read_to_string(&mut message)
@@ -332,6 +338,7 @@ fn start(
     if !message.is_empty() {
         return Err(SandboxError::Setup(message));
     }
+    released?;
     Ok(Started {
         at,
         baseline: cgroup.usage()?,
