@@ -738,19 +738,20 @@ mod tests {
         judgement
     }
 
-    /// What a test case run was given, as seen when it ran.
+    /// What a step was given, as seen when it ran.
     #[derive(Debug)]
-    struct SeenRun {
+    struct SeenStep {
         profile: Option<PathBuf>,
         argv: Vec<String>,
         /// Every path under its working directory, relative to it.
         visible: Vec<PathBuf>,
     }
 
-    /// Records each test case run (answering correctly); compiles succeed.
+    /// Records each step; compiles succeed and runs answer correctly.
     #[derive(Default)]
     struct Recording {
-        runs: Mutex<Vec<SeenRun>>,
+        compiles: Mutex<Vec<SeenStep>>,
+        runs: Mutex<Vec<SeenStep>>,
     }
 
     fn tree(dir: &Path, below: &Path, found: &mut Vec<PathBuf>) {
@@ -766,16 +767,18 @@ mod tests {
 
     impl Sandbox for Recording {
         fn run(&self, spec: &RunSpec) -> Result<Report, SandboxFailure> {
-            let Some(stdin) = &spec.stdin else {
-                return Ok(clean_report());
-            };
             let mut visible = Vec::new();
             tree(&spec.cwd, Path::new(""), &mut visible);
-            self.runs.lock().unwrap().push(SeenRun {
+            let seen = SeenStep {
                 profile: spec.profile.clone(),
                 argv: spec.argv.clone(),
                 visible,
-            });
+            };
+            let Some(stdin) = &spec.stdin else {
+                self.compiles.lock().unwrap().push(seen);
+                return Ok(clean_report());
+            };
+            self.runs.lock().unwrap().push(seen);
             let input = std::fs::read_to_string(stdin).unwrap();
             std::fs::write(&spec.stdout, format!("{}\n", sum(&input))).unwrap();
             Ok(clean_report())
@@ -783,13 +786,25 @@ mod tests {
     }
 
     #[test]
-    fn runs_see_only_the_program_at_the_profiles_work_dir() {
+    fn steps_see_only_their_own_files_at_the_profiles_work_dir() {
         let sandbox = Recording::default();
         assert_eq!(judge_aplusb(&sandbox, 2, true).verdict, Verdict::Correct);
+        let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/sandbox");
+        let compiles = sandbox.compiles.into_inner().unwrap();
+        let [compile] = compiles.as_slice() else {
+            panic!("one compile expected: {compiles:?}");
+        };
+        assert_eq!(compile.profile, Some(profiles.join("compile.toml")));
+        assert!(
+            compile
+                .argv
+                .ends_with(&["-o", "/work/program", "sol.c", "-lm"].map(String::from)),
+            "{compile:?}"
+        );
+        assert_eq!(compile.visible, [Path::new("sol.c")]);
         let runs = sandbox.runs.into_inner().unwrap();
         assert_eq!(runs.len(), 4);
-        let run_profile =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/sandbox/default.toml");
+        let run_profile = profiles.join("default.toml");
         for run in runs {
             assert_eq!(run.profile.as_deref(), Some(run_profile.as_path()));
             assert_eq!(run.argv, ["/work/program"]);
