@@ -102,9 +102,17 @@ pub struct SandboxProfiles {
 impl SandboxProfiles {
     /// `compile.toml` and `default.toml` of `dir` (a `profiles/sandbox` directory).
     pub fn load(dir: &Path) -> anyhow::Result<SandboxProfiles> {
+        let load = |name: &str| {
+            StepProfile::load(&dir.join(name)).with_context(|| {
+                format!(
+                    "no usable sandbox profile {name} in `{}' (pass --profiles DIR)",
+                    dir.display()
+                )
+            })
+        };
         Ok(SandboxProfiles {
-            compile: StepProfile::load(&dir.join("compile.toml"))?,
-            run: StepProfile::load(&dir.join("default.toml"))?,
+            compile: load("compile.toml")?,
+            run: load("default.toml")?,
         })
     }
 }
