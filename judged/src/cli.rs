@@ -10,7 +10,7 @@ use crate::judge::{Judge, Options, Progress, Quiet};
 use crate::language::Languages;
 use crate::output::{self, LiveProgress};
 use crate::problem::Problem;
-use crate::sandbox::{self, Runguard};
+use crate::sandbox::{self, Runguard, SandboxProfiles};
 use crate::users;
 
 #[derive(Debug, Parser)]
@@ -58,13 +58,23 @@ Problem package (Kattis / ICPC format):
                            `validator INPUT ANSWER FEEDBACK_DIR [FLAGS] < OUTPUT', exit 42
                            accepts, 43 rejects, anything else is a judge-error
 
-Languages: one TOML profile per language in the profiles directory (compile and run commands,
-time factor, extra memory); the language comes from --language or the first source's
-extension. A language whose compiler or interpreter is missing is refused (exit status 2).
+Profiles: data files in the profiles directory (--profiles DIR, else the `profiles'
+directory of the first ancestor of the judged executable that has one with `sandbox/' and
+`languages/' in it: the source tree for target/*/judged). PROFILES/languages/ (or --languages)
+has one TOML profile per language (compile and run commands, time factor, extra memory); the
+language comes from --language or the first source's extension. A language whose compiler or
+interpreter is missing is refused (exit status 2). PROFILES/sandbox/compile.toml confines
+compiling and PROFILES/sandbox/default.toml each test case run (see Sandbox).
 
 Sandbox: each step (compiling, each test case, the output validator) is one `runguard'
 process, run as an unprivileged run user: --user, else `domjudge-run' if it exists, else
-`nobody' (with a note on stderr). judged must run as root. runguard accepts only the users its
+`nobody' (with a note on stderr). judged must run as root. Compiling and test case runs get
+runguard's --profile (a sandbox profile that must have a [filesystem]): a read-only root of
+system directories, a private /tmp, no network, and as the only host directory the step's own
+work dir, at /work: the sources for a compile, hard links to the compiled program for a run
+(the test input arrives on stdin). So a submission sees neither the answers nor the other
+test cases; `{build}' in a language's commands is /work. Output validators are the problem's
+trusted code and run without a profile. runguard accepts only the users its
 config names (built in: domjudge-run and domjudge-run-*), so judged gives every step a config of
 its own (--config, a temporary file): the site's config (/etc/judged/runguard.toml, when it
 exists) with valid_users narrowed to exactly the run user. Test case runs get the problem's
@@ -91,8 +101,8 @@ Exit status:
   3  compile-error
   4  judge-error: the sandbox or the output validator failed; do not trust the verdict
 
-Environment: JUDGED_RUNGUARD (the runguard binary), JUDGED_LANGUAGES (the language profiles
-directory), JUDGED_RUN_USER (the run user).";
+Environment: JUDGED_RUNGUARD (the runguard binary), JUDGED_PROFILES (the profiles directory),
+JUDGED_LANGUAGES (the language profiles directory), JUDGED_RUN_USER (the run user).";
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -117,8 +127,11 @@ pub struct RunArgs {
     /// The runguard binary (default: beside judged).
     #[arg(long, env = "JUDGED_RUNGUARD")]
     pub runguard: Option<PathBuf>,
-    /// Directory of language profiles (default: profiles/languages of the source tree judged
-    /// was built in, found upwards from the executable).
+    /// The profiles directory, with sandbox/ and languages/ (default: the `profiles' directory
+    /// of the source tree judged was built in, found upwards from the executable).
+    #[arg(long, env = "JUDGED_PROFILES")]
+    pub profiles: Option<PathBuf>,
+    /// Directory of language profiles (default: PROFILES/languages).
     #[arg(long, env = "JUDGED_LANGUAGES")]
     pub languages: Option<PathBuf>,
     /// The unprivileged user programs run as (default: domjudge-run if it exists, else nobody).
@@ -148,9 +161,14 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             source.display()
         );
     }
+    let profiles_dir = match &args.profiles {
+        Some(dir) => dir.clone(),
+        None => default_profiles_dir()?,
+    };
+    let sandbox_profiles = SandboxProfiles::load(&profiles_dir.join("sandbox"))?;
     let languages_dir = match &args.languages {
         Some(dir) => dir.clone(),
-        None => default_languages_dir()?,
+        None => profiles_dir.join("languages"),
     };
     let languages = Languages::load_dir(&languages_dir)?;
     let language = match &args.language {
@@ -174,6 +192,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         problem: &problem,
         languages: &languages,
         sandbox: &runguard,
+        profiles: &sandbox_profiles,
         user: &user,
         options: Options {
             jobs,
@@ -201,19 +220,23 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     Ok(judgement.verdict.exit_status())
 }
 
-/// `profiles/languages` in the first ancestor of the executable that has one (the source tree
-/// for `target/debug/judged`).
-fn default_languages_dir() -> anyhow::Result<PathBuf> {
+/// `profiles` in the first ancestor of the executable that has one with both kinds of
+/// profiles (the source tree for `target/debug/judged`).
+fn default_profiles_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find our own executable")?;
+    find_profiles_dir(&exe).with_context(|| {
+        format!(
+            "no profiles directory (with sandbox/ and languages/) above `{}': pass \
+             --profiles DIR",
+            exe.display()
+        )
+    })
+}
+
+fn find_profiles_dir(exe: &Path) -> Option<PathBuf> {
     exe.ancestors()
-        .map(|dir| dir.join("profiles/languages"))
-        .find(|dir| dir.is_dir())
-        .with_context(|| {
-            format!(
-                "no profiles/languages directory above `{}': pass --languages DIR",
-                exe.display()
-            )
-        })
+        .map(|dir| dir.join("profiles"))
+        .find(|dir| dir.join("sandbox").is_dir() && dir.join("languages").is_dir())
 }
 
 #[cfg(test)]
@@ -244,6 +267,13 @@ mod tests {
         assert!(args.json && args.all);
         assert_eq!(args.jobs, Some(3));
         assert_eq!(args.language.as_deref(), Some("cpp"));
+    }
+
+    #[test]
+    fn the_profiles_of_the_source_tree_are_found_above_the_executable() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let found = find_profiles_dir(&root.join("target/debug/judged")).unwrap();
+        assert_eq!(found, root.join("profiles"));
     }
 
     #[test]

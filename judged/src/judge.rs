@@ -7,6 +7,15 @@
 //! case `test-N/` (ours, world-readable: the output files, a copy of the input and answer for
 //! the validator) with `run/` (the program's working directory) and `feedback/` (the
 //! validator's) owned by the run user. Each test case's directory is removed when it is done.
+//!
+//! Confinement: compiles and test case runs go through a sandbox profile that shows them only
+//! their own working directory, at the profile's work dir (`/work`), so the judge decides what
+//! a step can read by what it puts there. A compile gets `build/` (the sources); a run gets
+//! `run/`, holding hard links to the built program (ours and read-only) and nothing else: the
+//! answers, the package and the other test cases' directories stay out of its sight, and the
+//! test input comes in on stdin, opened by us. `{build}` in a language's commands is therefore
+//! the profile's work dir. The output validator is the problem's own, trusted code: it runs
+//! without a profile, from `validator/` by its host path.
 
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -20,7 +29,7 @@ use runner::report::{Report, Termination};
 use crate::default_validator::{self, Flags};
 use crate::language::{Expansion, Language, Languages};
 use crate::problem::{Problem, TestCase, Validation};
-use crate::sandbox::{RunSpec, Sandbox, SandboxFailure, StepLimits};
+use crate::sandbox::{RunSpec, Sandbox, SandboxFailure, SandboxProfiles, StepLimits};
 use crate::users::RunUser;
 use crate::verdict::{self, Validated, Verdict};
 
@@ -84,6 +93,8 @@ pub struct Judge<'a> {
     pub problem: &'a Problem,
     pub languages: &'a Languages,
     pub sandbox: &'a dyn Sandbox,
+    /// What confines the submission's compile and runs.
+    pub profiles: &'a SandboxProfiles,
     pub user: &'a RunUser,
     pub options: Options,
 }
@@ -215,8 +226,9 @@ impl Judge<'_> {
         Ok((language, sources))
     }
 
-    /// Copy `sources` into `dir`, compile them there as the run user, then take the
-    /// directory back so later runs can read but not change it.
+    /// Copy `sources` into `dir`, compile them there as the run user under the compile
+    /// profile (which shows it `dir` only), then take the directory back so later runs can
+    /// read but not change it.
     fn build<'l>(
         &self,
         language: &'l Language,
@@ -250,9 +262,13 @@ impl Judge<'_> {
             give(dir, self.user).map_err(|e| io("chown", dir, e))?;
             let limits = &self.problem.limits;
             let log = dir.with_extension("compile.log");
+            let profile = &self.profiles.compile;
             let spec = RunSpec {
-                argv: self.expansion(&built).expand(&compile.command),
+                argv: self
+                    .expansion(&built, &profile.work_dir)
+                    .expand(&compile.command),
                 cwd: dir.to_path_buf(),
+                profile: Some(profile.path.clone()),
                 stdin: None,
                 stdout: log.clone(),
                 stderr: log.clone(),
@@ -279,10 +295,11 @@ impl Judge<'_> {
         Ok(built)
     }
 
-    fn expansion<'b>(&self, built: &'b Built) -> Expansion<'b> {
+    /// The placeholders for a step that sees `built`'s directory at `build`.
+    fn expansion<'b>(&self, built: &'b Built, build: &'b Path) -> Expansion<'b> {
         Expansion {
             sources: &built.sources,
-            build: &built.dir,
+            build,
             memory_mb: self.problem.limits.memory_bytes / MIB,
         }
     }
@@ -368,6 +385,9 @@ impl Judge<'_> {
             path: dir.to_path_buf(),
             source: std::io::Error::other(e),
         })?;
+        // The program is all the run sees of the host: links, so no copying per test case;
+        // they stay ours and read-only, so the run cannot change them for the next test case.
+        link_tree(&program.dir, &run_dir).map_err(io(&run_dir))?;
         give(&run_dir, self.user).map_err(io(&run_dir))?;
         let stdout = dir.join("program.out");
         let stderr = dir.join("program.err");
@@ -375,9 +395,13 @@ impl Judge<'_> {
         create_output_file(&stderr).map_err(io(&stderr))?;
         let run = &program.language.run;
         let limits = &self.problem.limits;
+        let profile = &self.profiles.run;
         let spec = RunSpec {
-            argv: self.expansion(program).expand(&run.command),
+            argv: self
+                .expansion(program, &profile.work_dir)
+                .expand(&run.command),
             cwd: run_dir,
+            profile: Some(profile.path.clone()),
             stdin: Some(test_case.input.clone()),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
@@ -430,6 +454,11 @@ impl Judge<'_> {
     }
 
     /// `validator input answer feedback_dir [flags] < team_output`; 42 accepts, 43 rejects.
+    ///
+    /// No sandbox profile: the validator is the problem's trusted code and needs the answer,
+    /// which it gets by host path. It runs as the run user all the same, after every process
+    /// of the program is gone; the program's `run/` is still the run user's then, but nothing
+    /// is read from it afterwards.
     fn run_custom_validator(
         &self,
         built: &Built,
@@ -460,7 +489,9 @@ impl Judge<'_> {
         let stderr = dir.join("validator.err");
         create_output_file(&stdout).map_err(io(&stdout))?;
         create_output_file(&stderr).map_err(io(&stderr))?;
-        let mut argv = self.expansion(built).expand(&built.language.run.command);
+        let mut argv = self
+            .expansion(built, &built.dir)
+            .expand(&built.language.run.command);
         argv.extend([&input, &answer, &feedback].map(|p| p.to_string_lossy().into_owned()));
         argv.extend(flags.iter().cloned());
         let limits = &self.problem.limits;
@@ -468,6 +499,7 @@ impl Judge<'_> {
         let spec = RunSpec {
             argv,
             cwd: feedback.clone(),
+            profile: None,
             stdin: Some(team_output.to_path_buf()),
             stdout,
             stderr: stderr.clone(),
@@ -582,6 +614,23 @@ fn give(dir: &Path, user: &RunUser) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
 }
 
+/// Recreate the tree of `from` (directories and regular files, as [`take_back`] leaves a build)
+/// in the existing directory `to`, with hard links to its files.
+fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir(&target)?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+            link_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::hard_link(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
 /// Take a build directory back from the run user: everything becomes ours and read-only to
 /// others, so the programs that run from it later cannot change it.
 fn take_back(dir: &Path) -> std::io::Result<()> {
@@ -657,6 +706,7 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let problem = Problem::load(&root.join("testdata/problems/aplusb")).unwrap();
         let languages = Languages::load_dir(&root.join("profiles/languages")).unwrap();
+        let profiles = SandboxProfiles::load(&root.join("profiles/sandbox")).unwrap();
         let scratch = tempfile::tempdir().unwrap();
         let owner = std::fs::metadata(scratch.path()).unwrap();
         let user = RunUser {
@@ -670,6 +720,7 @@ mod tests {
             problem: &problem,
             languages: &languages,
             sandbox,
+            profiles: &profiles,
             user: &user,
             options: Options {
                 jobs,
@@ -685,6 +736,81 @@ mod tests {
             .collect();
         assert_eq!(left, ["sol.c"], "scratch directories left behind");
         judgement
+    }
+
+    /// What a step was given, as seen when it ran.
+    #[derive(Debug)]
+    struct SeenStep {
+        profile: Option<PathBuf>,
+        argv: Vec<String>,
+        /// Every path under its working directory, relative to it.
+        visible: Vec<PathBuf>,
+    }
+
+    /// Records each step; compiles succeed and runs answer correctly.
+    #[derive(Default)]
+    struct Recording {
+        compiles: Mutex<Vec<SeenStep>>,
+        runs: Mutex<Vec<SeenStep>>,
+    }
+
+    fn tree(dir: &Path, below: &Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = below.join(path.file_name().unwrap());
+            if path.is_dir() {
+                tree(&path, &relative, found);
+            }
+            found.push(relative);
+        }
+    }
+
+    impl Sandbox for Recording {
+        fn run(&self, spec: &RunSpec) -> Result<Report, SandboxFailure> {
+            let mut visible = Vec::new();
+            tree(&spec.cwd, Path::new(""), &mut visible);
+            let seen = SeenStep {
+                profile: spec.profile.clone(),
+                argv: spec.argv.clone(),
+                visible,
+            };
+            let Some(stdin) = &spec.stdin else {
+                self.compiles.lock().unwrap().push(seen);
+                return Ok(clean_report());
+            };
+            self.runs.lock().unwrap().push(seen);
+            let input = std::fs::read_to_string(stdin).unwrap();
+            std::fs::write(&spec.stdout, format!("{}\n", sum(&input))).unwrap();
+            Ok(clean_report())
+        }
+    }
+
+    #[test]
+    fn steps_see_only_their_own_files_at_the_profiles_work_dir() {
+        let sandbox = Recording::default();
+        assert_eq!(judge_aplusb(&sandbox, 2, true).verdict, Verdict::Correct);
+        let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/sandbox");
+        let compiles = sandbox.compiles.into_inner().unwrap();
+        let [compile] = compiles.as_slice() else {
+            panic!("one compile expected: {compiles:?}");
+        };
+        assert_eq!(compile.profile, Some(profiles.join("compile.toml")));
+        assert!(
+            compile
+                .argv
+                .ends_with(&["-o", "/work/program", "sol.c", "-lm"].map(String::from)),
+            "{compile:?}"
+        );
+        assert_eq!(compile.visible, [Path::new("sol.c")]);
+        let runs = sandbox.runs.into_inner().unwrap();
+        assert_eq!(runs.len(), 4);
+        let run_profile = profiles.join("default.toml");
+        for run in runs {
+            assert_eq!(run.profile.as_deref(), Some(run_profile.as_path()));
+            assert_eq!(run.argv, ["/work/program"]);
+            // The fake compile leaves the sources only: they are the whole build.
+            assert_eq!(run.visible, [Path::new("sol.c")], "{run:?}");
+        }
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //!
 //! Commands are argument vectors with placeholders, expanded by [`Expansion::expand`]:
 //! `{sources}` (every source file name, one argument each), `{main_file}` (the first source's
-//! file name), `{main}` (its name without extension: Java's class), `{build}` (the absolute
-//! build directory) and `{memory_mb}` (the problem's memory limit in MiB).
+//! file name), `{main}` (its name without extension: Java's class), `{build}` (the build
+//! directory as the step sees it: the sandbox profile's work dir, `/work`, for compiles and test
+//! case runs; its host path for an output validator, which runs unconfined) and `{memory_mb}`
+//! (the problem's memory limit in MiB). Compiles and runs start in the build directory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

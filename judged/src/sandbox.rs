@@ -4,6 +4,12 @@
 //! `runguard` process (the runner's DOMjudge-compatible CLI) whose `--json` report is read
 //! back into a [`Report`]. The [`Sandbox`] trait keeps that choice in one place, so a warm
 //! sandbox backend can replace it and the judging logic can be tested with a fake.
+//!
+//! Submissions' steps (compiling, test case runs) are confined by a sandbox profile
+//! (`runguard --profile`, [`SandboxProfiles`]): a read-only root of system directories with the
+//! step's working directory as the only host directory it sees, writable, at the profile's
+//! work dir (`/work`). Whatever the step must not read (answers, other test cases) therefore
+//! simply stays outside that directory.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -13,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
+use runner::profile::Profile;
 use runner::report::Report;
 use runner::runguard::config::Config;
 use serde::Serialize;
@@ -53,13 +60,75 @@ impl StepLimits {
     }
 }
 
+/// A sandbox profile for runguard's `--profile`, and where it shows the step's working
+/// directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepProfile {
+    pub path: PathBuf,
+    /// The profile's `filesystem.work_dir`: paths of files in the working directory, as the
+    /// confined step sees them, start here.
+    pub work_dir: PathBuf,
+}
+
+impl StepProfile {
+    /// Load and check the profile at `path` (as runguard will) once, before anything runs. It
+    /// must build its own root: a profile that leaves the host visible confines nothing.
+    pub fn load(path: &Path) -> anyhow::Result<StepProfile> {
+        let profile = Profile::load(path)?;
+        let work_dir = profile.work_dir().with_context(|| {
+            format!(
+                "sandbox profile `{}' has no [filesystem]: submissions would see the host's \
+                 files (the answers too); use one that builds its own root, like \
+                 profiles/sandbox/default.toml",
+                path.display()
+            )
+        })?;
+        Ok(StepProfile {
+            path: path.to_path_buf(),
+            work_dir: work_dir.to_path_buf(),
+        })
+    }
+}
+
+/// The profiles that confine a submission's steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxProfiles {
+    /// Compiling (submissions and output validators): `compile.toml`.
+    pub compile: StepProfile,
+    /// Test case runs: `default.toml`.
+    pub run: StepProfile,
+}
+
+impl SandboxProfiles {
+    /// `compile.toml` and `default.toml` of `dir` (a `profiles/sandbox` directory).
+    pub fn load(dir: &Path) -> anyhow::Result<SandboxProfiles> {
+        let load = |name: &str| {
+            StepProfile::load(&dir.join(name)).with_context(|| {
+                format!(
+                    "no usable sandbox profile {name} in `{}' (pass --profiles DIR)",
+                    dir.display()
+                )
+            })
+        };
+        Ok(SandboxProfiles {
+            compile: load("compile.toml")?,
+            run: load("default.toml")?,
+        })
+    }
+}
+
 /// One step to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSpec {
-    /// argv; `argv[0]` is an absolute path or is looked up in the sandbox's PATH.
+    /// argv; `argv[0]` is an absolute path (inside the sandbox when the step has a profile) or
+    /// is looked up in the sandbox's PATH.
     pub argv: Vec<String>,
-    /// Working directory (writable by the run user where the step must write).
+    /// Working directory (writable by the run user where the step must write). Under a
+    /// profile, the only host directory the step sees (at the profile's work dir).
     pub cwd: PathBuf,
+    /// The sandbox profile confining the step. `None` only for trusted problem code (output
+    /// validators), which then sees the host's files as the run user.
+    pub profile: Option<PathBuf>,
     /// Read on stdin; `/dev/null` when absent.
     pub stdin: Option<PathBuf>,
     pub stdout: PathBuf,
@@ -193,10 +262,19 @@ pub fn runguard_args(spec: &RunSpec, user: &RunUser, config: &Path) -> Vec<OsStr
         "--json".into(),
         spec.report.clone().into(),
     ];
-    // Temporary files go to the step's own directory, which the judge removes (DOMjudge sets
-    // TMPDIR the same way); a profile's env may still override it.
-    args.push("--variable".into());
-    args.push(format!("TMPDIR={}", spec.cwd.display()).into());
+    match &spec.profile {
+        Some(profile) => {
+            // The profile sets TMPDIR to its private /tmp.
+            args.push("--profile".into());
+            args.push(profile.into());
+        }
+        None => {
+            // Temporary files go to the step's own directory, which the judge removes
+            // (DOMjudge sets TMPDIR the same way).
+            args.push("--variable".into());
+            args.push(format!("TMPDIR={}", spec.cwd.display()).into());
+        }
+    }
     for (key, value) in &spec.env {
         args.push("--variable".into());
         args.push(format!("{key}={value}").into());
@@ -276,11 +354,25 @@ pub fn locate_runguard(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 mod tests {
     use super::*;
 
+    fn args_of(spec: &RunSpec) -> String {
+        let user = RunUser {
+            name: "nobody".into(),
+            uid: 65534,
+            gid: 65534,
+        };
+        let args: Vec<String> = runguard_args(spec, &user, Path::new("/s/runguard.toml"))
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        args.join(" ")
+    }
+
     #[test]
     fn runguard_gets_domjudge_style_options_then_the_command() {
         let spec = RunSpec {
             argv: vec!["/w/build/program".into(), "x".into()],
             cwd: "/w/run".into(),
+            profile: None,
             stdin: None,
             stdout: "/w/out".into(),
             stderr: "/w/err".into(),
@@ -288,16 +380,7 @@ mod tests {
             env: vec![("HOME".into(), "/tmp".into())],
             limits: StepLimits::with_time(Duration::from_millis(1500), 256 << 20, 8 << 20, 64),
         };
-        let user = RunUser {
-            name: "nobody".into(),
-            uid: 65534,
-            gid: 65534,
-        };
-        let args: Vec<String> = runguard_args(&spec, &user, Path::new("/s/runguard.toml"))
-            .into_iter()
-            .map(|a| a.into_string().unwrap())
-            .collect();
-        let joined = args.join(" ");
+        let joined = args_of(&spec);
         for expected in [
             "--config /s/runguard.toml --user nobody --group 65534",
             "--memsize 262144",
@@ -310,6 +393,42 @@ mod tests {
             assert!(joined.contains(expected), "{expected:?} not in {joined:?}");
         }
         assert!(joined.ends_with("-- /w/build/program x"));
+    }
+
+    #[test]
+    fn a_confined_step_gets_its_profile_and_the_profiles_tmpdir() {
+        let spec = RunSpec {
+            profile: Some("/p/sandbox/default.toml".into()),
+            ..spec_in(Path::new("/w/run"))
+        };
+        let joined = args_of(&spec);
+        assert!(
+            joined.contains("--profile /p/sandbox/default.toml -- /bin/true"),
+            "{joined}"
+        );
+        assert!(!joined.contains("TMPDIR"), "{joined}");
+    }
+
+    fn shipped_sandbox_profiles() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/sandbox")
+    }
+
+    #[test]
+    fn shipped_profiles_show_the_work_dir_at_work() {
+        let profiles = SandboxProfiles::load(&shipped_sandbox_profiles()).unwrap();
+        assert_eq!(profiles.compile.work_dir, Path::new("/work"));
+        assert_eq!(profiles.run.work_dir, Path::new("/work"));
+        assert!(profiles.run.path.ends_with("default.toml"));
+    }
+
+    #[test]
+    fn a_profile_that_leaves_the_host_visible_is_refused() {
+        let minimal = shipped_sandbox_profiles().join("minimal.toml");
+        let message = format!("{:#}", StepProfile::load(&minimal).unwrap_err());
+        assert!(
+            message.contains("minimal.toml") && message.contains("no [filesystem]"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -377,6 +496,7 @@ mod tests {
         RunSpec {
             argv: vec!["/bin/true".into()],
             cwd: dir.to_path_buf(),
+            profile: None,
             stdin: None,
             stdout: dir.join("out"),
             stderr: dir.join("err"),

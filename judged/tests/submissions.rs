@@ -6,6 +6,10 @@
 //! (beside `judged`, or `JUDGED_RUNGUARD`). Skips out loud otherwise; under `CI=true` a skip is
 //! a failure. A submission whose language toolchain is not installed is skipped out loud. Every
 //! judging must leave its scratch directory empty.
+//!
+//! Among them are submissions that try to get out of the sandbox: `reads_answer_files.py`
+//! looks for the answer files on the filesystem (judged correct if it finds them), and
+//! `writes_host_tmp.c` writes a file in /tmp, which must not reach the host's /tmp.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,38 +80,53 @@ fn every_submission_has_an_expectation_that_parses() {
     );
 }
 
-#[test]
-fn every_annotated_submission_gets_its_expected_verdict() {
+/// The runguard binary, or why the judging tests cannot run here.
+fn judging_prerequisites() -> Result<PathBuf, String> {
     if !is_root() {
-        return skip("judging needs root (runguard switches users and makes cgroups)");
+        return Err("judging needs root (runguard switches users and makes cgroups)".into());
     }
     let runguard = runguard();
     if !runguard.is_file() {
-        return skip(&format!(
+        return Err(format!(
             "no runguard binary at `{}' (cargo build -p runner)",
             runguard.display()
         ));
     }
-    // A scratch directory of this test's own, which every judging must leave empty.
+    Ok(runguard)
+}
+
+/// `judged run PROBLEM SOURCE --json` in a scratch directory of its own, which the judging must
+/// leave empty.
+fn judge(runguard: &Path, problem: &Path, source: &Path) -> std::process::Output {
     let scratch = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_judged"))
+        .arg("run")
+        .arg(problem)
+        .arg(source)
+        .arg("--json")
+        .arg("--runguard")
+        .arg(runguard)
+        .arg("--scratch")
+        .arg(scratch.path())
+        .output()
+        .unwrap();
+    let left: Vec<_> = std::fs::read_dir(scratch.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{}: left {left:?}", source.display());
+    output
+}
+
+#[test]
+fn every_annotated_submission_gets_its_expected_verdict() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
     let mut failures = Vec::new();
     for (problem, source, expected) in annotated_submissions() {
-        let output = Command::new(env!("CARGO_BIN_EXE_judged"))
-            .arg("run")
-            .arg(&problem)
-            .arg(&source)
-            .arg("--json")
-            .arg("--runguard")
-            .arg(&runguard)
-            .arg("--scratch")
-            .arg(scratch.path())
-            .output()
-            .unwrap();
-        let left: Vec<_> = std::fs::read_dir(scratch.path())
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name())
-            .collect();
-        assert!(left.is_empty(), "{}: left {left:?}", source.display());
+        let output = judge(&runguard, &problem, &source);
         let stderr = String::from_utf8_lossy(&output.stderr);
         if output.status.code() == Some(exit_status::USAGE as i32)
             && stderr.contains("not installed")
@@ -132,4 +151,38 @@ fn every_annotated_submission_gets_its_expected_verdict() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn a_submissions_tmp_is_private_to_its_run() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    // The path writes_host_tmp.c writes to.
+    let marker = Path::new("/tmp/judged-escape-marker");
+    match std::fs::remove_file(marker) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => panic!("cannot remove `{}': {error}", marker.display()),
+    }
+    let aplusb = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/problems/aplusb");
+    let output = judge(
+        &runguard,
+        &aplusb,
+        &aplusb.join("submissions/writes_host_tmp.c"),
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "no JSON; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    // Correct: its write to /tmp succeeded, in the run's own /tmp.
+    assert_eq!(json["verdict"], "correct", "{json:#}");
+    assert!(
+        !marker.exists(),
+        "a submission wrote `{}' on the host",
+        marker.display()
+    );
 }

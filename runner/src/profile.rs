@@ -142,6 +142,14 @@ impl Profile {
         self.namespaces
     }
 
+    /// Where the run's work dir appears inside the sandbox (`None` without [filesystem]): the
+    /// path a caller gives for files it put in the work dir.
+    pub fn work_dir(&self) -> Option<&Path> {
+        self.filesystem
+            .as_ref()
+            .map(|layout| layout.work_dir_target.as_path())
+    }
+
     /// Switch one namespace on or off (command-line overrides); call before [`Profile::apply`].
     pub fn switch_namespace(&mut self, name: &str, on: bool) -> Result<(), UnknownNamespace> {
         switch_namespace(&mut self.namespaces, name, on)
@@ -469,6 +477,7 @@ mod tests {
     fn default_profile_is_runguard_like_with_a_filesystem_and_a_policy() {
         let profile = shipped("default.toml");
         assert_eq!(profile.namespaces(), Namespaces::default());
+        assert_eq!(profile.work_dir(), Some(Path::new("/work")));
         let mut plan = plan();
         profile
             .apply(&mut plan, Path::new("/srv/judged/run/1"))
@@ -525,9 +534,9 @@ mod tests {
     fn minimal_profile_only_sets_runguards_namespaces() {
         let mut plan = plan();
         let before = plan.clone();
-        shipped("minimal.toml")
-            .apply(&mut plan, Path::new("/srv/run"))
-            .unwrap();
+        let minimal = shipped("minimal.toml");
+        assert_eq!(minimal.work_dir(), None);
+        minimal.apply(&mut plan, Path::new("/srv/run")).unwrap();
         assert_eq!(
             plan,
             Plan {
