@@ -47,12 +47,9 @@ pub const NEW_ROOT: &str = "/run/judged/root";
 /// A profile file that cannot be used, or a profile that does not fit the run.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("cannot read sandbox profile `{path}`: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The cause is in the message, deliberately not a `source`: `{:#}` would print it twice.
+    #[error("cannot read sandbox profile `{path}`: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error(
         "sandbox profile `{origin}` is not valid: {message}\n\
          (the keys are documented in profiles/sandbox/default.toml)"
@@ -99,9 +96,9 @@ struct Layout {
 impl Profile {
     /// Read and validate the profile at `path`.
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ProfileError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Profile::parse(&text, path)
     }
