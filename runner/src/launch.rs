@@ -405,9 +405,11 @@ fn start(
         })?;
     }
     cgroup.attach(forked.pid.as_raw(), forked.in_cgroup)?;
-    File::from(go)
-        .write_all(b"g")
-        .map_err(|e| SandboxError::io("cannot release the child", "go pipe", e))?;
+    match File::from(go).write_all(b"g") {
+        // The child's setup failed before the go: its report says why.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        other => other.map_err(|e| SandboxError::io("cannot release the child", "go pipe", e))?,
+    }
     let mut message = String::new();
     File::from(report)
         .read_to_string(&mut message)
