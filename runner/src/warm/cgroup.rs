@@ -4,7 +4,12 @@
 //! made at start ([`SharedCgroup`]): the keeper joins the v1 ones (memory, pids, cpuset) once,
 //! and each run is cloned straight into the cgroup2 group, inheriting the v1 groups from the
 //! keeper. No run migrates (a v1 migration costs ~0.7 ms here, and far more under churn). The
-//! cgroup2 group holds the run alone: its `cpu.stat` and `cgroup.kill` are the run's.
+//! cgroup2 group holds the run alone: its `cpu.stat` is the run's.
+//!
+//! Leftovers are killed under the cgroup2 freezer, not with `cgroup.kill`: on this kernel
+//! (6.18) a child cloned into a group that was ever `cgroup.kill`ed is SIGKILLed at birth (the
+//! group's kill sequence no longer matches the one the fork sampled), which would kill every
+//! run after the first. Frozen, no process of the run can fork while we SIGKILL each one.
 //!
 //! The v1 memory group is shared with the keeper, so before each run its counters are re-based:
 //! the peak is reset by writing 0 to `memory.max_usage_in_bytes`, the charge then present (the
@@ -19,7 +24,11 @@
 use std::cell::Cell;
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 use crate::cgroup::{CgroupLimits, Hierarchies, Layout, RunCgroup, Usage};
 use crate::error::{Result, SandboxError};
@@ -27,6 +36,8 @@ use crate::launch::RunGroup;
 
 /// The kernel's "no limit" for v1 memory files.
 const UNLIMITED: &str = "-1";
+/// How long killing a run's leftovers may take before the sandbox counts as broken.
+const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a sandbox's runs get their cgroups.
 pub enum Cgroups {
@@ -74,6 +85,8 @@ impl Cgroups {
 pub struct SharedCgroup {
     group: RunCgroup,
     memory_dir: PathBuf,
+    /// The cgroup2 group the runs are cloned into.
+    unified_dir: PathBuf,
     /// Memory charged to the group when the current run started: not the run's.
     base_charge: Cell<u64>,
     /// What `memory.limit_in_bytes` holds (`None`: unlimited).
@@ -94,12 +107,18 @@ impl SharedCgroup {
             pids: nproc.map(|n| n + 1),
             cpuset,
         };
+        let unified_dir = hierarchies
+            .unified()
+            .expect("hybrid hosts have a cgroup2 mount")
+            .join(parent)
+            .join(name);
         let group = RunCgroup::create(hierarchies, parent, name, &limits)?;
         // The keeper joins the v1 groups only: the cgroup2 group is the run's alone, so that
         // its CPU time and `cgroup.kill` never include the keeper.
         group.attach(std::process::id() as i32, true)?;
         Ok(SharedCgroup {
             memory_dir: group.memory_dir().to_path_buf(),
+            unified_dir,
             group,
             base_charge: Cell::new(0),
             memory_limit: Cell::new(None),
@@ -175,8 +194,50 @@ impl RunGroup for SharedCgroup {
     }
 
     fn kill_all(&self) -> Result<()> {
-        // The cgroup2 group holds the run only: the keeper survives its `cgroup.kill`.
-        self.group.kill_all()
+        if self.group.pids()?.is_empty() {
+            return Ok(());
+        }
+        let freeze = self.unified_dir.join("cgroup.freeze");
+        write(&freeze, "1")?;
+        let killed = self.kill_frozen();
+        write(&freeze, "0")?;
+        killed
+    }
+}
+
+impl SharedCgroup {
+    /// SIGKILL every process of the (frozen) run until none is left; the keeper is not in the
+    /// cgroup2 group, so it is never among them.
+    fn kill_frozen(&self) -> Result<()> {
+        let deadline = Instant::now() + KILL_TIMEOUT;
+        let mut pause = Duration::from_micros(50);
+        loop {
+            let pids = self.group.pids()?;
+            if pids.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(SandboxError::io(
+                    "kill the run's processes",
+                    self.unified_dir.join("cgroup.procs"),
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "{} process(es) left {KILL_TIMEOUT:?} after SIGKILL",
+                            pids.len()
+                        ),
+                    ),
+                ));
+            }
+            for pid in pids {
+                match kill(Pid::from_raw(pid), Signal::SIGKILL) {
+                    Ok(()) | Err(Errno::ESRCH) => {}
+                    Err(e) => return Err(SandboxError::sys("kill", e)),
+                }
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
     }
 }
 

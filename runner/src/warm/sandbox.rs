@@ -54,6 +54,13 @@ impl Sandbox {
         self.keeper.as_ref().map(|keeper| keeper.ready.keeper_pid)
     }
 
+    /// The sandbox's cgroup directories that live as long as it does (hybrid hosts).
+    pub fn cgroup_dirs(&self) -> &[PathBuf] {
+        self.keeper
+            .as_ref()
+            .map_or(&[], |keeper| keeper.ready.cgroup_dirs.as_slice())
+    }
+
     /// Carry out one run. A broken sandbox is rebuilt and the run retried once; if that fails
     /// too, the error says so (an internal error, never a report).
     pub fn run(&mut self, request: &Request) -> Result<Report> {
