@@ -251,3 +251,65 @@ fn a_run_that_fills_the_tmpfs_leaves_the_next_one_all_of_it() {
     assert_eq!(report.termination, Termination::Exited(0), "{stdout}");
     warm.finish();
 }
+
+#[test]
+fn a_keeper_listening_on_a_socket_serves_a_client_that_is_not_its_parent() {
+    use runner::warm::protocol::{receive, send, Response};
+    use std::io::BufReader;
+    use std::os::unix::net::UnixStream;
+    if !require_root() {
+        return;
+    }
+    let fx = Fixture::new("warm-listen");
+    let socket = fx.path("keeper.sock");
+    let mut keeper = std::process::Command::new(env!("CARGO_BIN_EXE_keeper"))
+        .arg("--listen")
+        .arg(&socket)
+        .spawn()
+        .unwrap();
+    let stream = (0..500)
+        .find_map(|_| {
+            UnixStream::connect(&socket)
+                .map_err(|_| std::thread::sleep(Duration::from_millis(10)))
+                .ok()
+        })
+        .expect("the keeper never listened");
+    let mut responses = BufReader::new(stream.try_clone().unwrap());
+    let mut requests = stream;
+    let mut plan = Plan::new("/bin/echo", vec!["served".into()]);
+    plan.namespaces = runner::plan::Namespaces::default();
+    plan.cgroup_parent = fx.cgroup_parent().into();
+    plan.stdout = OutputTarget::File(fx.path("stdout"));
+    send(&mut requests, &SandboxSpec::of_plan(&plan, None)).unwrap();
+    let Ok(Some(Response::Ready(ready))) = receive::<Response>(&mut responses) else {
+        panic!("no Ready from the keeper");
+    };
+    send(
+        &mut requests,
+        &Request {
+            plan,
+            stdin: None,
+            files: Vec::new(),
+        },
+    )
+    .unwrap();
+    let Ok(Some(Response::Report(report))) = receive::<Response>(&mut responses) else {
+        panic!("no report from the keeper");
+    };
+    assert_eq!(report.termination, Termination::Exited(0));
+    assert_eq!(
+        std::fs::read_to_string(fx.path("stdout")).unwrap(),
+        "served\n"
+    );
+    // Closing our side of the connection (both handles) ends the session.
+    drop((requests, responses));
+    assert!(keeper.wait().unwrap().success());
+    for dir in ready.cgroup_dirs.iter().rev() {
+        std::fs::remove_dir(dir).unwrap();
+    }
+    assert!(
+        !ready.mqueue_dir.unwrap().exists(),
+        "a keeper that ends normally removes its mqueue mount point"
+    );
+    fx.assert_clean();
+}

@@ -14,14 +14,20 @@ use nix::mount::{mount, MsFlags};
 pub fn take_protocol_stdio() -> io::Result<(File, File)> {
     let input = duplicate_cloexec(0)?;
     let output = duplicate_cloexec(1)?;
+    detach_stdio()?;
+    Ok((File::from(input), File::from(output)))
+}
+
+/// Put `/dev/null` on descriptors 0 and 1, which runs given no input or output inherit.
+pub fn detach_stdio() -> io::Result<()> {
     let null = File::options().read(true).write(true).open("/dev/null")?;
     for target in [0, 1] {
-        // SAFETY: dup2 onto 0/1 replaces descriptors whose content we kept above.
+        // SAFETY: dup2 onto 0/1 replaces our stdin/stdout, which the caller no longer needs.
         if unsafe { libc::dup2(null.as_raw_fd(), target) } < 0 {
             return Err(io::Error::last_os_error());
         }
     }
-    Ok((File::from(input), File::from(output)))
+    Ok(())
 }
 
 fn duplicate_cloexec(fd: RawFd) -> io::Result<OwnedFd> {

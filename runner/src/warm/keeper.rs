@@ -42,6 +42,10 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> i32 {
     let ready = Response::Ready(Ready {
         keeper_pid: std::process::id() as i32,
         cgroup_dirs: keeper.cgroups.dirs(),
+        mqueue_dir: keeper
+            .reset
+            .has_mqueue_mount()
+            .then(|| keeper.mqueue_dir.clone()),
     });
     if send(&mut output, &ready).is_err() {
         return keeper.leave(BROKEN);

@@ -81,6 +81,9 @@ pub struct Ready {
     pub keeper_pid: i32,
     /// The sandbox's cgroup directories, for the client to remove should the keeper die.
     pub cgroup_dirs: Vec<PathBuf>,
+    /// The host directory the keeper mounts its message queues on (in its own mount
+    /// namespace), for the client to remove should the keeper die.
+    pub mqueue_dir: Option<PathBuf>,
 }
 
 /// One run.

@@ -176,6 +176,15 @@ impl Keeper {
         for dir in self.ready.cgroup_dirs.iter().rev() {
             remove_cgroup(dir)?;
         }
+        if let Some(dir) = &self.ready.mqueue_dir {
+            // Left by a keeper that was killed; its mount went with its namespace.
+            match std::fs::remove_dir(dir) {
+                Err(e) if e.kind() != ErrorKind::NotFound => {
+                    return Err(SandboxError::io("cannot remove", dir, e))
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
 }
