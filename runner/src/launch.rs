@@ -612,8 +612,12 @@ impl Supervisor<'_> {
 
 /// CPUs the run can use at once: its cpuset, else ours.
 fn usable_cpus(plan: &Plan) -> u32 {
+    // Ours are read once per process: the standard library reads four files for it, which a
+    // warm sandbox's keeper would pay on every run.
+    static OURS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let from_cpuset = plan.limits.cpuset.as_deref().map(count_cpus);
-    let ours = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let ours =
+        *OURS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
     from_cpuset.unwrap_or(ours).max(1)
 }
 
