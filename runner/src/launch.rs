@@ -7,11 +7,15 @@
 //! and enforce the hard wall and CPU limits on the whole run. When the main process ends,
 //! everything left in the run's cgroup is killed and reaped, and its cgroups removed, before a
 //! `Report` is returned.
+//!
+//! The same code carries out a run in a warm sandbox ([`run_in`], called by the keeper of
+//! `crate::warm`): there the cgroup is the sandbox's, made once, and the namespaces and root are
+//! the keeper's (see `sys::child::Confinement`); everything from the fork on is shared.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,12 +27,12 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{pipe2, Pid};
 
-use crate::cgroup::{CgroupLimits, Hierarchies, RunCgroup, Usage};
+use crate::cgroup::{CgroupLimits, Hierarchies, Layout, RunCgroup, Usage};
 use crate::error::{Result, SandboxError};
 use crate::output::{open_output_file, StreamPump};
 use crate::plan::{OutputTarget, Plan, DEFAULT_PATH};
 use crate::report::{Report, Termination, TimeResult};
-use crate::sys::child::{confine_and_exec, ChildSpec};
+use crate::sys::child::{confine_and_exec, ChildSpec, Confinement};
 use crate::sys::process::{self, Forked};
 use crate::sys::signals::StopSignals;
 
@@ -47,8 +51,91 @@ pub fn run(plan: &Plan) -> Result<Report> {
     run_on(plan, &Hierarchies::detect()?)
 }
 
-/// [`run`] with the host's cgroup hierarchies already detected.
+/// [`run`] with the host's cgroup hierarchies already detected: the run gets cgroups of its own,
+/// removed at the end, and builds its namespaces and root itself.
 pub fn run_on(plan: &Plan, hierarchies: &Hierarchies) -> Result<Report> {
+    if let Some(filesystem) = &plan.filesystem {
+        std::fs::create_dir_all(&filesystem.new_root).map_err(|e| {
+            SandboxError::io("cannot create the sandbox root", &filesystem.new_root, e)
+        })?;
+    }
+    run_in_own_cgroup(plan, hierarchies, Confinement::Own, None)
+}
+
+/// A run with cgroups of its own (created, used, removed), confined as `confinement` says.
+pub fn run_in_own_cgroup(
+    plan: &Plan,
+    hierarchies: &Hierarchies,
+    confinement: Confinement,
+    stdin: Option<BorrowedFd<'_>>,
+) -> Result<Report> {
+    let cgroup = RunCgroup::create(
+        hierarchies,
+        &plan.cgroup_parent,
+        &run_name(),
+        &cgroup_limits(plan),
+    )?;
+    let report = run_in(
+        plan,
+        &Setting {
+            cgroup: &cgroup,
+            confinement,
+            layout: hierarchies.layout(),
+            stdin,
+        },
+    )?;
+    cgroup.remove()?;
+    Ok(report)
+}
+
+/// The cgroup a run is accounted in. A one-shot run has a [`RunCgroup`] of its own; a run in a
+/// warm sandbox shares the sandbox's, whose counters are re-based between runs.
+pub trait RunGroup {
+    /// The cgroup2 directory to clone the child into, where there is one.
+    fn clone_into_fd(&self) -> Option<BorrowedFd<'_>>;
+    /// Put the forked child into every group of the run (but the clone-into one when it was
+    /// born there).
+    fn attach(&self, pid: i32, born_in_clone_group: bool) -> Result<()>;
+    /// CPU time of the run's group so far.
+    fn cpu_time(&self) -> Result<Duration>;
+    /// What the group measured (peak memory of this run alone).
+    fn usage(&self) -> Result<Usage>;
+    /// Kill every process of the run; none is left running on return.
+    fn kill_all(&self) -> Result<()>;
+}
+
+impl RunGroup for RunCgroup {
+    fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
+        RunCgroup::clone_into_fd(self)
+    }
+    fn attach(&self, pid: i32, born_in_clone_group: bool) -> Result<()> {
+        RunCgroup::attach(self, pid, born_in_clone_group)
+    }
+    fn cpu_time(&self) -> Result<Duration> {
+        RunCgroup::cpu_time(self)
+    }
+    fn usage(&self) -> Result<Usage> {
+        RunCgroup::usage(self)
+    }
+    fn kill_all(&self) -> Result<()> {
+        RunCgroup::kill_all(self)
+    }
+}
+
+/// Where and how a run is carried out, beyond its plan.
+pub struct Setting<'a> {
+    pub cgroup: &'a dyn RunGroup,
+    pub confinement: Confinement,
+    /// Reported as the run's `cgroup_layout`.
+    pub layout: Layout,
+    /// The program's stdin; `None`: ours.
+    pub stdin: Option<BorrowedFd<'a>>,
+}
+
+/// Carry out `plan` in `setting`: fork, confine, exec, measure, kill and reap everything of the
+/// run. The cgroup is left for the caller to remove or reuse. Same caller requirements as
+/// [`run`].
+pub fn run_in(plan: &Plan, setting: &Setting<'_>) -> Result<Report> {
     process::become_subreaper()
         .map_err(|e| SandboxError::sys("prctl(PR_SET_CHILD_SUBREAPER)", e))?;
     let seccomp = match &plan.seccomp_policy {
@@ -65,19 +152,9 @@ pub fn run_on(plan: &Plan, hierarchies: &Hierarchies) -> Result<Report> {
         destination(&plan.stderr, Stream::Stderr)?,
         plan.limits.stream_bytes,
     );
-    if let Some(filesystem) = &plan.filesystem {
-        std::fs::create_dir_all(&filesystem.new_root).map_err(|e| {
-            SandboxError::io("cannot create the sandbox root", &filesystem.new_root, e)
-        })?;
-    }
-    let cgroup = RunCgroup::create(
-        hierarchies,
-        &plan.cgroup_parent,
-        &run_name(),
-        &cgroup_limits(plan),
-    )?;
+    let cgroup = setting.cgroup;
     let pipes = Pipes::new()?;
-    let spec = child_spec(plan, seccomp, &pipes);
+    let spec = child_spec(plan, setting, seccomp, &pipes);
     let signals = StopSignals::block().map_err(|e| SandboxError::sys("signalfd", e))?;
 
     let forked_at = Instant::now();
@@ -89,12 +166,12 @@ pub fn run_on(plan: &Plan, hierarchies: &Hierarchies) -> Result<Report> {
     };
     let child = KillOnDrop(forked.pid);
     let parent_ends = pipes.into_parent_ends();
-    let started = start(plan, &forked, &cgroup, parent_ends.go, parent_ends.report)?;
+    let started = start(plan, &forked, cgroup, parent_ends.go, parent_ends.report)?;
     let setup_time = started.at - forked_at;
 
     let mut supervisor = Supervisor {
         plan,
-        cgroup: &cgroup,
+        cgroup,
         baseline: started.baseline,
         started: started.at,
         time_result: TimeResult::default(),
@@ -124,7 +201,6 @@ pub fn run_on(plan: &Plan, hierarchies: &Hierarchies) -> Result<Report> {
         ..
     } = supervisor;
     let usage = cgroup.usage()?;
-    cgroup.remove()?;
     let cpu = since(&usage, &baseline);
     mark_limits_passed(&mut time_result, plan, wall_time, cpu.total);
     Ok(Report {
@@ -142,9 +218,10 @@ pub fn run_on(plan: &Plan, hierarchies: &Hierarchies) -> Result<Report> {
         stderr: stderr
             .finish()
             .map_err(|e| SandboxError::io("cannot write the program's stderr", "stderr", e))?,
-        oom_kills: usage.oom_kills,
+        // A shared group counts the kills of earlier runs too.
+        oom_kills: usage.oom_kills.saturating_sub(baseline.oom_kills),
         throttling: usage.throttling,
-        cgroup_layout: hierarchies.layout(),
+        cgroup_layout: setting.layout,
         runner_signal,
     })
 }
@@ -226,9 +303,15 @@ impl Pipes {
     }
 }
 
-fn child_spec(plan: &Plan, seccomp: Vec<seccompiler::BpfProgram>, pipes: &Pipes) -> ChildSpec {
+fn child_spec(
+    plan: &Plan,
+    setting: &Setting<'_>,
+    seccomp: Vec<seccompiler::BpfProgram>,
+    pipes: &Pipes,
+) -> ChildSpec {
     let command = plan.command.as_os_str();
     ChildSpec {
+        confinement: setting.confinement,
         namespaces: plan.namespaces,
         filesystem: plan.filesystem.clone(),
         root: plan.root.clone(),
@@ -250,6 +333,7 @@ fn child_spec(plan: &Plan, seccomp: Vec<seccompiler::BpfProgram>, pipes: &Pipes)
                 c_string(&[key.as_os_str(), value.as_os_str()].join(OsStr::new("=")))
             })
             .collect(),
+        stdin: setting.stdin.map(|fd| fd.as_raw_fd()),
         stdout: pipes.stdout.1.as_raw_fd(),
         stderr: pipes.stderr.1.as_raw_fd(),
         go: pipes.go.0.as_raw_fd(),
@@ -307,7 +391,7 @@ struct Started {
 fn start(
     plan: &Plan,
     forked: &Forked,
-    cgroup: &RunCgroup,
+    cgroup: &dyn RunGroup,
     go: OwnedFd,
     report: OwnedFd,
 ) -> Result<Started> {
@@ -348,7 +432,7 @@ fn start(
 /// Watches a running program: pumps its output and enforces the hard limits.
 struct Supervisor<'a> {
     plan: &'a Plan,
-    cgroup: &'a RunCgroup,
+    cgroup: &'a dyn RunGroup,
     baseline: Usage,
     started: Instant,
     time_result: TimeResult,
@@ -533,8 +617,12 @@ impl Supervisor<'_> {
 
 /// CPUs the run can use at once: its cpuset, else ours.
 fn usable_cpus(plan: &Plan) -> u32 {
+    // Ours are read once per process: the standard library reads four files for it, which a
+    // warm sandbox's keeper would pay on every run.
+    static OURS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let from_cpuset = plan.limits.cpuset.as_deref().map(count_cpus);
-    let ours = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let ours =
+        *OURS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
     from_cpuset.unwrap_or(ours).max(1)
 }
 

@@ -16,3 +16,4 @@ pub mod report;
 pub mod runguard;
 pub mod seccomp;
 pub mod sys;
+pub mod warm;

@@ -49,7 +49,10 @@ pub const NEW_ROOT: &str = "/run/judged/root";
 pub enum ProfileError {
     // The cause is in the message, deliberately not a `source`: `{:#}` would print it twice.
     #[error("cannot read sandbox profile `{path}`: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error(
         "sandbox profile `{origin}` is not valid: {message}\n\
          (the keys are documented in profiles/sandbox/default.toml)"

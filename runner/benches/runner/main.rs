@@ -18,7 +18,9 @@
 //! `cargo test` runs bench targets too, without `--bench`: then only the statistics helpers are
 //! checked, so the test suite stays fast.
 
+mod figures;
 mod fixture;
+mod setting;
 mod stats;
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use figures::Figures;
 use fixture::{Fixture, RUN_GROUP, RUN_USER};
 
 const DEFAULT_ROUNDS: usize = 1000;
@@ -57,7 +60,7 @@ fn main() -> Result<()> {
         return Ok(());
     }
 
-    let rounds = rounds()?;
+    let rounds = setting::count("BENCH_ROUNDS", DEFAULT_ROUNDS)?;
     let runguard = runguard_binary()?;
     let fixture = Fixture::create()?;
     println!("runguard: {}", runguard.display());
@@ -69,7 +72,7 @@ fn main() -> Result<()> {
 
     println!("\ntargets: oneshot_median_ms <= 2, cpu_stdev_pct <= 1, cpu_overshoot_ms <= 10\n");
     figures.print();
-    figures.write_json(&target_dir()?.join("bench/runner.json"))
+    figures.write_json(&setting::target_dir()?.join("bench/runner.json"))
 }
 
 /// Step 1: the same static `true` plainly, under runguard and under bwrap, round-robin.
@@ -325,54 +328,6 @@ impl Meta {
     }
 }
 
-/// The figures in the order they were measured; `None` for one that was skipped.
-#[derive(Default)]
-struct Figures(Vec<(String, Option<f64>)>);
-
-impl Figures {
-    fn add(&mut self, name: String, value: f64) {
-        self.0.push((name, Some(value)));
-    }
-
-    fn skip(&mut self, name: String) {
-        self.0.push((name, None));
-    }
-
-    fn print(&self) {
-        for (name, value) in &self.0 {
-            match value {
-                Some(value) => println!("{name}={value:.3}"),
-                None => println!("{name}=skipped"),
-            }
-        }
-    }
-
-    fn write_json(&self, path: &Path) -> Result<()> {
-        let object: serde_json::Map<String, serde_json::Value> = self
-            .0
-            .iter()
-            .map(|(name, value)| {
-                let rounded = value.map(|value| (value * 1000.0).round() / 1000.0);
-                (name.clone(), serde_json::json!(rounded))
-            })
-            .collect();
-        let dir = path.parent().expect("the JSON file is inside target/bench");
-        fs::create_dir_all(dir).with_context(|| format!("cannot create `{}'", dir.display()))?;
-        let text = serde_json::to_string_pretty(&object)? + "\n";
-        fs::write(path, text).with_context(|| format!("cannot write `{}'", path.display()))
-    }
-}
-
-fn rounds() -> Result<usize> {
-    match std::env::var("BENCH_ROUNDS") {
-        Ok(value) => match value.parse() {
-            Ok(rounds) if rounds > 0 => Ok(rounds),
-            _ => bail!("BENCH_ROUNDS=`{value}' is not a positive number of rounds"),
-        },
-        Err(_) => Ok(DEFAULT_ROUNDS),
-    }
-}
-
 /// `RUNGUARD` if set, else the package's own binary, which cargo builds before its benches.
 fn runguard_binary() -> Result<PathBuf> {
     let path = match (
@@ -387,18 +342,6 @@ fn runguard_binary() -> Result<PathBuf> {
         bail!("runguard binary `{}' does not exist", path.display());
     }
     Ok(path)
-}
-
-/// Cargo's target directory: the bench binary runs from `<target>/<profile>/deps/`.
-fn target_dir() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot find the bench binary's own path")?;
-    match exe.ancestors().nth(3) {
-        Some(target) => Ok(target.to_owned()),
-        None => bail!(
-            "bench binary `{}' is not inside cargo's target directory",
-            exe.display()
-        ),
-    }
 }
 
 fn millis(duration: Duration) -> f64 {

@@ -17,6 +17,9 @@ use runner::runguard::{create_output_file, help, json, meta, warnings};
 
 /// runguard's exit status when it failed itself, whatever the command did.
 const INTERNAL_ERROR: i32 = 255;
+/// `RUNGUARD_BACKEND=warm` carries the run out in a warm sandbox built for it (the black-box
+/// suite runs again this way, so that warm runs keep every promise of one-shot runs).
+const BACKEND_VARIABLE: &str = "RUNGUARD_BACKEND";
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -94,7 +97,10 @@ fn run_and_report(options: &Options, reports: &mut Reports) -> anyhow::Result<i3
         eprintln!("runguard: plan: {:#?}", invocation.plan);
     }
 
-    let report = runner::launch::run(&invocation.plan)?;
+    let report = match std::env::var(BACKEND_VARIABLE) {
+        Ok(backend) if backend == "warm" => warm::run(&invocation.plan)?,
+        _ => runner::launch::run(&invocation.plan)?,
+    };
 
     let settings = &invocation.settings;
     if options.verbosity != Verbosity::Quiet {
@@ -149,5 +155,88 @@ fn report_failure(err: &anyhow::Error, reports: &mut Reports) {
     }
     if let Some(file) = &mut reports.json {
         let _ = overwrite(file, &json::render_internal_error(&message), None);
+    }
+}
+
+/// The warm backend: the same plan, run by a keeper in a sandbox built for it alone.
+mod warm {
+    use std::path::PathBuf;
+
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use runner::plan::{OutputTarget, Plan};
+    use runner::report::Report;
+    use runner::sys::signals::StopSignals;
+    use runner::warm::{default_keeper_binary, Request, Sandbox, SandboxSpec};
+
+    pub fn run(plan: &Plan) -> anyhow::Result<Report> {
+        let mut plan = plan.clone();
+        // The keeper cannot write into our stdout and stderr: streams we inherit go through
+        // private files, copied out after the run. Our stdin it opens through /proc.
+        let mut copied = Vec::new();
+        for (target, stream) in [
+            (&mut plan.stdout, Stream::Out),
+            (&mut plan.stderr, Stream::Err),
+        ] {
+            if *target == OutputTarget::Inherit {
+                let file = std::env::temp_dir()
+                    .join(format!("runguard-{}-{stream:?}", std::process::id()));
+                *target = OutputTarget::File(file.clone());
+                copied.push((file, stream));
+            }
+        }
+        let request = Request {
+            stdin: Some(PathBuf::from(format!("/proc/{}/fd/0", std::process::id()))),
+            files: Vec::new(),
+            plan,
+        };
+        let outcome = run_request(&request);
+        for (file, stream) in copied {
+            if let Ok(mut output) = std::fs::File::open(&file) {
+                let _ = match stream {
+                    Stream::Out => std::io::copy(&mut output, &mut std::io::stdout()),
+                    Stream::Err => std::io::copy(&mut output, &mut std::io::stderr()),
+                };
+            }
+            let _ = std::fs::remove_file(&file);
+        }
+        outcome
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Stream {
+        Out,
+        Err,
+    }
+
+    fn run_request(request: &Request) -> anyhow::Result<Report> {
+        let mut sandbox = Sandbox::create(
+            SandboxSpec::of_plan(&request.plan, None),
+            &default_keeper_binary(),
+        )?;
+        if let Some(keeper) = sandbox.keeper_pid() {
+            forward_stop_signals(keeper)?;
+        }
+        let report = sandbox.run(request);
+        sandbox.destroy()?;
+        Ok(report?)
+    }
+
+    /// Our SIGTERM (SIGINT, SIGHUP) goes to the keeper, which stops the run and reports it as
+    /// `signal`, as a one-shot runguard does. (A keeper rebuilt after a failure is not
+    /// followed: runguard runs one plan.)
+    fn forward_stop_signals(keeper: i32) -> anyhow::Result<()> {
+        let signals = StopSignals::block()?;
+        std::thread::spawn(move || loop {
+            let mut fds = [nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&signals.fd),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE);
+            if let Some(signal) = signals.received().and_then(|s| Signal::try_from(s).ok()) {
+                let _ = kill(Pid::from_raw(keeper), signal);
+            }
+        });
+        Ok(())
     }
 }

@@ -181,6 +181,13 @@ impl RunCgroup {
         self.dirs.iter()
     }
 
+    /// The group of the memory controller (a warm sandbox re-bases its counters between runs).
+    pub(crate) fn memory_dir(&self) -> &Path {
+        match &self.memory {
+            MemorySource::V1(dir) | MemorySource::V2 { dir, .. } => dir,
+        }
+    }
+
     /// An open directory fd of the run's cgroup2 group, for clone3(CLONE_INTO_CGROUP)
     /// (v2 and hybrid hosts).
     pub fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {

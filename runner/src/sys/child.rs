@@ -8,7 +8,9 @@
 //!    Rust runtime ignores SIGPIPE: both would leak into the program through exec);
 //! 2. make sure we die with the parent (PR_SET_PDEATHSIG), so nothing outlives a crashed runner;
 //! 3. unshare the remaining namespaces and build the filesystem view (bind mounts + pivot_root,
-//!    or a plain chroot) while the parent moves us into the v1 cgroups in parallel;
+//!    or a plain chroot) while the parent moves us into the v1 cgroups in parallel. In a warm
+//!    sandbox ([`Confinement::Inherited`]) the keeper did the unsharing and the assembling once
+//!    for all its runs ([`build_sandbox`]): we only chroot into the assembled root;
 //! 4. wait for the parent's "go": from here on we are inside every cgroup of the run, so the
 //!    rest of the setup and the program are accounted to it;
 //! 5. unshare the cgroup namespace (it roots at the cgroup we are now in);
@@ -41,8 +43,19 @@ use nix::unistd::{
 
 use crate::plan::{Credentials, Filesystem, Mount, Namespaces};
 
+/// Who creates the run's mount/uts/ipc/net/time namespaces and its filesystem view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confinement {
+    /// One-shot: the child unshares them and builds the root itself.
+    Own,
+    /// Warm sandbox: the parent (the keeper) already lives in them and assembled the root at
+    /// `filesystem.new_root` without entering it; the child only chroots there.
+    Inherited,
+}
+
 /// Everything the child needs, prepared by the parent before the fork.
 pub struct ChildSpec {
+    pub confinement: Confinement,
     pub namespaces: Namespaces,
     pub filesystem: Option<Filesystem>,
     pub root: Option<PathBuf>,
@@ -57,6 +70,8 @@ pub struct ChildSpec {
     pub command_name: String,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
+    /// To become descriptor 0; `None`: keep the parent's.
+    pub stdin: Option<RawFd>,
     /// Write ends of the output pipes, to become descriptors 1 and 2.
     pub stdout: RawFd,
     pub stderr: RawFd,
@@ -103,26 +118,29 @@ fn confine(spec: &ChildSpec) -> Result<std::convert::Infallible, StepError> {
         .map_err(|e| StepError::new("cannot set parent death signal", e))?;
 
     // 3. Namespaces and the filesystem view.
-    unshare(early_unshare_flags(&spec.namespaces))
-        .map_err(|e| StepError::new("cannot create namespaces", e))?;
-    if spec.namespaces.mount {
-        // Our mounts must not propagate back to the host.
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .map_err(|e| StepError::new("cannot make the mount namespace private", e))?;
-    }
-    if let Some(filesystem) = &spec.filesystem {
-        build_root(filesystem)?;
-    } else if let Some(root) = &spec.root {
-        chroot(root).map_err(|e| {
-            StepError::new(format!("cannot change root to `{}'", root.display()), e)
-        })?;
-        chdir("/").map_err(|e| StepError::new("cannot chdir to `/' in chroot", e))?;
+    match (spec.confinement, spec.filesystem.as_ref()) {
+        (Confinement::Own, filesystem) => {
+            enter_namespaces(&spec.namespaces)?;
+            if let Some(filesystem) = filesystem {
+                assemble_root(filesystem)?;
+                pivot_into(&filesystem.new_root)?;
+            } else if let Some(root) = &spec.root {
+                change_root(root)?;
+            }
+        }
+        (Confinement::Inherited, filesystem) => {
+            // The keeper shares the run's v1 memory group: an OOM there must pick a process of
+            // the run, never the keeper. The keeper lowers its own score where it may (that
+            // needs CAP_SYS_RESOURCE, which these hosts lack); raising ours to the maximum
+            // needs no privilege and works either way. Within the run the order is unchanged.
+            fs::write("/proc/self/oom_score_adj", "1000")
+                .map_err(|e| StepError::new("cannot reset oom_score_adj", e))?;
+            // The keeper's root stays reachable from the keeper only; with every capability
+            // dropped below, the program cannot chroot its way out.
+            if let Some(root) = filesystem.map(|f| &f.new_root).or(spec.root.as_ref()) {
+                change_root(root)?;
+            }
+        }
     }
     if let Some(dir) = &spec.chdir {
         chdir(dir).map_err(|e| {
@@ -147,6 +165,12 @@ fn confine(spec: &ChildSpec) -> Result<std::convert::Infallible, StepError> {
 
     // 6. Limits and descriptors.
     set_rlimits(spec)?;
+    if let Some(stdin) = spec.stdin {
+        // SAFETY: dup2 onto 0 replaces our stdin; `stdin` is an open descriptor of the parent.
+        if unsafe { libc::dup2(stdin, 0) } < 0 {
+            return Err(StepError::new("cannot redirect input", Errno::last()));
+        }
+    }
     for (from, to) in [(spec.stdout, 1), (spec.stderr, 2)] {
         // SAFETY: dup2 onto 1/2 replaces our stdout/stderr; `from` is an open pipe end.
         if unsafe { libc::dup2(from, to) } < 0 {
@@ -191,6 +215,45 @@ fn confine(spec: &ChildSpec) -> Result<std::convert::Infallible, StepError> {
     Err(exec(spec))
 }
 
+/// The keeper of a warm sandbox, once for all its runs: unshare the namespaces of
+/// `namespaces` that are not created per run, and assemble `filesystem` (if any) at its
+/// `new_root` without entering it (the keeper needs the host's `/proc` and cgroup mounts).
+/// Runs then start with [`Confinement::Inherited`].
+pub fn build_sandbox(
+    namespaces: &Namespaces,
+    filesystem: Option<&Filesystem>,
+) -> Result<(), String> {
+    enter_namespaces(namespaces).map_err(|e| e.0)?;
+    if let Some(filesystem) = filesystem {
+        assemble_root(filesystem).map_err(|e| e.0)?;
+    }
+    Ok(())
+}
+
+/// Unshare the namespaces made after the fork; a new mount namespace is made private.
+fn enter_namespaces(namespaces: &Namespaces) -> Result<(), StepError> {
+    unshare(early_unshare_flags(namespaces))
+        .map_err(|e| StepError::new("cannot create namespaces", e))?;
+    if namespaces.mount {
+        // Our mounts must not propagate back to the host.
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| StepError::new("cannot make the mount namespace private", e))?;
+    }
+    Ok(())
+}
+
+fn change_root(root: &Path) -> Result<(), StepError> {
+    chroot(root)
+        .map_err(|e| StepError::new(format!("cannot change root to `{}'", root.display()), e))?;
+    chdir("/").map_err(|e| StepError::new("cannot chdir to `/' in chroot", e))
+}
+
 fn borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
     // SAFETY: used only for descriptors the spec guarantees open for the whole setup.
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
@@ -228,8 +291,8 @@ fn reset_signals() -> nix::Result<()> {
     Ok(())
 }
 
-/// Assemble the read-only root of `filesystem` in our mount namespace and pivot into it.
-fn build_root(filesystem: &Filesystem) -> Result<(), StepError> {
+/// Assemble the read-only root of `filesystem` in our mount namespace, at its `new_root`.
+fn assemble_root(filesystem: &Filesystem) -> Result<(), StepError> {
     let root = &filesystem.new_root;
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     mount(
@@ -256,7 +319,11 @@ fn build_root(filesystem: &Filesystem) -> Result<(), StepError> {
         MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | tmpfs_flags,
         None::<&str>,
     )
-    .map_err(|e| StepError::new("cannot make the new root read-only", e))?;
+    .map_err(|e| StepError::new("cannot make the new root read-only", e))
+}
+
+/// Make the assembled `root` ours alone: the host's tree is detached, not just out of sight.
+fn pivot_into(root: &Path) -> Result<(), StepError> {
     chdir(root).map_err(|e| StepError::new("cannot enter the new root", e))?;
     // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only ours.
     pivot_root(".", ".").map_err(|e| StepError::new("cannot pivot_root", e))?;

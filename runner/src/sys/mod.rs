@@ -3,5 +3,6 @@
 //! `// SAFETY:` line.
 
 pub mod child;
+pub mod keeper;
 pub mod process;
 pub mod signals;
