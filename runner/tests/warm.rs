@@ -168,7 +168,9 @@ fn peak_memory_is_the_runs_own_and_the_limit_holds_on_every_run() {
     plan.limits.memory_bytes = Some(64 * MIB);
     let (report, _) = warm.run(plan.clone());
     assert_eq!(report.termination, Termination::Exited(0));
-    assert!(report.memory_bytes >= 48 * MIB, "{}", report.memory_bytes);
+    // The keeper's charge at the reset is subtracted from the shared group's peak; pages of it
+    // uncharged during the run (page cache of earlier runs) make the figure a little low.
+    assert!(report.memory_bytes >= 47 * MIB, "{}", report.memory_bytes);
 
     let (report, _) = warm.run(warm.plan("/programs/ipc", &["probe"]));
     assert!(
