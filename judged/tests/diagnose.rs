@@ -5,29 +5,12 @@
 //! The host may be busy (other builds, other tests), so the tests assert only what is
 //! physically true of the run whatever the load: findings about the host may appear.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-fn skip(reason: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("skipping is a failure under CI=true: {reason}");
-    }
-    eprintln!("skipping: {reason}");
-}
-
-fn runguard() -> PathBuf {
-    match std::env::var_os("JUDGED_RUNGUARD") {
-        Some(path) => PathBuf::from(path),
-        None => Path::new(env!("CARGO_BIN_EXE_judged")).with_file_name("runguard"),
-    }
-}
-
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
+mod common;
+use common::{is_root, runguard, skip};
 
 /// `judged diagnose --json ARGS`, or `None` after a printed skip.
 fn diagnose(args: &[&str]) -> Option<Value> {

@@ -16,25 +16,8 @@ use std::process::Command;
 
 use judged::verdict::{exit_status, Verdict};
 
-fn skip(reason: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("skipping is a failure under CI=true: {reason}");
-    }
-    eprintln!("skipping: {reason}");
-}
-
-fn runguard() -> PathBuf {
-    match std::env::var_os("JUDGED_RUNGUARD") {
-        Some(path) => PathBuf::from(path),
-        None => Path::new(env!("CARGO_BIN_EXE_judged")).with_file_name("runguard"),
-    }
-}
-
-fn is_root() -> bool {
-    // /proc/self belongs to our effective user.
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
+mod common;
+use common::{is_root, runguard, skip};
 
 /// The verdicts a submission may get, from its `@EXPECTED_RESULTS@:` comment.
 fn expected_results(source: &Path) -> Option<Vec<Verdict>> {
