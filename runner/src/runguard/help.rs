@@ -105,6 +105,11 @@ Exit status:
              message is on stderr and, with -M, in the meta file as internal-error
   0        --help and --version
 
+Environment:
+  RUNGUARD_BACKEND=warm   carry the run out in a warm sandbox (a `keeper` process built for
+                          this run; used to run the same tests against warm sandboxes)
+  JUDGED_KEEPER=PATH      the keeper binary (default: `keeper` beside runguard)
+
 Examples:
   A test run as DOMjudge starts it:
     runguard -r /opt/domjudge/judgehost/judgings/1/c --nproc=64 --no-core
