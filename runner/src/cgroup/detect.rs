@@ -134,8 +134,7 @@ impl Hierarchies {
         self.unified.as_deref()
     }
 
-    /// Every mount point we know of (for the tests' fake cgroupfs).
-    #[cfg(test)]
+    /// Every cgroup mount point we know of.
     pub(crate) fn mounts(&self) -> impl Iterator<Item = &Path> {
         let v1 = self.v1.iter().map(|hierarchy| hierarchy.path.as_path());
         v1.chain(self.unified())

@@ -76,6 +76,17 @@ impl Cgroups {
     }
 
     /// Still usable: nobody removed a group underneath us.
+    /// The directories per-run groups are made in (none when the groups are shared).
+    pub fn run_parents(&self, parent: &Path) -> Vec<PathBuf> {
+        match self {
+            Cgroups::Shared(_) => Vec::new(),
+            Cgroups::PerRun(hierarchies) => hierarchies
+                .mounts()
+                .map(|mount| mount.join(parent))
+                .collect(),
+        }
+    }
+
     pub fn intact(&self) -> bool {
         self.dirs().iter().all(|dir| dir.is_dir())
     }

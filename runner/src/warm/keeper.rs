@@ -42,6 +42,7 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> i32 {
     let ready = Response::Ready(Ready {
         keeper_pid: std::process::id() as i32,
         cgroup_dirs: keeper.cgroups.dirs(),
+        run_cgroup_parents: keeper.cgroups.run_parents(&keeper.spec.cgroup_parent),
         mqueue_dir: keeper
             .reset
             .has_mqueue_mount()

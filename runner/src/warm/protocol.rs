@@ -81,6 +81,10 @@ pub struct Ready {
     pub keeper_pid: i32,
     /// The sandbox's cgroup directories, for the client to remove should the keeper die.
     pub cgroup_dirs: Vec<PathBuf>,
+    /// Where the keeper makes a cgroup per run (v1 and v2 hosts), named `run-<keeper pid>-N`:
+    /// a run whose keeper died leaves its groups there for the client to remove.
+    #[serde(default)]
+    pub run_cgroup_parents: Vec<PathBuf>,
     /// The host directory the keeper mounts its message queues on (in its own mount
     /// namespace), for the client to remove should the keeper die.
     pub mqueue_dir: Option<PathBuf>,

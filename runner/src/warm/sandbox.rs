@@ -176,6 +176,18 @@ impl Keeper {
         for dir in self.ready.cgroup_dirs.iter().rev() {
             remove_cgroup(dir)?;
         }
+        // A keeper killed during a run on a v1 or v2 host leaves that run's own groups.
+        let run_prefix = format!("run-{}-", self.ready.keeper_pid);
+        for parent in &self.ready.run_cgroup_parents {
+            let Ok(entries) = std::fs::read_dir(parent) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&run_prefix) {
+                    remove_cgroup(&entry.path())?;
+                }
+            }
+        }
         if let Some(dir) = &self.ready.mqueue_dir {
             // Left by a keeper that was killed; its mount went with its namespace.
             match std::fs::remove_dir(dir) {
@@ -195,6 +207,10 @@ fn remove_cgroup(dir: &Path) -> Result<()> {
     let kill = dir.join("cgroup.kill");
     if kill.exists() {
         let _ = std::fs::write(&kill, "1");
+    } else {
+        // A v1 group: its processes are killed one by one (they are orphans of a dead keeper,
+        // stopped from forking by nothing but their pids limit: repeat until empty below).
+        kill_listed(dir);
     }
     let deadline = Instant::now() + REMOVE_TIMEOUT;
     loop {
@@ -208,8 +224,27 @@ fn remove_cgroup(dir: &Path) -> Result<()> {
                     e,
                 ))
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            Err(_) => {
+                kill_listed(dir);
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
+    }
+}
+
+/// SIGKILL every process listed in a v1 group's `cgroup.procs`.
+fn kill_listed(dir: &Path) {
+    let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
+        return;
+    };
+    for pid in procs
+        .lines()
+        .filter_map(|line| line.trim().parse::<i32>().ok())
+    {
+        crate::sys::process::signal_process(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
