@@ -47,12 +47,7 @@ const RUN_UID: u32 = 65534;
 const RUN_GID: u32 = 65534;
 
 fn main() -> Result<()> {
-    if !std::env::args().any(|arg| arg == "--bench") {
-        let checks = stats::self_test();
-        println!(
-            "warm bench: not run by `cargo bench`: checked the statistics helpers only \
-             ({checks} checks passed)"
-        );
+    if !setting::is_bench_run("warm") {
         return Ok(());
     }
     let rounds = setting::count("BENCH_ROUNDS", DEFAULT_ROUNDS)?;

@@ -17,3 +17,11 @@ pub mod runguard;
 pub mod seccomp;
 pub mod sys;
 pub mod warm;
+
+/// A path in the repository (`testdata/...`, `profiles/...`), for unit tests.
+#[cfg(test)]
+pub(crate) fn repo_path(relative: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}

@@ -430,11 +430,7 @@ impl Resolver<'_> {
 mod tests {
     use super::*;
 
-    fn repo_path(relative: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(relative)
-    }
+    use crate::repo_path;
 
     fn fixtures() -> PathBuf {
         repo_path("testdata/profiles")

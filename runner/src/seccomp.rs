@@ -219,11 +219,7 @@ mod tests {
 
     use super::*;
 
-    fn repo_path(relative: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(relative)
-    }
+    use crate::repo_path;
 
     fn fixture(name: &str) -> PathBuf {
         repo_path("testdata/profiles/policies").join(name)

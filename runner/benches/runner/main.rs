@@ -51,12 +51,7 @@ const GENEROUS_CPU_LIMIT: &str = "5:5";
 const LATENCY_FIGURES: [&str; 3] = ["median_ms", "p99_ms", "runs_per_s"];
 
 fn main() -> Result<()> {
-    if !std::env::args().any(|arg| arg == "--bench") {
-        let checks = stats::self_test();
-        println!(
-            "runner bench: not run by `cargo bench`: checked the statistics helpers only \
-             ({checks} checks passed)"
-        );
+    if !setting::is_bench_run("runner") {
         return Ok(());
     }
 

@@ -4,6 +4,20 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
+/// Whether this process is a real benchmark run. `cargo test` also runs bench targets, without
+/// `--bench`: then only the statistics helpers are checked, and this says so.
+pub fn is_bench_run(bench: &str) -> bool {
+    if std::env::args().any(|arg| arg == "--bench") {
+        return true;
+    }
+    let checks = crate::stats::self_test();
+    println!(
+        "{bench} bench: not run by `cargo bench`: checked the statistics helpers only \
+         ({checks} checks passed)"
+    );
+    false
+}
+
 /// A positive count from the environment variable `name`, else `default`.
 pub fn count(name: &str, default: usize) -> Result<usize> {
     match std::env::var(name) {

@@ -220,9 +220,7 @@ mod tests {
     use super::*;
 
     fn fixture(layout: &str) -> Hierarchies {
-        let tree = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../testdata/cgroup")
-            .join(layout);
+        let tree = crate::repo_path("testdata/cgroup").join(layout);
         let mountinfo = std::fs::read_to_string(tree.join("mountinfo")).unwrap();
         Hierarchies::from_mountinfo(&mountinfo, Path::new("/fake")).unwrap()
     }

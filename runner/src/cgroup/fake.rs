@@ -18,9 +18,7 @@ pub(crate) struct FixtureTree {
 impl FixtureTree {
     pub(crate) fn copy(layout: &str) -> FixtureTree {
         static COPIES: AtomicUsize = AtomicUsize::new(0);
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../testdata/cgroup")
-            .join(layout);
+        let source = crate::repo_path("testdata/cgroup").join(layout);
         let root = std::env::temp_dir().join(format!(
             "judged-cgroup-{layout}-{}-{}",
             std::process::id(),

@@ -155,9 +155,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../testdata/runguard/config")
-            .join(name)
+        crate::repo_path("testdata/runguard/config").join(name)
     }
 
     #[test]

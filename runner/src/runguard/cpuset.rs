@@ -70,9 +70,7 @@ mod tests {
     }
 
     fn sys_root(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../testdata/runguard")
-            .join(name)
+        crate::repo_path("testdata/runguard").join(name)
     }
 
     #[test]
