@@ -460,7 +460,7 @@ impl Supervisor<'_> {
         let mut open = [true, true];
         let cpus = usable_cpus(self.plan);
         loop {
-            if let Some(reason) = self.limit_reached(cpus)? {
+            if let Some(reason) = self.limit_reached()? {
                 self.kill(reason)?;
             }
             let timeout = self.next_check(cpus)?;
@@ -500,7 +500,7 @@ impl Supervisor<'_> {
         }
     }
 
-    fn limit_reached(&self, cpus: u32) -> Result<Option<KillReason>> {
+    fn limit_reached(&self) -> Result<Option<KillReason>> {
         if self.time_result.any_hard() || self.runner_signal.is_some() {
             return Ok(None);
         }
@@ -517,7 +517,6 @@ impl Supervisor<'_> {
                 return Ok(Some(KillReason::CpuLimit));
             }
         }
-        let _ = cpus;
         Ok(None)
     }
 
@@ -538,11 +537,7 @@ impl Supervisor<'_> {
         Ok(match wait {
             None => PollTimeout::NONE,
             Some(wait) => {
-                let millis = wait
-                    .max(MIN_POLL)
-                    .as_millis()
-                    .div_ceil(1)
-                    .min(i32::MAX as u128);
+                let millis = wait.max(MIN_POLL).as_millis().min(i32::MAX as u128);
                 PollTimeout::try_from(millis as i32).unwrap_or(PollTimeout::MAX)
             }
         })

@@ -26,7 +26,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -540,9 +540,4 @@ fn exec(spec: &ChildSpec) -> StepError {
         }
     }
     StepError::new(format!("cannot start `{}'", spec.command_name), error)
-}
-
-/// The pipe descriptor number for `fd`, for the spec.
-pub fn raw(fd: &OwnedFd) -> RawFd {
-    fd.as_raw_fd()
 }
