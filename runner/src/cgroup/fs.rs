@@ -2,12 +2,16 @@
 //! the two directory operations whose effect differs between the kernel's cgroupfs and a plain
 //! directory tree.
 
+use std::cell::RefCell;
+use std::collections::hash_map::{Entry, HashMap};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::parse::ParseResult;
 use crate::error::{Result, SandboxError};
+use crate::sys::file::read_from_start;
 
 /// mkdir and rmdir of a cgroup. The kernel fills a new cgroup directory with its control files
 /// and lets rmdir remove a directory that still lists them; tests substitute a fake that does
@@ -34,9 +38,76 @@ pub(crate) fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|err| SandboxError::io("read cgroup file", path, err))
 }
 
-/// Read `path` and parse it; a parse failure is reported as invalid data in that file.
+/// The counter files of a group, each opened on its first read and then kept open (see
+/// `sys::file`): a run reads the same few counters several times (at exec, while polling the
+/// CPU limit, at the end), a warm sandbox's group for every run. Close them before the group's
+/// directory is removed ([`OpenFiles::close_all`]).
+///
+/// A warm sandbox's group also keeps the files it writes before every run open
+/// ([`OpenFiles::write`]): cgroupfs takes each write(2) whole, whatever the file offset.
+#[derive(Debug, Default)]
+pub(crate) struct OpenFiles {
+    readers: RefCell<HashMap<PathBuf, File>>,
+    writers: RefCell<HashMap<PathBuf, File>>,
+}
+
+impl OpenFiles {
+    /// Read `path` and parse it, as [`read_parsed`] does.
+    pub(crate) fn read_parsed<T>(
+        &self,
+        path: &Path,
+        parse: impl FnOnce(&str) -> ParseResult<T>,
+    ) -> Result<T> {
+        parsed(path, &self.read(path)?, parse)
+    }
+
+    fn read(&self, path: &Path) -> Result<String> {
+        let mut readers = self.readers.borrow_mut();
+        let file = open_once(&mut readers, path, |path| File::open(path))
+            .map_err(|err| SandboxError::io("read cgroup file", path, err))?;
+        read_from_start(file).map_err(|err| SandboxError::io("read cgroup file", path, err))
+    }
+
+    /// [`write`] through a descriptor kept open. Only for cgroupfs: a plain file would keep
+    /// the tail of a longer earlier value.
+    pub(crate) fn write(&self, path: &Path, value: &str) -> Result<()> {
+        let mut writers = self.writers.borrow_mut();
+        open_once(&mut writers, path, |path| {
+            std::fs::OpenOptions::new().write(true).open(path)
+        })
+        .and_then(|mut file| file.write_all(value.as_bytes()))
+        .map_err(|err| {
+            let described = io::Error::new(err.kind(), format!("writing `{value}': {err}"));
+            SandboxError::io("write cgroup file", path, described)
+        })
+    }
+
+    pub(crate) fn close_all(&self) {
+        self.readers.borrow_mut().clear();
+        self.writers.borrow_mut().clear();
+    }
+}
+
+fn open_once<'a>(
+    files: &'a mut HashMap<PathBuf, File>,
+    path: &Path,
+    open: impl FnOnce(&Path) -> io::Result<File>,
+) -> io::Result<&'a File> {
+    Ok(match files.entry(path.to_path_buf()) {
+        Entry::Occupied(entry) => entry.into_mut(),
+        Entry::Vacant(entry) => entry.insert(open(path)?),
+    })
+}
+
+/// Read `path` through a descriptor of its own and parse it; a parse failure is reported as
+/// invalid data in that file. For what an open descriptor would show stale: a v1 hierarchy
+/// serves `cgroup.procs` from a pid list cached per open file.
 pub(crate) fn read_parsed<T>(path: &Path, parse: impl FnOnce(&str) -> ParseResult<T>) -> Result<T> {
-    parse(&read(path)?).map_err(|message| {
+    parsed(path, &read(path)?, parse)
+}
+
+fn parsed<T>(path: &Path, text: &str, parse: impl FnOnce(&str) -> ParseResult<T>) -> Result<T> {
+    parse(text).map_err(|message| {
         SandboxError::io(
             "read cgroup file",
             path,
@@ -148,5 +219,43 @@ impl Drop for CreatedDirs {
     fn drop(&mut self) {
         // Best effort: the caller that cares about the error calls remove_all() itself.
         let _ = self.remove_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_kept_open_reads_what_it_holds_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("memory.max_usage_in_bytes");
+        std::fs::write(&path, "4096\n").unwrap();
+        let files = OpenFiles::default();
+        let parse = |text: &str| super::super::parse::single_u64(text);
+        assert_eq!(files.read_parsed(&path, parse).unwrap(), 4096);
+        // Rewritten in place, as the kernel regenerates a counter: the open file sees it.
+        std::fs::write(&path, "123456789\n").unwrap();
+        assert_eq!(files.read_parsed(&path, parse).unwrap(), 123456789);
+        assert_eq!(files.readers.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_missing_or_unparsable_counter_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = OpenFiles::default();
+        let missing = dir.path().join("cpu.stat");
+        let err = files
+            .read_parsed(&missing, |_| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cpu.stat"), "{err}");
+        let garbled = dir.path().join("memory.peak");
+        std::fs::write(&garbled, "lots\n").unwrap();
+        let err = files
+            .read_parsed(&garbled, super::super::parse::single_u64)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("memory.peak"), "{err}");
     }
 }

@@ -25,7 +25,7 @@
 //! `testdata/cgroup/{v1,v2,hybrid}/`.
 
 mod detect;
-mod fs;
+pub(crate) mod fs;
 mod parse;
 mod run;
 mod v1;

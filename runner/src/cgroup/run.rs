@@ -11,7 +11,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::detect::V1Hierarchy;
-use super::fs::{read_parsed, write, CgroupFs, CreatedDirs, Kernel};
+use super::fs::{read_parsed, write, CgroupFs, CreatedDirs, Kernel, OpenFiles};
 use super::parse::{self, CpuStat};
 use super::{v1, v2, CgroupLimits, Hierarchies, Layout, Usage};
 use crate::error::{Result, SandboxError};
@@ -24,6 +24,9 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// removal and reports errors.
 #[derive(Debug)]
 pub struct RunCgroup {
+    /// The counters read, kept open; first, so that they close before `dirs` removes the
+    /// directories when a run is dropped.
+    files: OpenFiles,
     /// Every directory of the run, in creation order.
     dirs: CreatedDirs,
     /// The run's cgroup2 directory (v2, hybrid): CPU time, `cgroup.kill`, clone3.
@@ -168,6 +171,7 @@ impl RunCgroup {
         };
 
         Ok(RunCgroup {
+            files: OpenFiles::default(),
             dirs,
             unified,
             cpu,
@@ -185,6 +189,19 @@ impl RunCgroup {
     pub(crate) fn memory_dir(&self) -> &Path {
         match &self.memory {
             MemorySource::V1(dir) | MemorySource::V2 { dir, .. } => dir,
+        }
+    }
+
+    /// The group's control files kept open (a warm sandbox writes some before every run).
+    pub(crate) fn files(&self) -> &OpenFiles {
+        &self.files
+    }
+
+    /// Memory charged to the group now (a warm sandbox's base before a run: v1 memory groups).
+    pub(crate) fn memory_charge(&self) -> Result<u64> {
+        match &self.memory {
+            MemorySource::V1(dir) => v1::memory_usage(&self.files, dir),
+            MemorySource::V2 { dir, .. } => v2::memory_current(&self.files, dir),
         }
     }
 
@@ -213,26 +230,31 @@ impl RunCgroup {
     pub fn cpu_time(&self) -> Result<Duration> {
         self.sample_memory()?;
         match &self.cpu {
-            CpuSource::CgroupV2(dir) => v2::cpu_time(dir),
-            CpuSource::Cpuacct { dir, .. } => v1::cpu_time(dir),
+            CpuSource::CgroupV2(dir) => v2::cpu_time(&self.files, dir),
+            CpuSource::Cpuacct { dir, .. } => v1::cpu_time(&self.files, dir),
         }
     }
 
     /// What the run's groups measured.
     pub fn usage(&self) -> Result<Usage> {
         let cpu: CpuStat = match &self.cpu {
-            CpuSource::CgroupV2(dir) => v2::cpu_usage(dir)?,
-            CpuSource::Cpuacct { dir, has_cpu_stat } => v1::cpu_usage(dir, *has_cpu_stat)?,
+            CpuSource::CgroupV2(dir) => v2::cpu_usage(&self.files, dir)?,
+            CpuSource::Cpuacct { dir, has_cpu_stat } => {
+                v1::cpu_usage(&self.files, dir, *has_cpu_stat)?
+            }
         };
         let (memory_peak_bytes, oom_kills) = match &self.memory {
-            MemorySource::V1(dir) => (v1::memory_peak(dir)?, v1::oom_kills(dir)?),
+            MemorySource::V1(dir) => (
+                v1::memory_peak(&self.files, dir)?,
+                v1::oom_kills(&self.files, dir)?,
+            ),
             MemorySource::V2 { dir, has_peak, .. } => {
                 let peak = if *has_peak {
-                    v2::memory_peak(dir)?
+                    v2::memory_peak(&self.files, dir)?
                 } else {
                     self.sample_memory()?
                 };
-                (peak, v2::oom_kills(dir)?)
+                (peak, v2::oom_kills(&self.files, dir)?)
             }
         };
         Ok(Usage {
@@ -254,7 +276,9 @@ impl RunCgroup {
                 has_peak: false,
                 sampled_peak,
             } => {
-                let peak = sampled_peak.get().max(v2::memory_current(dir)?);
+                let peak = sampled_peak
+                    .get()
+                    .max(v2::memory_current(&self.files, dir)?);
                 sampled_peak.set(peak);
                 Ok(peak)
             }
@@ -262,9 +286,15 @@ impl RunCgroup {
         }
     }
 
-    /// Pids currently in the run.
+    /// Pids currently in the run. A cgroup2 `cgroup.procs` lists the members anew on every
+    /// read from 0; a v1 one answers from a pid list cached per open file, so it is opened
+    /// for each read.
     pub fn pids(&self) -> Result<Vec<i32>> {
-        read_parsed(&self.members_dir().join("cgroup.procs"), parse::pids)
+        let procs = self.members_dir().join("cgroup.procs");
+        match self.unified {
+            Some(_) => self.files.read_parsed(&procs, parse::pids),
+            None => read_parsed(&procs, parse::pids),
+        }
     }
 
     /// The group every process of the run is in from its start: the cgroup2 group where
@@ -331,6 +361,7 @@ impl RunCgroup {
 
     /// Remove every directory of the run (processes must be gone: see [`RunCgroup::kill_all`]).
     pub fn remove(mut self) -> Result<()> {
+        self.files.close_all();
         self.dirs.remove_all()
     }
 }

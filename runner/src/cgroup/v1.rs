@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::fs::{read, read_parsed, try_write, write};
+use super::fs::{read, try_write, write, OpenFiles};
 use super::parse::{self, CpuStat, FlatKeyed};
 use crate::error::{Result, SandboxError};
 
@@ -44,21 +44,23 @@ pub(crate) fn limit_memory(dir: &Path, bytes: u64) -> Result<()> {
 }
 
 /// Total CPU time: `cpuacct.usage`, exact, in nanoseconds.
-pub(crate) fn cpu_time(dir: &Path) -> Result<Duration> {
-    read_parsed(&dir.join("cpuacct.usage"), parse::single_u64).map(Duration::from_nanos)
+pub(crate) fn cpu_time(files: &OpenFiles, dir: &Path) -> Result<Duration> {
+    files
+        .read_parsed(&dir.join("cpuacct.usage"), parse::single_u64)
+        .map(Duration::from_nanos)
 }
 
 /// CPU time split into user and system by `cpuacct.stat`; throttling from `cpu.stat` when the
 /// cpu controller is co-mounted with cpuacct (`cpu,cpuacct`), so the group is also a cpu group.
-pub(crate) fn cpu_usage(dir: &Path, has_cpu_stat: bool) -> Result<CpuStat> {
-    let usage = cpu_time(dir)?;
-    let (user, system) = read_parsed(&dir.join("cpuacct.stat"), |text| {
+pub(crate) fn cpu_usage(files: &OpenFiles, dir: &Path, has_cpu_stat: bool) -> Result<CpuStat> {
+    let usage = cpu_time(files, dir)?;
+    let (user, system) = files.read_parsed(&dir.join("cpuacct.stat"), |text| {
         let ticks = FlatKeyed::parse(text)?;
         let (user, system) = (ticks.require("user")?, ticks.require("system")?);
         Ok(parse::split_cpu_total(usage, user, system))
     })?;
     let throttling = if has_cpu_stat {
-        read_parsed(&dir.join("cpu.stat"), |text| {
+        files.read_parsed(&dir.join("cpu.stat"), |text| {
             parse::throttling(&FlatKeyed::parse(text)?)
         })?
     } else {
@@ -73,12 +75,17 @@ pub(crate) fn cpu_usage(dir: &Path, has_cpu_stat: bool) -> Result<CpuStat> {
 }
 
 /// Peak memory (swap is forbidden, so memory alone is the whole).
-pub(crate) fn memory_peak(dir: &Path) -> Result<u64> {
-    read_parsed(&dir.join("memory.max_usage_in_bytes"), parse::single_u64)
+pub(crate) fn memory_peak(files: &OpenFiles, dir: &Path) -> Result<u64> {
+    files.read_parsed(&dir.join("memory.max_usage_in_bytes"), parse::single_u64)
 }
 
-pub(crate) fn oom_kills(dir: &Path) -> Result<u64> {
-    read_parsed(&dir.join("memory.oom_control"), |text| {
+/// Memory charged to the group now.
+pub(crate) fn memory_usage(files: &OpenFiles, dir: &Path) -> Result<u64> {
+    files.read_parsed(&dir.join("memory.usage_in_bytes"), parse::single_u64)
+}
+
+pub(crate) fn oom_kills(files: &OpenFiles, dir: &Path) -> Result<u64> {
+    files.read_parsed(&dir.join("memory.oom_control"), |text| {
         FlatKeyed::parse(text)?.require("oom_kill")
     })
 }

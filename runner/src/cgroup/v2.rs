@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use super::fs::{read, read_parsed, try_write, write};
+use super::fs::{read, try_write, write, OpenFiles};
 use super::parse::{self, CpuStat, FlatKeyed};
 use crate::error::{Result, SandboxError};
 
@@ -59,21 +59,21 @@ pub(crate) fn limit_memory(dir: &Path, bytes: u64) -> Result<()> {
 }
 
 /// `cpu.stat`: present in every cgroup2 group, even without the cpu controller.
-pub(crate) fn cpu_usage(dir: &Path) -> Result<CpuStat> {
-    read_parsed(&dir.join("cpu.stat"), CpuStat::parse)
+pub(crate) fn cpu_usage(files: &OpenFiles, dir: &Path) -> Result<CpuStat> {
+    files.read_parsed(&dir.join("cpu.stat"), CpuStat::parse)
 }
 
 /// `memory.peak` (Linux >= 5.19).
-pub(crate) fn memory_peak(dir: &Path) -> Result<u64> {
-    read_parsed(&dir.join("memory.peak"), parse::single_u64)
+pub(crate) fn memory_peak(files: &OpenFiles, dir: &Path) -> Result<u64> {
+    files.read_parsed(&dir.join("memory.peak"), parse::single_u64)
 }
 
-pub(crate) fn memory_current(dir: &Path) -> Result<u64> {
-    read_parsed(&dir.join("memory.current"), parse::single_u64)
+pub(crate) fn memory_current(files: &OpenFiles, dir: &Path) -> Result<u64> {
+    files.read_parsed(&dir.join("memory.current"), parse::single_u64)
 }
 
-pub(crate) fn oom_kills(dir: &Path) -> Result<u64> {
-    read_parsed(&dir.join("memory.events"), |text| {
+pub(crate) fn oom_kills(files: &OpenFiles, dir: &Path) -> Result<u64> {
+    files.read_parsed(&dir.join("memory.events"), |text| {
         FlatKeyed::parse(text)?.require("oom_kill")
     })
 }
@@ -90,6 +90,6 @@ pub(crate) fn kill(dir: &Path) -> Result<bool> {
 }
 
 /// CPU time as [`cpu_usage`] gives it, for the cheap poll.
-pub(crate) fn cpu_time(dir: &Path) -> Result<Duration> {
-    cpu_usage(dir).map(|stat| stat.usage)
+pub(crate) fn cpu_time(files: &OpenFiles, dir: &Path) -> Result<Duration> {
+    cpu_usage(files, dir).map(|stat| stat.usage)
 }

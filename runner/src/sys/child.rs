@@ -454,21 +454,23 @@ fn set_rlimits(spec: &ChildSpec) -> Result<(), StepError> {
 
 fn drop_capabilities(switching_user: bool) -> Result<(), StepError> {
     let step = |e: caps::errors::CapsError| StepError::new("cannot drop capabilities", e);
-    for capability in caps::all() {
-        // The bounding set only shrinks with CAP_SETPCAP; absent capabilities are fine.
-        match caps::drop(None, caps::CapSet::Bounding, capability) {
-            Ok(()) => {}
-            Err(_) if !caps::has_cap(None, caps::CapSet::Bounding, capability).unwrap_or(false) => {
-            }
-            Err(e) => return Err(step(e)),
-        }
-    }
+    drop_bounding_set().map_err(step)?;
     caps::clear(None, caps::CapSet::Ambient).map_err(step)?;
     caps::clear(None, caps::CapSet::Inheritable).map_err(step)?;
     if !switching_user {
         // setuid to a non-root user clears these by itself; otherwise do it now.
         caps::clear(None, caps::CapSet::Effective).map_err(step)?;
         caps::clear(None, caps::CapSet::Permitted).map_err(step)?;
+    }
+    Ok(())
+}
+
+/// Empty the capability bounding set (it only shrinks, with CAP_SETPCAP). Only capabilities
+/// still in it are dropped: each drop commits new credentials, a read does not, and a warm
+/// sandbox's keeper empties its own set once (children inherit it), sparing every run 41 drops.
+pub fn drop_bounding_set() -> Result<(), caps::errors::CapsError> {
+    for capability in caps::read(None, caps::CapSet::Bounding)? {
+        caps::drop(None, caps::CapSet::Bounding, capability)?;
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 
+use crate::sys::file::read_from_start;
+
 /// Move the protocol off descriptors 0 and 1 (returned, close-on-exec) and put `/dev/null`
 /// there: runs inherit descriptor 0 when they are given no input, and must not read requests.
 pub fn take_protocol_stdio() -> io::Result<(File, File)> {
@@ -58,21 +60,38 @@ pub struct SysvObjects {
     pub semaphores: Vec<i32>,
 }
 
-impl SysvObjects {
-    /// Read the tables of our IPC namespace under `proc_sysvipc` (`/proc/sysvipc`).
-    pub fn list(proc_sysvipc: &Path) -> io::Result<SysvObjects> {
-        let ids = |table: &str| -> io::Result<Vec<i32>> {
-            Ok(ids_of_table(&std::fs::read_to_string(
-                proc_sysvipc.join(table),
-            )?))
-        };
-        Ok(SysvObjects {
-            shared_memory: ids("shm")?,
-            message_queues: ids("msg")?,
-            semaphores: ids("sem")?,
+/// The `/proc/sysvipc` tables of our IPC namespace, opened once: a table shows the objects of
+/// the IPC namespace of whoever opened it, so open it inside the sandbox's.
+#[derive(Debug)]
+pub struct SysvTables {
+    shared_memory: File,
+    message_queues: File,
+    semaphores: File,
+}
+
+impl SysvTables {
+    /// Open the tables under `proc_sysvipc` (`/proc/sysvipc`).
+    pub fn open(proc_sysvipc: &Path) -> io::Result<SysvTables> {
+        let open = |table: &str| File::open(proc_sysvipc.join(table));
+        Ok(SysvTables {
+            shared_memory: open("shm")?,
+            message_queues: open("msg")?,
+            semaphores: open("sem")?,
         })
     }
 
+    /// The objects that exist now.
+    pub fn list(&self) -> io::Result<SysvObjects> {
+        let ids = |table: &File| Ok::<_, io::Error>(ids_of_table(&read_from_start(table)?));
+        Ok(SysvObjects {
+            shared_memory: ids(&self.shared_memory)?,
+            message_queues: ids(&self.message_queues)?,
+            semaphores: ids(&self.semaphores)?,
+        })
+    }
+}
+
+impl SysvObjects {
     pub fn is_empty(&self) -> bool {
         self.shared_memory.is_empty()
             && self.message_queues.is_empty()

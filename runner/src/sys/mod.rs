@@ -3,6 +3,7 @@
 //! `// SAFETY:` line.
 
 pub mod child;
+pub mod file;
 pub mod keeper;
 pub mod process;
 pub mod signals;

@@ -30,6 +30,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::cgroup::fs::write;
 use crate::cgroup::{CgroupLimits, Hierarchies, Layout, RunCgroup, Usage};
 use crate::error::{Result, SandboxError};
 use crate::launch::RunGroup;
@@ -41,7 +42,7 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a sandbox's runs get their cgroups.
 pub enum Cgroups {
-    Shared(SharedCgroup),
+    Shared(Box<SharedCgroup>),
     PerRun(Hierarchies),
 }
 
@@ -55,13 +56,13 @@ impl Cgroups {
         cpuset: Option<String>,
     ) -> Result<Cgroups> {
         Ok(match hierarchies.layout() {
-            Layout::Hybrid => Cgroups::Shared(SharedCgroup::create(
+            Layout::Hybrid => Cgroups::Shared(Box::new(SharedCgroup::create(
                 &hierarchies,
                 parent,
                 name,
                 nproc,
                 cpuset,
-            )?),
+            )?)),
             Layout::V1 | Layout::V2 => Cgroups::PerRun(hierarchies),
         })
     }
@@ -139,8 +140,10 @@ impl SharedCgroup {
     /// Before a run: reset the peak, note the charge present, and set the run's memory limit
     /// on top of it (written only when it changes).
     pub fn prepare(&self, memory_bytes: Option<u64>) -> Result<()> {
-        write(&self.memory_dir.join("memory.max_usage_in_bytes"), "0")?;
-        let charge = read_u64(&self.memory_dir.join("memory.usage_in_bytes"))?;
+        self.group
+            .files()
+            .write(&self.memory_dir.join("memory.max_usage_in_bytes"), "0")?;
+        let charge = self.group.memory_charge()?;
         self.base_charge.set(charge);
         let limit = memory_bytes.map(|bytes| bytes.saturating_add(charge));
         if limit != self.memory_limit.get() {
@@ -165,7 +168,7 @@ impl SharedCgroup {
             [&memory, &memsw]
         };
         for file in order {
-            write(file, &value)?;
+            self.group.files().write(file, &value)?;
         }
         self.memory_limit.set(limit);
         Ok(())
@@ -250,20 +253,4 @@ impl SharedCgroup {
             pause = (pause * 2).min(Duration::from_millis(5));
         }
     }
-}
-
-fn write(path: &Path, value: &str) -> Result<()> {
-    std::fs::write(path, value).map_err(|e| SandboxError::io("write cgroup file", path, e))
-}
-
-fn read_u64(path: &Path) -> Result<u64> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| SandboxError::io("read cgroup file", path, e))?;
-    text.trim().parse().map_err(|_| {
-        SandboxError::io(
-            "parse cgroup file",
-            path,
-            std::io::Error::other(format!("not a number: {text:?}")),
-        )
-    })
 }

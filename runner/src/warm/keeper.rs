@@ -19,7 +19,7 @@ use crate::cgroup::Hierarchies;
 use crate::launch::{self, Setting};
 use crate::plan::Mount;
 use crate::report::Report;
-use crate::sys::child::{build_sandbox, Confinement};
+use crate::sys::child::{build_sandbox, drop_bounding_set, Confinement};
 use crate::sys::keeper::{shield_from_oom_killer, unmount};
 use crate::warm::cgroup::Cgroups;
 use crate::warm::protocol::{receive, send, Ready, Request, Response, SandboxSpec};
@@ -149,6 +149,8 @@ impl Keeper {
         )
         .map_err(|e| e.to_string())?;
         build_sandbox(&spec.namespaces, spec.filesystem.as_ref())?;
+        drop_bounding_set()
+            .map_err(|e| format!("cannot empty the capability bounding set: {e}"))?;
         let mqueue_dir =
             std::env::temp_dir().join(format!("judged-keeper-{}-mqueue", std::process::id()));
         let reset = Reset::new(&spec, &mqueue_dir)
@@ -187,7 +189,7 @@ impl Keeper {
                         launch::run_in(
                             &request.plan,
                             &Setting {
-                                cgroup: shared,
+                                cgroup: shared.as_ref(),
                                 confinement: Confinement::Inherited,
                                 layout: self.hierarchies_layout,
                                 stdin,

@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::plan::Mount;
-use crate::sys::keeper::{mount_mqueue, SysvObjects};
+use crate::sys::keeper::{mount_mqueue, SysvTables};
 use crate::warm::protocol::SandboxSpec;
 
 const PROC_SYSVIPC: &str = "/proc/sysvipc";
@@ -17,7 +17,7 @@ pub struct Reset {
     /// Directories emptied (the work dir, the tmpfs mounts as the keeper sees them).
     emptied: Vec<PathBuf>,
     /// Only in a private IPC namespace: outside it, the objects are the host's.
-    sysv_ipc: bool,
+    sysv_ipc: Option<SysvTables>,
     /// Where our IPC namespace's message queues are mounted, in the keeper's mount namespace.
     mqueue: Option<PathBuf>,
 }
@@ -47,9 +47,14 @@ impl Reset {
         } else {
             None
         };
+        let sysv_ipc = if spec.namespaces.ipc {
+            Some(SysvTables::open(Path::new(PROC_SYSVIPC))?)
+        } else {
+            None
+        };
         Ok(Reset {
             emptied,
-            sysv_ipc: spec.namespaces.ipc,
+            sysv_ipc,
             mqueue,
         })
     }
@@ -63,9 +68,9 @@ impl Reset {
         for dir in &self.emptied {
             empty_dir(dir).map_err(|e| format!("cannot empty `{}': {e}", dir.display()))?;
         }
-        if self.sysv_ipc {
-            let proc = Path::new(PROC_SYSVIPC);
-            let objects = SysvObjects::list(proc)
+        if let Some(tables) = &self.sysv_ipc {
+            let objects = tables
+                .list()
                 .map_err(|e| format!("cannot list `{PROC_SYSVIPC}': {e}"))?;
             objects
                 .remove()
