@@ -35,6 +35,9 @@ pub enum Command {
     /// Run one command in a sandbox with every per-run diagnostic on; report what disturbed it.
     #[command(after_long_help = crate::diagnose::DIAGNOSE_HELP)]
     Diagnose(crate::diagnose::DiagnoseArgs),
+    /// Print the CPU topology and where the workers go: one per physical core, by NUMA node.
+    #[command(after_long_help = crate::topology::TOPOLOGY_HELP)]
+    Topology(crate::topology::TopologyArgs),
 }
 
 const RUN_HELP: &str = "\
@@ -148,6 +151,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run(args),
         Command::Doctor(args) => crate::doctor::execute(args),
         Command::Diagnose(args) => crate::diagnose::execute(args),
+        Command::Topology(args) => crate::topology::execute(args),
     }
 }
 

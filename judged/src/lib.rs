@@ -14,5 +14,6 @@ pub mod language;
 pub mod output;
 pub mod problem;
 pub mod sandbox;
+pub mod topology;
 pub mod users;
 pub mod verdict;
