@@ -33,6 +33,10 @@ pub struct DiagnoseArgs {
     /// Pin the run to these CPUs, like `0,2-3` (runguard's -P).
     #[arg(long, short = 'P', value_name = "LIST")]
     pub cpuset: Option<String>,
+    /// A CFS CPU quota for the whole run, in CPUs per 100 ms period, like 0.5 (runguard's
+    /// --cpu-quota): reproduces a container's CPU limit.
+    #[arg(long, value_name = "CPUS")]
+    pub cpu_quota: Option<f64>,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
@@ -59,7 +63,10 @@ backlog and dying cgroups before and after. Findings name a kind (wall-cpu-drift
 runqueue-delay, dstate-io, memcg-reclaim, page-cache-thrash, cfs-throttling, slow-setup,
 ipc-ns-teardown, dying-cgroups, host-pressure), the cause, the evidence and the remedy.
 
-Not yet: D-state stacks, workqueue and lock latency (eBPF), taskstats delays, a CPU quota.
+--cpu-quota CPUS runs COMMAND under a CFS bandwidth limit (CPUS of CPU time per 100 ms), as
+a container with a CPU limit would; runguard refuses a value it cannot set, naming it.
+
+Not yet: D-state stacks, workqueue and lock latency (eBPF), taskstats delays.
 
 Exit status:
   0  no finding
@@ -240,6 +247,9 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
     if let Some(list) = &args.cpuset {
         runguard_command.args(["--cpuset", list]);
     }
+    if let Some(cpus) = args.cpu_quota {
+        runguard_command.arg(format!("--cpu-quota={cpus}"));
+    }
     runguard_command
         .arg("--")
         .args(&args.command)
@@ -419,6 +429,8 @@ mod tests {
             "65536",
             "--cpuset",
             "0",
+            "--cpu-quota",
+            "0.5",
             "--json",
             "--",
             "/bin/sh",
@@ -431,6 +443,7 @@ mod tests {
         };
         assert_eq!(args.memsize, Some(65536));
         assert_eq!(args.cpuset.as_deref(), Some("0"));
+        assert_eq!(args.cpu_quota, Some(0.5));
         assert!(args.json);
         assert_eq!(args.command, ["/bin/sh", "-c", "true"]);
         let no_command = crate::cli::Cli::try_parse_from(["judged", "diagnose", "--json"]);

@@ -5,6 +5,8 @@
 //! The host may be busy (other builds, other tests), so the tests assert only what is
 //! physically true of the run whatever the load: findings about the host may appear.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -137,4 +139,108 @@ fn two_busy_tasks_on_one_cpu_wait_for_each_other_without_a_finding_for_it() {
             "{found:?}\n{json:#}"
         );
     }
+}
+
+/// `testdata/kernel/NAME.c` built with gcc into a directory the run user can read (the
+/// reproducers of kernel trouble: see testdata/kernel/README.md).
+fn reproducer(name: &str, extra_flags: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("judged-reproducer-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/kernel")
+        .join(format!("{name}.c"));
+    let binary = dir.path().join(name);
+    let built = Command::new("gcc")
+        .args(["-O2", "-pthread"])
+        .args(extra_flags)
+        .arg("-o")
+        .arg(&binary)
+        .arg(&source)
+        .output()
+        .expect("gcc (ci/setup installs it)");
+    assert!(
+        built.status.success(),
+        "gcc {}: {}",
+        source.display(),
+        String::from_utf8_lossy(&built.stderr)
+    );
+    (dir, binary)
+}
+
+#[test]
+fn fibtest_under_a_cpu_quota_is_found_throttled_not_delayed_by_others() {
+    if !is_root() {
+        skip("diagnose needs root (runguard switches users and makes cgroups)");
+        return;
+    }
+    let (_dir, fibtest) = reproducer("fibtest", &[]);
+    let Some(json) = diagnose(&["--cpu-quota", "0.5", "--", fibtest.to_str().unwrap(), "1"]) else {
+        return;
+    };
+    assert_eq!(json["report"]["termination"]["exited"], 0, "{json:#}");
+    let found = kinds(&json);
+    assert!(
+        found.iter().any(|k| k == "cfs-throttling"),
+        "{found:?}\n{json:#}"
+    );
+    let throttled = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "cfs-throttling")
+        .unwrap();
+    // The fast thread alone wants a whole CPU: every period of a 0.5 CPU quota runs out.
+    assert!(
+        throttled["evidence"]["throttled_periods"].as_u64().unwrap() >= 5,
+        "{throttled:#}"
+    );
+    // Its CPU stall is the quota's doing: only what the throttling does not explain may be
+    // called waiting for other work (a busy host can add some).
+    let throttled_ms = throttled["evidence"]["throttled_ms"].as_f64().unwrap();
+    let cpu_stall_ms = json["sample"]["stalls"]["cpu"].as_f64().unwrap() * 1000.0;
+    if let Some(delay) = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "runqueue-delay")
+    {
+        let waited_ms = delay["evidence"]["runqueue_wait_ms"].as_f64().unwrap();
+        assert!(
+            waited_ms <= cpu_stall_ms - throttled_ms + 0.5,
+            "throttling counted as waiting for others: {delay:#}\n{json:#}"
+        );
+    }
+}
+
+#[test]
+fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cache() {
+    if !is_root() {
+        skip("diagnose needs root (runguard switches users and makes cgroups)");
+        return;
+    }
+    let (_dir, thrash) = reproducer("thrash", &[]);
+    // 32 MiB held of a 64 MiB limit leaves ~30 MiB for the binary's 64 MiB of data.
+    let Some(json) = diagnose(&[
+        "--memsize",
+        "65536",
+        "--",
+        thrash.to_str().unwrap(),
+        "1",
+        "32",
+    ]) else {
+        return;
+    };
+    assert_eq!(json["report"]["termination"]["exited"], 0, "{json:#}");
+    let found = kinds(&json);
+    assert!(
+        found.iter().any(|k| k == "page-cache-thrash"),
+        "{found:?}\n{json:#}"
+    );
+    assert!(
+        json["sample"]["memory"]["file_refaults"].as_u64().unwrap() > 10_000,
+        "{json:#}"
+    );
 }

@@ -25,6 +25,42 @@ pub enum TimeKind {
     CpuTime,
 }
 
+/// A CFS bandwidth limit: the run's processes together get `quota_us` of CPU time in every
+/// `period_us` (`cpu.max` on v2, `cpu.cfs_quota_us`/`cpu.cfs_period_us` on v1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuBandwidth {
+    pub quota_us: u64,
+    pub period_us: u64,
+}
+
+impl CpuBandwidth {
+    /// The kernel's default period: 100 ms.
+    pub const PERIOD_US: u64 = 100_000;
+
+    /// `fraction` of one CPU per default period, e.g. 0.5 for half a CPU, 2 for two CPUs.
+    /// The kernel takes quotas from 1 ms to (about) 2^44 µs: beyond that is an error.
+    pub fn of_cpus(fraction: f64) -> Result<CpuBandwidth, String> {
+        const MIN_QUOTA_US: f64 = 1_000.0;
+        const MAX_CPUS: f64 = 1_024.0;
+        if !fraction.is_finite() || fraction <= 0.0 || fraction > MAX_CPUS {
+            return Err(format!(
+                "expected a number of CPUs above 0 and at most {MAX_CPUS}, like 0.5"
+            ));
+        }
+        let quota_us = (fraction * Self::PERIOD_US as f64).round();
+        if quota_us < MIN_QUOTA_US {
+            return Err(format!(
+                "below the kernel's smallest quota of 1 ms per {} ms period (0.01 CPUs)",
+                Self::PERIOD_US / 1000
+            ));
+        }
+        Ok(CpuBandwidth {
+            quota_us: quota_us as u64,
+            period_us: Self::PERIOD_US,
+        })
+    }
+}
+
 /// Resource limits of a run. `None` means "not limited".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
@@ -38,6 +74,9 @@ pub struct Limits {
     pub nproc: Option<u64>,
     /// CPUs the run is pinned to, e.g. `0,2-3` (already validated against the online CPUs).
     pub cpuset: Option<String>,
+    /// CFS bandwidth of the whole run (a CPU quota), as a container runtime would set it.
+    #[serde(default)]
+    pub cpu_bandwidth: Option<CpuBandwidth>,
     /// Each of stdout and stderr is cut after this many bytes; the rest is read and discarded.
     pub stream_bytes: Option<u64>,
     /// Core dump size 0.
@@ -200,3 +239,19 @@ impl Plan {
 
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 pub const DEFAULT_CGROUP_PARENT: &str = "judged";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_bandwidth_of_a_number_of_cpus() {
+        let bandwidth = |cpus| CpuBandwidth::of_cpus(cpus).map(|b| (b.quota_us, b.period_us));
+        assert_eq!(bandwidth(0.5), Ok((50_000, 100_000)));
+        assert_eq!(bandwidth(2.0), Ok((200_000, 100_000)));
+        assert_eq!(bandwidth(0.01), Ok((1_000, 100_000)));
+        for refused in [0.0, -1.0, 0.009, f64::NAN, f64::INFINITY, 2000.0] {
+            assert!(bandwidth(refused).is_err(), "{refused} accepted");
+        }
+    }
+}

@@ -12,6 +12,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use runner::cgroup::{CgroupLimits, Hierarchies, Layout, RunCgroup};
+use runner::plan::CpuBandwidth;
 
 const MIB: u64 = 1 << 20;
 
@@ -119,6 +120,10 @@ fn run_with_all_limits_on_this_host() {
         memory_bytes: Some(64 * MIB),
         pids: Some(8),
         cpuset: Some("0".into()),
+        cpu_bandwidth: Some(CpuBandwidth {
+            quota_us: 50_000,
+            period_us: 100_000,
+        }),
     };
     let run = RunCgroup::create(&hierarchies, &parent, "run", &limits).unwrap();
     assert_eq!(
@@ -141,6 +146,16 @@ fn run_with_all_limits_on_this_host() {
     assert!(pids.contains(&(child.id() as i32)), "{pids:?}");
     assert!(pids.len() <= 2, "{pids:?}");
     assert_limits_written(&run, 64 * MIB, 8);
+    let quota = |file: &str| {
+        run.dirs()
+            .map(|dir| dir.join(file))
+            .find(|path| path.exists())
+            .map(|path| std::fs::read_to_string(path).unwrap().trim().to_owned())
+    };
+    match quota("cpu.max") {
+        Some(max) => assert_eq!(max, "50000 100000"),
+        None => assert_eq!(quota("cpu.cfs_quota_us").as_deref(), Some("50000")),
+    }
     let groups = in_groups_of(child.id());
     assert!(
         groups.contains(&format!("{}/run", parent.display())),
@@ -177,6 +192,7 @@ fn pure_v1_path_with_cpuacct_and_freezer() {
         memory_bytes: Some(64 * MIB),
         pids: Some(8),
         cpuset: None,
+        cpu_bandwidth: None,
     };
     let run = RunCgroup::create(&hierarchies, &parent, "run", &limits).unwrap();
     assert!(run.clone_into_fd().is_none());
@@ -204,6 +220,7 @@ fn create_attach_remove_leaves_nothing_over_many_runs() {
         memory_bytes: Some(64 * MIB),
         pids: Some(8),
         cpuset: None,
+        cpu_bandwidth: None,
     };
     const RUNS: u32 = 30;
     let (mut create, mut attach, mut remove) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);

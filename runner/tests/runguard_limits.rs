@@ -276,3 +276,34 @@ fn exit_status_is_the_childs_or_128_plus_signal() {
     assert!(!fx.path("core").exists(), "-c left a core file");
     fx.assert_clean();
 }
+
+#[test]
+fn cpu_quota_holds_a_spinner_back_and_the_report_counts_the_throttling() {
+    if !require_root() {
+        return;
+    }
+    let fx = Fixture::new("limit-cpu-quota");
+    // 0.3 s of CPU at a fifth of a CPU: at least ~1.5 s of wall time, throttled in most of
+    // its 100 ms periods.
+    let outcome = fx
+        .runguard()
+        .args(["-t", "20", "--cpu-quota=0.2"])
+        .json_file(fx.path("report.json"))
+        .run([program("spin").as_os_str(), "0.3".as_ref(), "1".as_ref()]);
+    outcome.assert_exit(0);
+    let report = outcome.report();
+    let throttling = report
+        .throttling
+        .unwrap_or_else(|| panic!("no throttling counters reported{outcome}"));
+    assert!(
+        throttling.throttled_periods >= 5,
+        "only {} throttled periods{outcome}",
+        throttling.throttled_periods
+    );
+    assert!(
+        report.wall_time.as_secs_f64() >= 1.2,
+        "wall time {:?} for 0.3 s of CPU at 0.2 CPUs{outcome}",
+        report.wall_time
+    );
+    fx.assert_clean();
+}

@@ -172,7 +172,17 @@ pub fn classify(sample: &RunSample, thresholds: &RunThresholds) -> Vec<Finding> 
 fn runqueue_wait(sample: &RunSample, stalls: &Pressure) -> Duration {
     let capacity = sample.wall * sample.allowed_cpus.max(1);
     let taken_by_others = capacity.saturating_sub(sample.cpu);
-    stalls.cpu.min(taken_by_others)
+    // A throttled group's runnable tasks stall for a CPU too: that is its quota, not others.
+    stalls
+        .cpu
+        .saturating_sub(throttled_time(sample))
+        .min(taken_by_others)
+}
+
+fn throttled_time(sample: &RunSample) -> Duration {
+    sample
+        .throttling
+        .map_or(Duration::ZERO, |throttling| throttling.throttled_time)
 }
 
 /// `wall-cpu-drift`: a gap between wall and CPU time beyond the thresholds that measured stalls
@@ -187,21 +197,23 @@ fn drift_explained_by_stalls(
         return None;
     }
     let runqueue = runqueue_wait(sample, stalls);
+    let throttled = throttled_time(sample);
     // The stalls overlap in time (a task waiting on IO while another waits for a CPU), so
     // their sum may exceed the gap; it is capped at the gap.
-    let explained = (runqueue + stalls.io + stalls.memory).min(gap);
+    let explained = (runqueue + throttled + stalls.io + stalls.memory).min(gap);
     if explained.as_secs_f64() < t.drift_min_explained_fraction * gap.as_secs_f64() {
         return None;
     }
     let causes = [
         (runqueue, "waiting for a CPU"),
+        (throttled, "held back by its CPU quota"),
         (stalls.io, "waiting for IO"),
         (stalls.memory, "in memory reclaim"),
     ];
     let (_, main_cause) = causes
         .iter()
         .max_by_key(|(stall, _)| *stall)
-        .expect("three causes");
+        .expect("four causes");
     Some(
         Finding::new(
             Kind::WallCpuDrift,
@@ -215,6 +227,7 @@ fn drift_explained_by_stalls(
         .with("cpu_ms", millis(sample.cpu))
         .with("gap_ms", millis(gap))
         .with("runqueue_wait_ms", millis(runqueue))
+        .with("throttled_ms", millis(throttled))
         .with("io_some_stall_ms", millis(stalls.io))
         .with("memory_some_stall_ms", millis(stalls.memory))
         .with("unexplained_ms", millis(gap - explained)),
@@ -329,6 +342,20 @@ mod tests {
                     ..quiet()
                 },
                 vec!["cfs-throttling"],
+            ),
+            (
+                "held back by its quota: the CPU stall is the throttling, not other work",
+                RunSample {
+                    cpu: ms(530),
+                    stalls: stalls(450, 0, 0),
+                    throttling: Some(Throttling {
+                        periods: 10,
+                        throttled_periods: 10,
+                        throttled_time: ms(570),
+                    }),
+                    ..quiet()
+                },
+                vec!["wall-cpu-drift", "cfs-throttling"],
             ),
             (
                 "page cache thrash",

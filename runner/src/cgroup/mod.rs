@@ -38,6 +38,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::CpuBandwidth;
+
 pub use detect::Hierarchies;
 pub use run::RunCgroup;
 
@@ -62,6 +64,8 @@ pub struct CgroupLimits {
     pub pids: Option<u64>,
     /// CPUs the run may use, in the kernel's list format (`0-1,3`).
     pub cpuset: Option<String>,
+    /// CFS bandwidth (a CPU quota) of the whole run.
+    pub cpu_bandwidth: Option<CpuBandwidth>,
 }
 
 /// CFS bandwidth throttling counters (`cpu.stat`).
@@ -83,7 +87,7 @@ pub struct Usage {
     /// Processes the kernel's OOM killer killed in the run's memory group.
     pub oom_kills: u64,
     /// Only where the run's group is also a cpu-controller group (v2 with cpu enabled, v1 with
-    /// cpu co-mounted with cpuacct); `None` elsewhere.
+    /// cpu co-mounted with cpuacct, a v1 cpu group made for a CPU quota); `None` elsewhere.
     pub throttling: Option<Throttling>,
 }
 

@@ -35,6 +35,9 @@ pub struct RunCgroup {
     memory: MemorySource,
     /// The run's v1 freezer group (pure v1 hosts that mount the freezer).
     freezer: Option<PathBuf>,
+    /// The v1 cpu group of a run with a CPU quota, where cpuacct does not already give the
+    /// throttling counters: its `cpu.stat` does.
+    throttling_dir: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -145,6 +148,12 @@ impl RunCgroup {
         if let Some(cpus) = &limits.cpuset {
             write(&dir_of("cpuset").join("cpuset.cpus"), cpus)?;
         }
+        if let Some(bandwidth) = limits.cpu_bandwidth {
+            match layout {
+                Layout::V2 => v2::limit_cpu(dir_of("cpu"), bandwidth)?,
+                Layout::V1 | Layout::Hybrid => v1::limit_cpu(dir_of("cpu"), bandwidth)?,
+            }
+        }
 
         let memory_dir = dir_of("memory").to_path_buf();
         let memory = match layout {
@@ -163,6 +172,17 @@ impl RunCgroup {
             },
             (None, None) => unreachable!("v1_hierarchies() requires cpuacct on v1"),
         };
+        let throttling_dir = match (&cpu, limits.cpu_bandwidth) {
+            (
+                CpuSource::Cpuacct {
+                    has_cpu_stat: true, ..
+                },
+                _,
+            )
+            | (_, None) => None,
+            (_, Some(_)) if layout == Layout::V2 => None,
+            (_, Some(_)) => Some(dir_of("cpu").to_path_buf()),
+        };
         let freezer = match layout {
             Layout::V1 if hierarchies.v1("freezer").is_some() => {
                 Some(dir_of("freezer").to_path_buf())
@@ -177,6 +197,7 @@ impl RunCgroup {
             cpu,
             memory,
             freezer,
+            throttling_dir,
         })
     }
 
@@ -237,12 +258,15 @@ impl RunCgroup {
 
     /// What the run's groups measured.
     pub fn usage(&self) -> Result<Usage> {
-        let cpu: CpuStat = match &self.cpu {
+        let mut cpu: CpuStat = match &self.cpu {
             CpuSource::CgroupV2(dir) => v2::cpu_usage(&self.files, dir)?,
             CpuSource::Cpuacct { dir, has_cpu_stat } => {
                 v1::cpu_usage(&self.files, dir, *has_cpu_stat)?
             }
         };
+        if let Some(dir) = &self.throttling_dir {
+            cpu.throttling = v1::throttling(&self.files, dir)?;
+        }
         let (memory_peak_bytes, oom_kills) = match &self.memory {
             MemorySource::V1(dir) => (
                 v1::memory_peak(&self.files, dir)?,
@@ -411,7 +435,7 @@ fn check_names(parent: &Path, name: &str) -> Result<()> {
 }
 
 /// Controllers any layout needs for `limits`: memory always (peak memory is always reported),
-/// pids and cpuset when limited.
+/// pids, cpuset and cpu when limited.
 fn limited_controllers(limits: &CgroupLimits) -> Vec<&'static str> {
     let mut controllers = vec!["memory"];
     if limits.pids.is_some() {
@@ -419,6 +443,9 @@ fn limited_controllers(limits: &CgroupLimits) -> Vec<&'static str> {
     }
     if limits.cpuset.is_some() {
         controllers.push("cpuset");
+    }
+    if limits.cpu_bandwidth.is_some() {
+        controllers.push("cpu");
     }
     controllers
 }
@@ -526,6 +553,8 @@ fn make_run_dir(
 mod tests {
     use super::*;
     use crate::cgroup::fake::FixtureTree;
+    use crate::cgroup::Throttling;
+    use crate::plan::CpuBandwidth;
 
     const MIB: u64 = 1 << 20;
     /// Far above any pid_max: a stand-in that no signal can reach.
@@ -546,8 +575,27 @@ mod tests {
             memory_bytes: Some(256 * MIB),
             pids: Some(16),
             cpuset: Some("1".into()),
+            cpu_bandwidth: None,
         }
     }
+
+    fn half_a_cpu() -> CgroupLimits {
+        CgroupLimits {
+            cpu_bandwidth: Some(CpuBandwidth {
+                quota_us: 50_000,
+                period_us: 100_000,
+            }),
+            ..CgroupLimits::default()
+        }
+    }
+
+    const THROTTLED_CPU_STAT: &str =
+        "nr_periods 40\nnr_throttled 12\nthrottled_time 250000000\nnr_bursts 0\nburst_time 0\n";
+    const THROTTLED: Throttling = Throttling {
+        periods: 40,
+        throttled_periods: 12,
+        throttled_time: Duration::from_millis(250),
+    };
 
     fn relative_dirs(tree: &FixtureTree, run: &RunCgroup) -> Vec<String> {
         run.dirs()
@@ -645,6 +693,46 @@ mod tests {
                 throttling: None,
             }
         );
+    }
+
+    #[test]
+    fn hybrid_cpu_quota_is_a_v1_cpu_group_whose_cpu_stat_gives_the_throttling() {
+        let tree = FixtureTree::copy("hybrid");
+        let run = create(&tree, &half_a_cpu()).unwrap();
+        let cpu = "sys/fs/cgroup/cpu/judged/run1";
+        assert!(relative_dirs(&tree, &run).contains(&cpu.to_string()));
+        assert_eq!(tree.read(&format!("{cpu}/cpu.cfs_period_us")), "100000");
+        assert_eq!(tree.read(&format!("{cpu}/cpu.cfs_quota_us")), "50000");
+        tree.write(&format!("{cpu}/cpu.stat"), THROTTLED_CPU_STAT);
+        assert_eq!(run.usage().unwrap().throttling, Some(THROTTLED));
+    }
+
+    #[test]
+    fn v2_cpu_quota_enables_cpu_and_writes_cpu_max() {
+        let tree = FixtureTree::copy("v2");
+        let run = create(&tree, &half_a_cpu()).unwrap();
+        assert_eq!(
+            tree.read("sys/fs/cgroup/judged/cgroup.subtree_control"),
+            "+memory +cpu"
+        );
+        let dir = "sys/fs/cgroup/judged/run1";
+        assert_eq!(tree.read(&format!("{dir}/cpu.max")), "50000 100000");
+        tree.write(
+            &format!("{dir}/cpu.stat"),
+            "usage_usec 10\nuser_usec 5\nsystem_usec 5\nnr_periods 40\nnr_throttled 12\n\
+             throttled_usec 250000\n",
+        );
+        assert_eq!(run.usage().unwrap().throttling, Some(THROTTLED));
+    }
+
+    #[test]
+    fn v1_cpu_quota_goes_to_the_cpu_cpuacct_group() {
+        let tree = FixtureTree::copy("v1");
+        let run = create(&tree, &half_a_cpu()).unwrap();
+        let cpu = "sys/fs/cgroup/cpu,cpuacct/judged/run1";
+        assert_eq!(tree.read(&format!("{cpu}/cpu.cfs_quota_us")), "50000");
+        tree.write(&format!("{cpu}/cpu.stat"), THROTTLED_CPU_STAT);
+        assert_eq!(run.usage().unwrap().throttling, Some(THROTTLED));
     }
 
     #[test]

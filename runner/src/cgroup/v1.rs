@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::fs::{read, try_write, write, OpenFiles};
 use super::parse::{self, CpuStat, FlatKeyed};
+use super::Throttling;
 use crate::error::{Result, SandboxError};
+use crate::plan::CpuBandwidth;
 
 /// A new v1 cpuset group starts with empty `cpuset.cpus` and `cpuset.mems`, and no task can
 /// join it until both are set: copy them from the parent where empty. Called top-down, so the
@@ -43,6 +45,25 @@ pub(crate) fn limit_memory(dir: &Path, bytes: u64) -> Result<()> {
     }
 }
 
+/// CFS bandwidth: the period first (a new group's quota is unlimited, so any period is valid).
+pub(crate) fn limit_cpu(dir: &Path, bandwidth: CpuBandwidth) -> Result<()> {
+    write(
+        &dir.join("cpu.cfs_period_us"),
+        &bandwidth.period_us.to_string(),
+    )?;
+    write(
+        &dir.join("cpu.cfs_quota_us"),
+        &bandwidth.quota_us.to_string(),
+    )
+}
+
+/// Throttling counters of a v1 cpu group (`cpu.stat`).
+pub(crate) fn throttling(files: &OpenFiles, dir: &Path) -> Result<Option<Throttling>> {
+    files.read_parsed(&dir.join("cpu.stat"), |text| {
+        parse::throttling(&FlatKeyed::parse(text)?)
+    })
+}
+
 /// Total CPU time: `cpuacct.usage`, exact, in nanoseconds.
 pub(crate) fn cpu_time(files: &OpenFiles, dir: &Path) -> Result<Duration> {
     files
@@ -60,9 +81,7 @@ pub(crate) fn cpu_usage(files: &OpenFiles, dir: &Path, has_cpu_stat: bool) -> Re
         Ok(parse::split_cpu_total(usage, user, system))
     })?;
     let throttling = if has_cpu_stat {
-        files.read_parsed(&dir.join("cpu.stat"), |text| {
-            parse::throttling(&FlatKeyed::parse(text)?)
-        })?
+        throttling(files, dir)?
     } else {
         None
     };

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::fs::{read, try_write, write, OpenFiles};
 use super::parse::{self, CpuStat, FlatKeyed};
 use crate::error::{Result, SandboxError};
+use crate::plan::CpuBandwidth;
 
 /// Fail early, with a clear message, when the hierarchy at `mount` cannot give a controller
 /// (e.g. a container whose delegated subtree lacks it).
@@ -56,6 +57,14 @@ pub(crate) fn limit_memory(dir: &Path, bytes: u64) -> Result<()> {
         Err(err) => Err(SandboxError::io("write cgroup file", swap, err)),
         Ok(()) => Ok(()),
     }
+}
+
+/// CFS bandwidth: `cpu.max` holds "QUOTA PERIOD" in microseconds.
+pub(crate) fn limit_cpu(dir: &Path, bandwidth: CpuBandwidth) -> Result<()> {
+    write(
+        &dir.join("cpu.max"),
+        &format!("{} {}", bandwidth.quota_us, bandwidth.period_us),
+    )
 }
 
 /// `cpu.stat`: present in every cgroup2 group, even without the cpu controller.

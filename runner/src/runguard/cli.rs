@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::plan::{Namespaces, TimeKind, TimeLimit};
+use crate::plan::{CpuBandwidth, Namespaces, TimeKind, TimeLimit};
 
 use super::config::validate_cgroup_parent;
 use super::cpuset::parse_cpu_list;
@@ -49,6 +49,7 @@ enum Opt {
     Json,
     CgroupParent,
     Config,
+    CpuQuota,
 }
 
 struct Spec {
@@ -98,6 +99,7 @@ const SPECS: &[Spec] = &[
     spec(Opt::Json, None, "json", true),
     spec(Opt::CgroupParent, None, "cgroup-parent", true),
     spec(Opt::Config, None, "config", true),
+    spec(Opt::CpuQuota, None, "cpu-quota", true),
 ];
 
 impl Opt {
@@ -170,6 +172,7 @@ pub struct Options {
     pub json: Option<PathBuf>,
     pub cgroup_parent: Option<PathBuf>,
     pub config: Option<PathBuf>,
+    pub cpu_bandwidth: Option<CpuBandwidth>,
     pub command: OsString,
     pub args: Vec<OsString>,
 }
@@ -428,6 +431,13 @@ fn apply(options: &mut Options, opt: Opt, value: Option<OsString>) -> Result<(),
             options.cgroup_parent = Some(parent);
         }
         Opt::Config => options.config = Some(value.into()),
+        Opt::CpuQuota => {
+            let cpus: f64 = text()?
+                .parse()
+                .map_err(|_| bad(opt, &value, "expected a number of CPUs, like 0.5"))?;
+            let bandwidth = CpuBandwidth::of_cpus(cpus).map_err(|why| bad(opt, &value, &why))?;
+            options.cpu_bandwidth = Some(bandwidth);
+        }
         Opt::Help | Opt::Version => unreachable!("handled by parse"),
     }
     Ok(())
@@ -660,6 +670,8 @@ mod tests {
             "r.json",
             "--cgroup-parent=judged/w1",
             "--config=c.toml",
+            "--cpu-quota",
+            "0.5",
             "--",
             "prog",
         ]);
@@ -674,6 +686,13 @@ mod tests {
         assert_eq!(options.file_size_bytes, Some(2048));
         assert_eq!(options.nproc, Some(3));
         assert_eq!(options.cpuset.as_deref(), Some("1"));
+        assert_eq!(
+            options.cpu_bandwidth,
+            Some(CpuBandwidth {
+                quota_us: 50_000,
+                period_us: 100_000
+            })
+        );
         assert!(options.no_core);
         assert_eq!(options.stdout, Some("o".into()));
         assert_eq!(options.stderr, Some("e".into()));
@@ -886,6 +905,18 @@ mod tests {
                 "invalid value `pid' for -U/--runpipepid",
             ),
             (&["-P", "0-x", "p"], "invalid value `0-x' for -P/--cpuset"),
+            (
+                &["--cpu-quota=half", "p"],
+                "invalid value `half' for --cpu-quota: expected a number of CPUs",
+            ),
+            (
+                &["--cpu-quota=0", "p"],
+                "invalid value `0' for --cpu-quota: expected a number of CPUs above 0",
+            ),
+            (
+                &["--cpu-quota=0.001", "p"],
+                "invalid value `0.001' for --cpu-quota: below the kernel's smallest quota",
+            ),
             (&["-V", "=x", "p"], "invalid value `=x' for -V/--variable"),
             (
                 &["--namespaces=pid,bogus", "p"],

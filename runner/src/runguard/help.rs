@@ -62,6 +62,9 @@ Options of our own:
                            default from the config: judged)
       --config=FILE      read the config from FILE (default: {DEFAULT_CONFIG_PATH} if it
                            exists, else built-in defaults)
+      --cpu-quota=CPUS   CFS bandwidth of the whole run: CPUS of CPU time per 100 ms period,
+                           e.g. 0.5 (half a CPU) or 2, as a container's CPU limit; the JSON
+                           report's throttling then tells how often the run was held back
 
 TIME is in seconds, a float: SOFT or SOFT:HARD with HARD >= SOFT (default HARD = SOFT).
 Only the hard limit kills; the soft one marks the result. Both clocks start when COMMAND
@@ -161,6 +164,7 @@ mod tests {
             "--json",
             "--cgroup-parent",
             "--config",
+            "--cpu-quota",
         ] {
             assert!(manual.contains(option), "{option} missing from --help");
         }

@@ -50,6 +50,7 @@ pub fn resolve(options: &Options, config: &Config, host: &impl Host) -> Result<I
     limits.file_size_bytes = options.file_size_bytes;
     limits.nproc = options.nproc;
     limits.cpuset = options.cpuset.clone().filter(|list| !list.is_empty());
+    limits.cpu_bandwidth = options.cpu_bandwidth;
     limits.stream_bytes = options.stream_bytes;
     limits.no_core = options.no_core;
     plan.namespaces = options.namespaces.unwrap_or_default();

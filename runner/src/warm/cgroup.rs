@@ -1,7 +1,7 @@
 //! The cgroups of a warm sandbox.
 //!
 //! On a hybrid host (v1 controllers, controller-less cgroup2) the sandbox has ONE set of groups
-//! made at start ([`SharedCgroup`]): the keeper joins the v1 ones (memory, pids, cpuset) once,
+//! made at start ([`SharedCgroup`]): the keeper joins the v1 ones (memory, pids, cpuset, cpu) once,
 //! and each run is cloned straight into the cgroup2 group, inheriting the v1 groups from the
 //! keeper. No run migrates (a v1 migration costs ~0.7 ms here, and far more under churn). The
 //! cgroup2 group holds the run alone: its `cpu.stat` is the run's.
@@ -47,21 +47,20 @@ pub enum Cgroups {
 }
 
 impl Cgroups {
-    /// The sandbox's cgroups on this host; on hybrid hosts the calling keeper joins them.
+    /// The sandbox's cgroups on this host with the limits of every run (but memory, set per
+    /// run); on hybrid hosts the calling keeper joins them.
     pub fn create(
         hierarchies: Hierarchies,
         parent: &Path,
         name: &str,
-        nproc: Option<u64>,
-        cpuset: Option<String>,
+        limits: CgroupLimits,
     ) -> Result<Cgroups> {
         Ok(match hierarchies.layout() {
             Layout::Hybrid => Cgroups::Shared(Box::new(SharedCgroup::create(
                 &hierarchies,
                 parent,
                 name,
-                nproc,
-                cpuset,
+                limits,
             )?)),
             Layout::V1 | Layout::V2 => Cgroups::PerRun(hierarchies),
         })
@@ -110,14 +109,13 @@ impl SharedCgroup {
         hierarchies: &Hierarchies,
         parent: &Path,
         name: &str,
-        nproc: Option<u64>,
-        cpuset: Option<String>,
+        limits: CgroupLimits,
     ) -> Result<SharedCgroup> {
+        // The keeper itself takes one process slot, and shares a CPU quota (it sleeps while
+        // a run runs).
         let limits = CgroupLimits {
-            memory_bytes: None,
-            // The keeper itself takes one.
-            pids: nproc.map(|n| n + 1),
-            cpuset,
+            pids: limits.pids.map(|n| n + 1),
+            ..limits
         };
         let unified_dir = hierarchies
             .unified()

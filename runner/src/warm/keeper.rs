@@ -15,7 +15,7 @@ use std::io::{BufRead, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
-use crate::cgroup::Hierarchies;
+use crate::cgroup::{CgroupLimits, Hierarchies};
 use crate::launch::{self, Setting};
 use crate::plan::Mount;
 use crate::report::Report;
@@ -144,8 +144,12 @@ impl Keeper {
             hierarchies,
             &spec.cgroup_parent,
             &format!("sandbox-{}", std::process::id()),
-            spec.nproc,
-            spec.cpuset.clone(),
+            CgroupLimits {
+                memory_bytes: None,
+                pids: spec.nproc,
+                cpuset: spec.cpuset.clone(),
+                cpu_bandwidth: spec.cpu_bandwidth,
+            },
         )
         .map_err(|e| e.to_string())?;
         build_sandbox(&spec.namespaces, spec.filesystem.as_ref())?;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Filesystem, Namespaces, Plan};
+use crate::plan::{CpuBandwidth, Filesystem, Namespaces, Plan};
 use crate::report::Report;
 
 /// What a sandbox is built from, once: everything of a [`Plan`] that is not per run.
@@ -27,6 +27,8 @@ pub struct SandboxSpec {
     /// Processes of each run (the keeper's own slot is added).
     pub nproc: Option<u64>,
     pub cpuset: Option<String>,
+    #[serde(default)]
+    pub cpu_bandwidth: Option<CpuBandwidth>,
     /// A host directory the sandbox owns, emptied between runs (usually bound writable into
     /// `filesystem` as the work dir). Tmpfs mounts of `filesystem` are emptied too.
     pub work_dir: Option<PathBuf>,
@@ -42,6 +44,7 @@ impl SandboxSpec {
             cgroup_parent: plan.cgroup_parent.clone(),
             nproc: plan.limits.nproc,
             cpuset: plan.limits.cpuset.clone(),
+            cpu_bandwidth: plan.limits.cpu_bandwidth,
             work_dir,
         }
     }
@@ -59,6 +62,7 @@ impl SandboxSpec {
             ("cgroup parent", self.cgroup_parent != plan.cgroup_parent),
             ("process limit", self.nproc != plan.limits.nproc),
             ("cpuset", self.cpuset != plan.limits.cpuset),
+            ("CPU quota", self.cpu_bandwidth != plan.limits.cpu_bandwidth),
         ];
         let names: Vec<&str> = differs
             .iter()
