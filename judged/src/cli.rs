@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use crate::diagnostics::thresholds::Thresholds;
 use crate::judge::{Judge, Options, Progress, Quiet};
 use crate::language::Languages;
 use crate::output::{self, LiveProgress};
@@ -96,6 +97,13 @@ verdict, problem, language, compile_output, skipped, and tests[] with name, verd
 time_limit, cpu_time, wall_time (seconds), memory_bytes, exit_code or signal, message and
 diagnostics (setup_time, oom_kills, stdout_bytes, stderr_bytes, throttled_periods).
 
+Diagnostics: every test case run is measured for what else held it back (waiting for a CPU,
+for IO, in memory reclaim, CFS throttling, evicted page cache), and what crosses the
+thresholds (profiles/diagnostics.toml, or --thresholds) is shown with the test case as a
+finding (kind, cause, evidence, remedy; in the JSON too). A time limit reached while such a
+finding says the timing was disturbed is not trusted: the test case runs again, up to
+--rerun-disturbed times (default 1), and the result says how often it was re-run.
+
 Exit status:
   0  correct
   1  rejected: wrong-answer, no-output, timelimit, memory-limit, run-error or output-limit
@@ -143,6 +151,13 @@ pub struct RunArgs {
     /// Where scratch directories are made (removed afterwards).
     #[arg(long, default_value_os_t = std::env::temp_dir())]
     pub scratch: PathBuf,
+    /// Run a test case again, up to N times, when it reached its time limit while a finding
+    /// says its timing was disturbed (0: never).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub rerun_disturbed: u32,
+    /// Thresholds file of the diagnostics (default: the embedded profiles/diagnostics.toml).
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<PathBuf>,
 }
 
 /// Run the command; the exit status on success.
@@ -202,6 +217,8 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             jobs,
             all: args.all,
             scratch_parent: args.scratch.clone(),
+            rerun_disturbed: args.rerun_disturbed,
+            thresholds: Thresholds::load_or_default(args.thresholds.as_deref())?.run,
         },
     };
     let live;

@@ -180,10 +180,7 @@ pub fn count_cpus(list: &str) -> anyhow::Result<u32> {
 }
 
 pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
-    let thresholds = match &args.thresholds {
-        Some(path) => Thresholds::load(path)?,
-        None => Thresholds::default(),
-    };
+    let thresholds = Thresholds::load_or_default(args.thresholds.as_deref())?;
     let allowed_cpus = match &args.cpuset {
         Some(list) => count_cpus(list)?,
         None => std::thread::available_parallelism()

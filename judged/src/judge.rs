@@ -16,6 +16,12 @@
 //! test input comes in on stdin, opened by us. `{build}` in a language's commands is therefore
 //! the profile's work dir. The output validator is the problem's own, trusted code: it runs
 //! without a profile, from `validator/` by its host path.
+//!
+//! Diagnostics: every test case run is classified from its runguard report (`--activity`:
+//! stalls, memory activity, throttling) into findings, kept with its result. A time-limit
+//! verdict whose run has a finding that disturbs timing (`Kind::disturbs_timing`) cannot be
+//! trusted: the test case is run again, up to `Options::rerun_disturbed` times, and the result
+//! says how often; a verdict still disturbed after that keeps its findings for people to see.
 
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -27,6 +33,9 @@ use anyhow::Context;
 use runner::report::{Report, Termination};
 
 use crate::default_validator::{self, Flags};
+use crate::diagnostics::run::{self, RunSample};
+use crate::diagnostics::thresholds::RunThresholds;
+use crate::diagnostics::Finding;
 use crate::language::{Expansion, Language, Languages};
 use crate::problem::{Problem, TestCase, Validation};
 use crate::sandbox::{RunSpec, Sandbox, SandboxFailure, SandboxProfiles, StepLimits};
@@ -50,6 +59,11 @@ pub struct Options {
     pub all: bool,
     /// Where the scratch directory is made.
     pub scratch_parent: PathBuf,
+    /// When a test case's run reaches its time limit while a finding says its timing was
+    /// disturbed, run it again up to this many times.
+    pub rerun_disturbed: u32,
+    /// When a measurement becomes a finding.
+    pub thresholds: RunThresholds,
 }
 
 /// Told about each test case as it starts and ends (the live progress display).
@@ -87,6 +101,21 @@ pub struct TestResult {
     /// What explains the verdict: the validator's message, the program's stderr, or the
     /// sandbox's failure.
     pub message: String,
+    /// What disturbed the (last) run's timing, if anything.
+    pub findings: Vec<Finding>,
+    /// Runs made again because a time-limit verdict came with a disturbing finding.
+    pub reruns: u32,
+}
+
+impl TestResult {
+    /// A time-limit verdict that a finding says may not be the program's doing.
+    pub fn disturbed_timelimit(&self) -> bool {
+        self.verdict == Verdict::Timelimit
+            && self
+                .findings
+                .iter()
+                .any(|finding| finding.kind.disturbs_timing())
+    }
 }
 
 pub struct Judge<'a> {
@@ -351,19 +380,34 @@ impl Judge<'_> {
         let limits = &self.problem.limits;
         let time_limit = limits.time.mul_f64(program.language.time_factor);
         let dir = scratch.join(format!("test-{index}"));
-        let outcome = self.run_and_validate(test_case, program, validator, &dir, time_limit);
-        // Clean up whatever happened; a failure to clean is not the program's fault.
-        let _ = std::fs::remove_dir_all(&dir);
-        let (verdict, report, message) = match outcome {
-            Ok(result) => result,
-            Err(failure) => (Verdict::JudgeError, None, failure.to_string()),
-        };
-        TestResult {
-            name: test_case.name.clone(),
-            verdict,
-            time_limit,
-            report,
-            message,
+        let mut reruns = 0;
+        loop {
+            let outcome = self.run_and_validate(test_case, program, validator, &dir, time_limit);
+            // Clean up whatever happened; a failure to clean is not the program's fault.
+            let _ = std::fs::remove_dir_all(&dir);
+            let (verdict, report, message) = match outcome {
+                Ok(result) => result,
+                Err(failure) => (Verdict::JudgeError, None, failure.to_string()),
+            };
+            let findings = report.as_ref().map_or_else(Vec::new, |report| {
+                run::classify(
+                    &RunSample::of_report(report, allowed_cpus()),
+                    &self.options.thresholds,
+                )
+            });
+            let result = TestResult {
+                name: test_case.name.clone(),
+                verdict,
+                time_limit,
+                report,
+                message,
+                findings,
+                reruns,
+            };
+            if !result.disturbed_timelimit() || reruns >= self.options.rerun_disturbed {
+                return result;
+            }
+            reruns += 1;
         }
     }
 
@@ -532,6 +576,11 @@ impl Judge<'_> {
 }
 
 /// Why a compile step failed, or `None` when it succeeded.
+/// CPUs a test case run may use: runs are not pinned, so the host's.
+fn allowed_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |cpus| cpus.get() as u32)
+}
+
 fn compile_failure(report: &Report) -> Option<String> {
     if report.time_result.any_hard() || report.time_result.cpu_soft {
         return Some("compilation took too long".into());
@@ -666,7 +715,9 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
+    use crate::diagnostics::thresholds::Thresholds;
     use crate::verdict::tests::clean_report;
+    use runner::report::{Activity, Stalls};
 
     /// Plays the program: compile steps (no stdin) succeed unless `compile_fails`; runs get
     /// `behave(input)` → (report, stdout).
@@ -703,6 +754,15 @@ mod tests {
 
     /// Judge `problems/aplusb` with a fake sandbox; also checks the scratch space is left empty.
     fn judge_aplusb(sandbox: &dyn Sandbox, jobs: usize, all: bool) -> Judgement {
+        judge_aplusb_rerunning(sandbox, jobs, all, 1)
+    }
+
+    fn judge_aplusb_rerunning(
+        sandbox: &dyn Sandbox,
+        jobs: usize,
+        all: bool,
+        rerun_disturbed: u32,
+    ) -> Judgement {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let problem = Problem::load(&root.join("testdata/problems/aplusb")).unwrap();
         let languages = Languages::load_dir(&root.join("profiles/languages")).unwrap();
@@ -726,6 +786,8 @@ mod tests {
                 jobs,
                 all,
                 scratch_parent: scratch.path().to_path_buf(),
+                rerun_disturbed,
+                thresholds: Thresholds::default().run,
             },
         };
         let language = languages.by_id("c").unwrap();
@@ -863,6 +925,82 @@ mod tests {
         assert_eq!(judgement.tests.len(), 4);
         assert_eq!(judgement.skipped, 0);
         assert_eq!(judgement.tests[3].verdict, Verdict::Correct);
+    }
+
+    /// A time-limit run whose wall time went to waiting for a CPU held by others.
+    fn delayed_by_others() -> Report {
+        let mut report = clean_report();
+        report.time_result.wall_hard = true;
+        report.termination = Termination::Signaled(9);
+        report.cpu_time = Duration::from_millis(400);
+        report.wall_time = Duration::from_millis(2000);
+        report.activity = Some(Activity {
+            stalls: Some(Stalls {
+                cpu: Duration::from_millis(1500),
+                ..Stalls::default()
+            }),
+            memory: None,
+        });
+        report
+    }
+
+    /// secret/01 (input `10 20`) hits its time limit on its first run only, disturbed.
+    struct DisturbedOnce {
+        runs_of_secret_01: AtomicUsize,
+    }
+
+    impl Sandbox for DisturbedOnce {
+        fn run(&self, spec: &RunSpec) -> Result<Report, SandboxFailure> {
+            let Some(stdin) = &spec.stdin else {
+                return Ok(clean_report());
+            };
+            let input = std::fs::read_to_string(stdin).unwrap();
+            if sum(&input) == 30 && self.runs_of_secret_01.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Ok(delayed_by_others());
+            }
+            std::fs::write(&spec.stdout, format!("{}\n", sum(&input))).unwrap();
+            Ok(clean_report())
+        }
+    }
+
+    #[test]
+    fn a_disturbed_time_limit_is_run_again_and_the_rerun_decides() {
+        let sandbox = DisturbedOnce {
+            runs_of_secret_01: AtomicUsize::new(0),
+        };
+        let judgement = judge_aplusb_rerunning(&sandbox, 1, true, 1);
+        assert_eq!(judgement.verdict, Verdict::Correct);
+        let secret = &judgement.tests[1];
+        assert_eq!(secret.name, "secret/01");
+        assert_eq!((secret.verdict, secret.reruns), (Verdict::Correct, 1));
+        assert!(secret.findings.is_empty(), "{:?}", secret.findings);
+        assert_eq!(sandbox.runs_of_secret_01.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn without_reruns_a_disturbed_time_limit_is_kept_and_marked() {
+        let sandbox = DisturbedOnce {
+            runs_of_secret_01: AtomicUsize::new(0),
+        };
+        let judgement = judge_aplusb_rerunning(&sandbox, 1, true, 0);
+        assert_eq!(judgement.verdict, Verdict::Timelimit);
+        let secret = &judgement.tests[1];
+        assert_eq!(secret.reruns, 0);
+        assert!(secret.disturbed_timelimit(), "{secret:?}");
+        let kinds: Vec<String> = secret.findings.iter().map(|f| f.kind.name()).collect();
+        assert!(kinds.contains(&"runqueue-delay".to_owned()), "{kinds:?}");
+    }
+
+    #[test]
+    fn an_undisturbed_time_limit_is_not_run_again() {
+        let sandbox = FakeSandbox {
+            behave: slow_on_secret_01,
+            compile_fails: false,
+        };
+        let judgement = judge_aplusb_rerunning(&sandbox, 1, true, 3);
+        let secret = &judgement.tests[1];
+        assert_eq!((secret.verdict, secret.reruns), (Verdict::Timelimit, 0));
+        assert!(!secret.disturbed_timelimit());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use runner::report::Termination;
 use serde::Serialize;
 
+use crate::diagnostics::Finding;
 use crate::judge::{Judgement, Progress, TestResult};
 use crate::problem::TestCase;
 use crate::verdict::Verdict;
@@ -47,6 +48,10 @@ pub struct JsonTest<'a> {
     /// The run's diagnostics: setup time, throttling, OOM kills, stream sizes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnostics: Option<Diagnostics>,
+    /// What disturbed the run's timing (see `judged diagnose`); empty when nothing did.
+    pub findings: &'a [Finding],
+    /// Runs made again because a time limit came with a disturbing finding.
+    pub reruns: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -100,6 +105,8 @@ fn json_test(test: &TestResult) -> JsonTest<'_> {
             stderr_bytes: r.stderr.bytes,
             throttled_periods: r.throttling.map(|t| t.throttled_periods),
         }),
+        findings: &test.findings,
+        reruns: test.reruns,
     }
 }
 
@@ -131,6 +138,22 @@ pub fn summary(judgement: &Judgement, problem: &str, language: &str) -> String {
         text.push('\n');
         if test.verdict != Verdict::Correct && !test.message.is_empty() {
             text.push_str(&format!("    {}\n", first_lines(&test.message, 5)));
+        }
+        if test.reruns > 0 {
+            text.push_str(&format!(
+                "    run {} more time(s): its time limit came with a disturbed timing\n",
+                test.reruns
+            ));
+        }
+        for finding in &test.findings {
+            text.push_str(&format!(
+                "    {}: {}\n",
+                finding.kind.name(),
+                finding.summary
+            ));
+        }
+        if test.disturbed_timelimit() {
+            text.push_str("    do not trust this time limit: its timing was disturbed\n");
         }
     }
     if !judgement.compile_output.is_empty() {
@@ -220,6 +243,8 @@ mod tests {
                     time_limit: Duration::from_secs(1),
                     report: Some(clean_report()),
                     message: String::new(),
+                    findings: Vec::new(),
+                    reruns: 0,
                 },
                 TestResult {
                     name: "secret/1".into(),
@@ -230,6 +255,8 @@ mod tests {
                         ..clean_report()
                     }),
                     message: "killed by signal 11".into(),
+                    findings: Vec::new(),
+                    reruns: 0,
                 },
             ],
             skipped: 2,

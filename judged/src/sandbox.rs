@@ -261,6 +261,8 @@ pub fn runguard_args(spec: &RunSpec, user: &RunUser, config: &Path) -> Vec<OsStr
         spec.stderr.clone().into(),
         "--json".into(),
         spec.report.clone().into(),
+        // Stalls and memory activity for the diagnostics of each step (a few cgroup reads).
+        "--activity".into(),
     ];
     match &spec.profile {
         Some(profile) => {

@@ -156,6 +156,7 @@ pub(crate) mod tests {
             throttling: None,
             cgroup_layout: Layout::Hybrid,
             runner_signal: None,
+            activity: None,
         }
     }
 

@@ -31,7 +31,7 @@ use crate::cgroup::{CgroupLimits, Hierarchies, Layout, RunCgroup, Usage};
 use crate::error::{Result, SandboxError};
 use crate::output::{open_output_file, StreamPump};
 use crate::plan::{OutputTarget, Plan, DEFAULT_PATH};
-use crate::report::{Report, Termination, TimeResult};
+use crate::report::{Activity, Report, Termination, TimeResult};
 use crate::sys::child::{confine_and_exec, ChildSpec, Confinement};
 use crate::sys::process::{self, Forked};
 use crate::sys::signals::StopSignals;
@@ -102,6 +102,8 @@ pub trait RunGroup {
     fn usage(&self) -> Result<Usage>;
     /// Kill every process of the run; none is left running on return.
     fn kill_all(&self) -> Result<()>;
+    /// The group's stalls and memory activity so far (counters, re-based by the caller).
+    fn activity(&self) -> Result<Activity>;
 }
 
 impl RunGroup for RunCgroup {
@@ -119,6 +121,9 @@ impl RunGroup for RunCgroup {
     }
     fn kill_all(&self) -> Result<()> {
         RunCgroup::kill_all(self)
+    }
+    fn activity(&self) -> Result<Activity> {
+        RunCgroup::activity(self)
     }
 }
 
@@ -202,6 +207,10 @@ pub fn run_in(plan: &Plan, setting: &Setting<'_>) -> Result<Report> {
     } = supervisor;
     let usage = cgroup.usage()?;
     let cpu = since(&usage, &baseline);
+    let activity = match &started.activity_baseline {
+        Some(at_exec) => Some(cgroup.activity()?.since(at_exec)),
+        None => None,
+    };
     mark_limits_passed(&mut time_result, plan, wall_time, cpu.total);
     Ok(Report {
         termination,
@@ -223,6 +232,7 @@ pub fn run_in(plan: &Plan, setting: &Setting<'_>) -> Result<Report> {
         throttling: usage.throttling,
         cgroup_layout: setting.layout,
         runner_signal,
+        activity,
     })
 }
 
@@ -382,10 +392,12 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The moment the program was exec'd, and the run's CPU usage then (the child's own setup).
+/// The moment the program was exec'd, and the run's CPU usage (and activity, when measured)
+/// then: the child's own setup.
 struct Started {
     at: Instant,
     baseline: Usage,
+    activity_baseline: Option<Activity>,
 }
 
 /// Finish the child's setup from the outside and wait for its exec.
@@ -427,6 +439,10 @@ fn start(
     Ok(Started {
         at,
         baseline: cgroup.usage()?,
+        activity_baseline: match plan.measure_activity {
+            true => Some(cgroup.activity()?),
+            false => None,
+        },
     })
 }
 

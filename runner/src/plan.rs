@@ -213,6 +213,10 @@ pub struct Plan {
     pub cgroup_parent: PathBuf,
     /// On a hard wall-time kill, send SIGUSR1 to this process first (interactive problems).
     pub runpipe_pid: Option<i32>,
+    /// Also measure the run's stalls and memory activity (`Report::activity`): a few more
+    /// cgroup file reads at exec and at the end.
+    #[serde(default)]
+    pub measure_activity: bool,
 }
 
 impl Plan {
@@ -233,6 +237,7 @@ impl Plan {
             stderr: OutputTarget::Inherit,
             cgroup_parent: PathBuf::from(DEFAULT_CGROUP_PARENT),
             runpipe_pid: None,
+            measure_activity: false,
         }
     }
 }

@@ -307,3 +307,51 @@ fn cpu_quota_holds_a_spinner_back_and_the_report_counts_the_throttling() {
     );
     fx.assert_clean();
 }
+
+#[test]
+fn activity_reports_two_threads_on_one_cpu_stalling_each_other() {
+    if !require_root() {
+        return;
+    }
+    let fx = Fixture::new("limit-activity");
+    let spin = [program("spin").into_os_string(), "0.4".into(), "2".into()];
+    let outcome = fx
+        .runguard()
+        .args(["-t", "20", "-P", "0", "--activity"])
+        .json_file(fx.path("report.json"))
+        .run(spin.clone());
+    outcome.assert_exit(0);
+    let report = outcome.report();
+    let activity = report
+        .activity
+        .unwrap_or_else(|| panic!("no activity with --activity{outcome}"));
+    let memory = activity.memory.expect("memory.stat is always there");
+    assert!(memory.file_refaults < 1_000_000, "{memory:?}");
+    // Where the host has per-cgroup PSI (cgroup2 with psi=1), the two threads sharing CPU 0
+    // each wait while the other runs: about half of the run's CPU time.
+    if let Some(stalls) = activity.stalls {
+        assert!(
+            stalls.cpu.as_secs_f64() >= 0.25 * report.cpu_time.as_secs_f64(),
+            "cpu stall {:?} for {:?} of CPU on one CPU{outcome}",
+            stalls.cpu,
+            report.cpu_time
+        );
+    } else {
+        assert!(
+            !std::path::Path::new("/proc/pressure/cpu").exists(),
+            "the host has PSI but the run's stalls were not reported{outcome}"
+        );
+    }
+    // Not asked for: not measured, not in the report.
+    let plain = fx
+        .runguard()
+        .args(["-t", "20"])
+        .json_file(fx.path("plain.json"))
+        .run([program("spin").as_os_str(), "0.05".as_ref(), "1".as_ref()]);
+    plain.assert_exit(0);
+    assert!(
+        plain.json.as_ref().unwrap().get("activity").is_none(),
+        "{plain}"
+    );
+    fx.assert_clean();
+}

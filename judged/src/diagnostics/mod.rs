@@ -42,6 +42,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Whether a run with this finding may have had its time stretched by something other
+    /// than the program (so a time-limit verdict of it cannot be trusted).
+    pub fn disturbs_timing(self) -> bool {
+        matches!(
+            self,
+            Kind::WallCpuDrift
+                | Kind::CfsThrottling
+                | Kind::RunqueueDelay
+                | Kind::DstateIo
+                | Kind::MemcgReclaim
+                | Kind::PageCacheThrash
+        )
+    }
+
     pub fn name(self) -> String {
         serde_json::to_value(self)
             .ok()

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use runner::report::Stalls;
 use serde::Serialize;
 
 /// Stall time of PSI's "some" lines: the time at least one task was waiting for a CPU, for IO,
@@ -52,13 +53,17 @@ impl Pressure {
     }
 }
 
-/// `total=` (microseconds) of the `some` line of a PSI file.
-pub fn psi_some_total(text: &str) -> Option<Duration> {
-    let line = text.lines().find(|line| line.starts_with("some "))?;
-    let total = line
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("total="))?;
-    total.parse().ok().map(Duration::from_micros)
+pub use runner::cgroup::parse::psi_some_total;
+
+/// A run's stalls as runguard measured them (`--activity`).
+impl From<Stalls> for Pressure {
+    fn from(stalls: Stalls) -> Pressure {
+        Pressure {
+            cpu: stalls.cpu,
+            io: stalls.io,
+            memory: stalls.memory,
+        }
+    }
 }
 
 /// Active objects of slab cache `name` in the text of `/proc/slabinfo`.

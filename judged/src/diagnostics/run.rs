@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use runner::cgroup::Throttling;
+use runner::report::Report;
 use serde::Serialize;
 
 use super::procfs::Pressure;
@@ -30,11 +31,23 @@ pub struct RunSample {
     pub memory: Option<MemoryActivity>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct MemoryActivity {
-    pub major_faults: u64,
-    /// File pages faulted back in after the kernel had evicted them (`workingset_refault_file`).
-    pub file_refaults: u64,
+pub use runner::report::MemoryActivity;
+
+impl RunSample {
+    /// What a runguard report (made with `--activity`) tells of its run; `allowed_cpus` as in
+    /// [`RunSample::allowed_cpus`].
+    pub fn of_report(report: &Report, allowed_cpus: u32) -> RunSample {
+        let activity = report.activity.unwrap_or_default();
+        RunSample {
+            wall: report.wall_time,
+            cpu: report.cpu_time,
+            setup: report.setup_time,
+            allowed_cpus,
+            throttling: report.throttling,
+            stalls: activity.stalls.map(Pressure::from),
+            memory: activity.memory,
+        }
+    }
 }
 
 /// Whether `value_ms` is beyond both an absolute and a relative (to `wall`) threshold.

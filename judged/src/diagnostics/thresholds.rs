@@ -84,6 +84,11 @@ impl Thresholds {
         })?;
         Thresholds::parse(&text, &origin)
     }
+
+    /// The thresholds in `path`, or the embedded defaults without one.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Thresholds, ThresholdsError> {
+        path.map_or_else(|| Ok(Thresholds::default()), Thresholds::load)
+    }
 }
 
 #[cfg(test)]

@@ -62,10 +62,34 @@ impl OpenFiles {
     }
 
     fn read(&self, path: &Path) -> Result<String> {
+        self.try_read(path)
+            .map_err(|err| SandboxError::io("read cgroup file", path, err))
+    }
+
+    /// A file the host may lack (PSI files on a kernel booted without it): `None` when it is
+    /// missing or cannot be read on this kernel.
+    pub(crate) fn read_optional<T>(
+        &self,
+        path: &Path,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>> {
+        match self.try_read(path) {
+            Ok(text) => Ok(parse(&text)),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::Unsupported
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(SandboxError::io("read cgroup file", path, err)),
+        }
+    }
+
+    fn try_read(&self, path: &Path) -> io::Result<String> {
         let mut readers = self.readers.borrow_mut();
-        let file = open_once(&mut readers, path, |path| File::open(path))
-            .map_err(|err| SandboxError::io("read cgroup file", path, err))?;
-        read_from_start(file).map_err(|err| SandboxError::io("read cgroup file", path, err))
+        read_from_start(open_once(&mut readers, path, |path| File::open(path))?)
     }
 
     /// [`write`] through a descriptor kept open. Only for cgroupfs: a plain file would keep

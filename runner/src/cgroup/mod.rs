@@ -26,7 +26,7 @@
 
 mod detect;
 pub(crate) mod fs;
-mod parse;
+pub mod parse;
 mod run;
 mod v1;
 mod v2;

@@ -4,8 +4,32 @@
 use std::time::Duration;
 
 use super::Throttling;
+use crate::report::MemoryActivity;
 
 pub(crate) type ParseResult<T> = Result<T, String>;
+
+/// `total=` (microseconds) of the `some` line of a PSI file (`cpu.pressure`,
+/// `/proc/pressure/io`...); `None` when there is no such line.
+pub fn psi_some_total(text: &str) -> Option<Duration> {
+    let line = text.lines().find(|line| line.starts_with("some "))?;
+    let total = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("total="))?;
+    total.parse().ok().map(Duration::from_micros)
+}
+
+/// Major faults and file refaults from a `memory.stat` (v1 or v2; kernels before 5.9 call the
+/// refaults `workingset_refault`).
+pub(crate) fn memory_activity(text: &str) -> ParseResult<MemoryActivity> {
+    let stat = FlatKeyed::parse(text)?;
+    Ok(MemoryActivity {
+        major_faults: stat.require("pgmajfault")?,
+        file_refaults: stat
+            .get("workingset_refault_file")
+            .or_else(|| stat.get("workingset_refault"))
+            .unwrap_or(0),
+    })
+}
 
 /// A file holding one number (`cpuacct.usage`, `memory.peak`, `memory.max_usage_in_bytes`...).
 pub(crate) fn single_u64(text: &str) -> ParseResult<u64> {
@@ -122,6 +146,35 @@ pub(crate) fn pids(text: &str) -> ParseResult<Vec<i32>> {
 
 #[cfg(test)]
 mod tests {
+    use crate::report::MemoryActivity;
+
+    #[test]
+    fn psi_some_total_is_microseconds_of_the_some_line() {
+        let text = "some avg10=47.38 avg60=31.95 avg300=21.97 total=309433162\n\
+                    full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        assert_eq!(
+            psi_some_total(text),
+            Some(Duration::from_micros(309_433_162))
+        );
+        assert_eq!(psi_some_total("full avg10=0 total=5\n"), None);
+    }
+
+    #[test]
+    fn memory_activity_of_v1_v2_and_old_memory_stat() {
+        let v1 = "cache 4096\nrss 8192\npgmajfault 12\nworkingset_refault_anon 3\n\
+                  workingset_refault_file 450\ntotal_pgmajfault 99\n";
+        let activity = |file_refaults| MemoryActivity {
+            major_faults: 12,
+            file_refaults,
+        };
+        assert_eq!(memory_activity(v1), Ok(activity(450)));
+        let before_5_9 = "pgmajfault 12\nworkingset_refault 7\n";
+        assert_eq!(memory_activity(before_5_9), Ok(activity(7)));
+        assert!(memory_activity("cache 1\n")
+            .unwrap_err()
+            .contains("pgmajfault"));
+    }
+
     use super::*;
 
     #[test]

@@ -15,6 +15,7 @@ use super::fs::{read_parsed, write, CgroupFs, CreatedDirs, Kernel, OpenFiles};
 use super::parse::{self, CpuStat};
 use super::{v1, v2, CgroupLimits, Hierarchies, Layout, Usage};
 use crate::error::{Result, SandboxError};
+use crate::report::{Activity, Stalls};
 
 /// How long [`RunCgroup::kill_all`] waits for the killed processes to leave the group.
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -216,6 +217,28 @@ impl RunCgroup {
     /// The group's control files kept open (a warm sandbox writes some before every run).
     pub(crate) fn files(&self) -> &OpenFiles {
         &self.files
+    }
+
+    /// The run's stalls (PSI of its cgroup2 group) and memory activity so far.
+    pub fn activity(&self) -> Result<Activity> {
+        let stalls = match &self.unified {
+            Some(unified) => {
+                let stall = |resource: &str| {
+                    let path = unified.path.join(format!("{resource}.pressure"));
+                    self.files.read_optional(&path, parse::psi_some_total)
+                };
+                match (stall("cpu")?, stall("io")?, stall("memory")?) {
+                    (Some(cpu), Some(io), Some(memory)) => Some(Stalls { cpu, io, memory }),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let memory = Some(self.files.read_parsed(
+            &self.memory_dir().join("memory.stat"),
+            parse::memory_activity,
+        )?);
+        Ok(Activity { stalls, memory })
     }
 
     /// Memory charged to the group now (a warm sandbox's base before a run: v1 memory groups).

@@ -50,6 +50,7 @@ enum Opt {
     CgroupParent,
     Config,
     CpuQuota,
+    Activity,
 }
 
 struct Spec {
@@ -100,6 +101,7 @@ const SPECS: &[Spec] = &[
     spec(Opt::CgroupParent, None, "cgroup-parent", true),
     spec(Opt::Config, None, "config", true),
     spec(Opt::CpuQuota, None, "cpu-quota", true),
+    spec(Opt::Activity, None, "activity", false),
 ];
 
 impl Opt {
@@ -173,6 +175,8 @@ pub struct Options {
     pub cgroup_parent: Option<PathBuf>,
     pub config: Option<PathBuf>,
     pub cpu_bandwidth: Option<CpuBandwidth>,
+    /// `--activity`: measure stalls and memory activity for the JSON report.
+    pub activity: bool,
     pub command: OsString,
     pub args: Vec<OsString>,
 }
@@ -438,6 +442,7 @@ fn apply(options: &mut Options, opt: Opt, value: Option<OsString>) -> Result<(),
             let bandwidth = CpuBandwidth::of_cpus(cpus).map_err(|why| bad(opt, &value, &why))?;
             options.cpu_bandwidth = Some(bandwidth);
         }
+        Opt::Activity => options.activity = true,
         Opt::Help | Opt::Version => unreachable!("handled by parse"),
     }
     Ok(())
@@ -672,6 +677,7 @@ mod tests {
             "--config=c.toml",
             "--cpu-quota",
             "0.5",
+            "--activity",
             "--",
             "prog",
         ]);
@@ -693,6 +699,7 @@ mod tests {
                 period_us: 100_000
             })
         );
+        assert!(options.activity);
         assert!(options.no_core);
         assert_eq!(options.stdout, Some("o".into()));
         assert_eq!(options.stderr, Some("e".into()));

@@ -65,6 +65,9 @@ Options of our own:
       --cpu-quota=CPUS   CFS bandwidth of the whole run: CPUS of CPU time per 100 ms period,
                            e.g. 0.5 (half a CPU) or 2, as a container's CPU limit; the JSON
                            report's throttling then tells how often the run was held back
+      --activity         measure what else held the run back, for the JSON report's
+                           `activity': its stalls waiting for a CPU, for IO and in memory
+                           reclaim (PSI of its cgroup), its major faults and file refaults
 
 TIME is in seconds, a float: SOFT or SOFT:HARD with HARD >= SOFT (default HARD = SOFT).
 Only the hard limit kills; the soft one marks the result. Both clocks start when COMMAND
@@ -165,6 +168,7 @@ mod tests {
             "--cgroup-parent",
             "--config",
             "--cpu-quota",
+            "--activity",
         ] {
             assert!(manual.contains(option), "{option} missing from --help");
         }

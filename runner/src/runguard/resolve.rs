@@ -53,6 +53,7 @@ pub fn resolve(options: &Options, config: &Config, host: &impl Host) -> Result<I
     limits.cpu_bandwidth = options.cpu_bandwidth;
     limits.stream_bytes = options.stream_bytes;
     limits.no_core = options.no_core;
+    plan.measure_activity = options.activity;
     plan.namespaces = options.namespaces.unwrap_or_default();
     plan.stdout = output_target(&options.stdout);
     plan.stderr = output_target(&options.stderr);

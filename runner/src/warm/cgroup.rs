@@ -34,6 +34,7 @@ use crate::cgroup::fs::write;
 use crate::cgroup::{CgroupLimits, Hierarchies, Layout, RunCgroup, Usage};
 use crate::error::{Result, SandboxError};
 use crate::launch::RunGroup;
+use crate::report::Activity;
 
 /// The kernel's "no limit" for v1 memory files.
 const UNLIMITED: &str = "-1";
@@ -176,6 +177,12 @@ impl SharedCgroup {
 impl RunGroup for SharedCgroup {
     fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
         self.group.clone_into_fd()
+    }
+
+    /// Stalls are the run's own (its cgroup2 group); memory activity comes from the v1 memory
+    /// group it shares with the keeper, which barely faults while a run runs.
+    fn activity(&self) -> Result<Activity> {
+        self.group.activity()
     }
 
     fn attach(&self, _pid: i32, born_in_clone_group: bool) -> Result<()> {
