@@ -44,7 +44,6 @@ pub struct HostThresholds {
     pub pressure_min_ms: f64,
     pub ipc_free_latency_max_ms: f64,
     pub ipc_free_exec_max_ms: f64,
-    pub ipc_free_busy_fraction: f64,
     pub cgroup_lock_wait_total_ms: f64,
     pub cgroup_lock_frames: Vec<String>,
     pub workqueue_latency_max_ms: f64,
