@@ -167,3 +167,32 @@ fn sigint_ends_the_watch_and_detaches() {
         "programs still loaded after exit: {attached}"
     );
 }
+
+#[test]
+fn tracefs_is_mounted_when_missing_and_unmounted_after() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !can_watch() {
+        return;
+    }
+    // In a private mount namespace of its own, so the host's tracefs is never touched.
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; \
+         {} watch --json --interval 0.3 --count 1 || exit 1; \
+         ! grep -q tracefs /proc/self/mountinfo",
+        env!("CARGO_BIN_EXE_judged")
+    );
+    let output = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "tracefs left mounted or watch failed: {stderr}"
+    );
+    let line: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(programs_run(&line), "{stderr}");
+    assert_eq!(line["ebpf"]["mounted_tracefs"], true, "{line}");
+}
