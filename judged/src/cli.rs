@@ -39,6 +39,9 @@ pub enum Command {
     /// Print the CPU topology and where the workers go: one per physical core, by NUMA node.
     #[command(after_long_help = crate::topology::TOPOLOGY_HELP)]
     Topology(crate::topology::TopologyArgs),
+    /// Watch the host: workqueue latency, kernel lock contention (eBPF), dying cgroups, PSI.
+    #[command(after_long_help = crate::watch::WATCH_HELP)]
+    Watch(crate::watch::WatchArgs),
 }
 
 const RUN_HELP: &str = "\
@@ -167,6 +170,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor(args) => crate::doctor::execute(args),
         Command::Diagnose(args) => crate::diagnose::execute(args),
         Command::Topology(args) => crate::topology::execute(args),
+        Command::Watch(args) => crate::watch::execute(args),
     }
 }
 

@@ -17,3 +17,4 @@ pub mod sandbox;
 pub mod topology;
 pub mod users;
 pub mod verdict;
+pub mod watch;

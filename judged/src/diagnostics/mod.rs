@@ -2,10 +2,14 @@
 //!
 //! Measurements come from procfs and cgroupfs ([`procfs`], [`host`]); the decisions are pure
 //! functions of plain numbers ([`run::classify`], [`host::classify`]) against thresholds that
-//! are data ([`thresholds`], `profiles/diagnostics.toml`). eBPF measurements (D-state stacks,
-//! workqueue latency, lock contention) are not here yet.
+//! are data ([`thresholds`], `profiles/diagnostics.toml`). The eBPF watcher ([`ebpf`]) measures
+//! workqueue latency and lock contention per window; [`events::classify`] turns a window into
+//! findings. D-state stacks are not here yet.
 
+pub mod ebpf;
+pub mod events;
 pub mod host;
+pub mod kallsyms;
 pub mod kernel;
 pub mod procfs;
 pub mod run;
@@ -39,6 +43,10 @@ pub enum Kind {
     DyingCgroups,
     /// The whole host was under CPU, IO or memory pressure during the run.
     HostPressure,
+    /// Tasks waited long for kernel locks inside cgroup (or shrinker) code.
+    CgroupLockContention,
+    /// Kernel work items waited long for a worker.
+    WorkqueueLatency,
 }
 
 impl Kind {

@@ -42,6 +42,11 @@ pub struct HostThresholds {
     pub dying_cgroups_max: u64,
     pub pressure_min_fraction: f64,
     pub pressure_min_ms: f64,
+    pub ipc_free_latency_max_ms: f64,
+    pub ipc_free_exec_max_ms: f64,
+    pub cgroup_lock_wait_total_ms: f64,
+    pub cgroup_lock_frames: Vec<String>,
+    pub workqueue_latency_max_ms: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +105,21 @@ mod tests {
         let thresholds = Thresholds::default();
         assert_eq!(thresholds.run.drift_min_ms, 50.0);
         assert_eq!(thresholds.host.dying_cgroups_max, 500);
+        assert_eq!(thresholds.host.ipc_free_exec_max_ms, 100.0);
+        assert!(thresholds
+            .host
+            .cgroup_lock_frames
+            .iter()
+            .any(|p| p == "cgroup_"));
+    }
+
+    #[test]
+    fn unknown_host_keys_are_rejected_too() {
+        let text = DEFAULTS.replace("workqueue_latency_max_ms", "workqueue_latency_ms");
+        let error = Thresholds::parse(&text, "site.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("workqueue_latency_ms"), "{error}");
     }
 
     #[test]

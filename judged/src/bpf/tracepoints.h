@@ -1,0 +1,50 @@
+/* The records of the classic tracepoints judged's BPF programs read, written by hand from
+ * /sys/kernel/tracing/events/<category>/<name>/format. Classic tracepoints rather than tp_btf
+ * with a generated vmlinux.h: these records have kept the same layout since the events were
+ * added (workqueue in 3.x, lock contention in 5.19), they need neither BTF nor bpftool at build
+ * time, and the loader checks every offset below against the running kernel's format files
+ * before loading, so a kernel that moved a field reports that program unavailable instead of
+ * reading garbage. Keep the offsets in sync with FORMATS in diagnostics/ebpf/mod.rs. */
+#ifndef JUDGED_TRACEPOINTS_H
+#define JUDGED_TRACEPOINTS_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+
+/* common_type, common_flags, common_preempt_count, common_pid: 8 bytes before every record. */
+struct trace_common {
+	__u16 common_type;
+	__u8 common_flags;
+	__u8 common_preempt_count;
+	__s32 common_pid;
+};
+
+/* workqueue:workqueue_queue_work (the workqueue name, req_cpu and cpu follow; unused). */
+struct workqueue_queue_work_args {
+	struct trace_common common;
+	__u64 work;     /* offset 8: struct work_struct * */
+	__u64 function; /* offset 16: work_func_t */
+};
+
+/* workqueue:workqueue_execute_start and workqueue:workqueue_execute_end. */
+struct workqueue_execute_args {
+	struct trace_common common;
+	__u64 work;     /* offset 8 */
+	__u64 function; /* offset 16 */
+};
+
+/* lock:contention_begin. */
+struct contention_begin_args {
+	struct trace_common common;
+	__u64 lock_addr; /* offset 8 */
+	__u32 flags;     /* offset 16: LCB_F_SPIN 1, READ 2, WRITE 4, RT 8, PERCPU 16, MUTEX 32 */
+};
+
+/* lock:contention_end. */
+struct contention_end_args {
+	struct trace_common common;
+	__u64 lock_addr; /* offset 8 */
+	__s32 ret;       /* offset 16 */
+};
+
+#endif

@@ -1,0 +1,119 @@
+//! The eBPF watcher: workqueue item latency per work function and kernel lock contention with
+//! the waiting caller's stack, read and reset once per window.
+//!
+//! Theory of operation. [`Watcher::start`] makes sure tracefs is mounted (mounting it at
+//! `/sys/kernel/tracing` when it is not, and unmounting it when dropped), probes which attach
+//! types this kernel allows (tracepoint, raw tracepoint, tp_btf, kprobe, fentry: reported, for
+//! `judged doctor`-style answers), then checks each tracepoint's record layout against the
+//! kernel's format file ([`format`]) and loads and attaches the programs (`src/bpf/*.bpf.c`,
+//! compiled by `build.rs`). The programs use classic tracepoints only, which work everywhere
+//! the others might not. A program that fails is reported by name with the reason and the
+//! others go on; none working is "eBPF unavailable" with every reason, never a crash.
+//! [`Watcher::collect`] reads each map, deletes what it read (so each window starts from
+//! zero; an event between the read and the delete of its entry is lost, which is at most a
+//! few per window), and symbolizes through [`Symbols`]. Dropping the watcher detaches
+//! everything (aya's links close with their programs).
+
+pub mod format;
+pub mod raw;
+
+use serde::Serialize;
+
+/// Lock waits kept per window (largest total first): the JSON shows these, the findings
+/// are computed from them.
+pub const LOCK_WAITS_KEPT: usize = 50;
+
+/// Whether one program (or one attach type of the probe) works here, and why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub name: String,
+    pub works: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Probe {
+    #[cfg_attr(judged_no_bpf, allow(dead_code))]
+    fn result(name: &str, result: Result<(), String>) -> Probe {
+        Probe {
+            name: name.to_owned(),
+            works: result.is_ok(),
+            error: result.err(),
+        }
+    }
+}
+
+/// What the watcher could set up, as reported once and in every JSON line.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Status {
+    /// Why no program runs, when none does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// Which attach types this kernel allows.
+    pub attach_types: Vec<Probe>,
+    /// Each of judged's programs: `workqueue` and `lock`.
+    pub programs: Vec<Probe>,
+    /// Whether judged mounted tracefs (and will unmount it).
+    pub mounted_tracefs: bool,
+}
+
+impl Status {
+    /// One line for people: what works and what does not, and why.
+    pub fn describe(&self) -> String {
+        let list = |probes: &[Probe]| {
+            probes
+                .iter()
+                .map(|p| match &p.error {
+                    None => format!("{} yes", p.name),
+                    Some(error) => format!("{} no ({error})", p.name),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut text = match &self.unavailable {
+            Some(reason) => format!("eBPF unavailable: {reason}"),
+            None => format!("eBPF programs: {}", list(&self.programs)),
+        };
+        if !self.attach_types.is_empty() {
+            text.push_str(&format!("; attach types: {}", list(&self.attach_types)));
+        }
+        text
+    }
+}
+
+#[cfg(judged_no_bpf)]
+mod loader {
+    use super::Status;
+    use crate::diagnostics::events::EventWindow;
+    use crate::diagnostics::kallsyms::Symbols;
+
+    /// Built without clang: nothing to load.
+    pub struct Watcher;
+
+    impl Drop for Watcher {
+        /// Nothing is attached; the impl keeps `Watcher` a type with a Drop in both builds.
+        fn drop(&mut self) {}
+    }
+
+    impl Watcher {
+        pub fn start() -> (Option<Watcher>, Status) {
+            let status = Status {
+                unavailable: Some(format!(
+                    "built without clang ({})",
+                    env!("JUDGED_NO_BPF_REASON")
+                )),
+                ..Status::default()
+            };
+            (None, status)
+        }
+
+        pub fn collect(&mut self, _symbols: &Symbols) -> EventWindow {
+            EventWindow::default()
+        }
+    }
+}
+
+#[cfg(not(judged_no_bpf))]
+mod loader;
+
+pub use loader::Watcher;

@@ -1,0 +1,198 @@
+//! `judged watch` end to end with its eBPF programs. Needs root (BPF programs, tracefs);
+//! skips out loud otherwise, and under `CI=true` a skip is a failure.
+//!
+//! While the watch runs, ~200 IPC namespaces are created and dropped (`unshare --ipc true`).
+//! Kernels ≥ 6.3 free them in batches (one `free_ipc` work item frees every namespace dropped
+//! since the last one ran, in about one RCU grace period), so the test asserts that free_ipc
+//! items are counted and timed, not one item per namespace, and not a finding.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[allow(dead_code)]
+mod common;
+use common::{is_root, skip};
+
+/// One watch at a time: the last test checks that no program of ours is left loaded.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn can_watch() -> bool {
+    if !is_root() {
+        skip("judged watch needs root to load BPF programs");
+        return false;
+    }
+    if Command::new("unshare").arg("--version").output().is_err() {
+        skip("no unshare(1) to make IPC namespaces");
+        return false;
+    }
+    true
+}
+
+/// `judged watch --json ARGS` while `churn` namespaces are made; its lines and stderr.
+fn watch(args: &[&str], churn: usize) -> (Vec<Value>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_judged"))
+        .args(["watch", "--json"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The status line comes once the programs are attached (or failed): churn after it.
+    let mut stderr_reader = BufReader::new(child.stderr.take().unwrap());
+    let mut stderr = String::new();
+    stderr_reader.read_line(&mut stderr).unwrap();
+    let started = Instant::now();
+    for _ in 0..churn {
+        let status = Command::new("unshare")
+            .args(["--ipc", "true"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "unshare --ipc true: {status}");
+        if started.elapsed() > Duration::from_millis(1500) {
+            break;
+        }
+    }
+    let output = child.wait_with_output().unwrap();
+    stderr_reader.read_to_string(&mut stderr).unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "judged watch failed: {stderr}"
+    );
+    let lines = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    (lines, stderr)
+}
+
+fn programs_run(line: &Value) -> bool {
+    line["ebpf"]["unavailable"].is_null()
+}
+
+#[test]
+fn free_ipc_work_items_are_counted_while_namespaces_churn() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !can_watch() {
+        return;
+    }
+    let (lines, stderr) = watch(&["--interval", "1", "--count", "2"], 200);
+    assert_eq!(lines.len(), 2, "one line per window: {stderr}");
+    assert!(programs_run(&lines[0]), "eBPF unavailable: {stderr}");
+    assert!(stderr.contains("workqueue yes"), "{stderr}");
+    let free_ipc: Vec<&Value> = lines
+        .iter()
+        .flat_map(|line| line["workqueue"].as_array().expect("workqueue counts"))
+        .filter(|f| f["function"] == "free_ipc")
+        .collect();
+    let items: u64 = free_ipc.iter().map(|f| f["count"].as_u64().unwrap()).sum();
+    let exec_ns: u64 = free_ipc
+        .iter()
+        .map(|f| f["exec_total_ns"].as_u64().unwrap())
+        .sum();
+    assert!(items >= 1, "no free_ipc items counted: {lines:#?}");
+    assert!(
+        exec_ns > 0,
+        "free_ipc items without execution time: {free_ipc:#?}"
+    );
+    for line in &lines {
+        for key in ["window_s", "host", "findings", "locks"] {
+            assert!(!line[key].is_null(), "no {key}: {line}");
+        }
+    }
+}
+
+#[test]
+fn lock_contention_is_a_list_with_stacks() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !can_watch() {
+        return;
+    }
+    let (lines, stderr) = watch(&["--interval", "1", "--count", "1"], 50);
+    assert!(programs_run(&lines[0]), "eBPF unavailable: {stderr}");
+    let locks = lines[0]["locks"].as_array().expect("a list of lock waits");
+    for wait in locks {
+        for key in ["lock", "kind", "count", "total_ns", "max_ns", "stack"] {
+            assert!(!wait[key].is_null(), "lock wait without {key}: {wait}");
+        }
+        assert!(wait["count"].as_u64().unwrap() >= 1);
+    }
+}
+
+#[test]
+fn sigint_ends_the_watch_and_detaches() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !can_watch() {
+        return;
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_judged"))
+        .args(["watch", "--interval", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let started = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "SIGINT did not end it"
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Its programs are gone: no BPF program of ours is attached any more.
+    let attached = Command::new("bpftool")
+        .args(["prog", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(
+        !attached.contains("workqueue_execute_start") && !attached.contains("contention_begin"),
+        "programs still loaded after exit: {attached}"
+    );
+}
+
+#[test]
+fn tracefs_is_mounted_when_missing_and_unmounted_after() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !can_watch() {
+        return;
+    }
+    // In a private mount namespace of its own, so the host's tracefs is never touched.
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; \
+         {} watch --json --interval 0.3 --count 1 || exit 1; \
+         ! grep -q tracefs /proc/self/mountinfo",
+        env!("CARGO_BIN_EXE_judged")
+    );
+    let output = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "tracefs left mounted or watch failed: {stderr}"
+    );
+    let line: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(programs_run(&line), "{stderr}");
+    assert_eq!(line["ebpf"]["mounted_tracefs"], true, "{line}");
+}
