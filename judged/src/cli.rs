@@ -38,6 +38,9 @@ pub enum Command {
     /// Print the CPU topology and where the workers go: one per physical core, by NUMA node.
     #[command(after_long_help = crate::topology::TOPOLOGY_HELP)]
     Topology(crate::topology::TopologyArgs),
+    /// Run the judging daemon: an HTTP API, a durable queue and results in SQLite.
+    #[command(after_long_help = crate::serve::SERVE_HELP)]
+    Serve(crate::serve::ServeArgs),
 }
 
 const RUN_HELP: &str = "\
@@ -152,6 +155,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor(args) => crate::doctor::execute(args),
         Command::Diagnose(args) => crate::diagnose::execute(args),
         Command::Topology(args) => crate::topology::execute(args),
+        Command::Serve(args) => crate::serve::execute(args),
     }
 }
 
@@ -226,7 +230,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
 
 /// `profiles` in the first ancestor of the executable that has one with both kinds of
 /// profiles (the source tree for `target/debug/judged`).
-fn default_profiles_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn default_profiles_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find our own executable")?;
     find_profiles_dir(&exe).with_context(|| {
         format!(

@@ -52,10 +52,16 @@ pub struct Options {
     pub scratch_parent: PathBuf,
 }
 
-/// Told about each test case as it starts and ends (the live progress display).
+/// Told about each test case as it starts and ends (the live progress display, the daemon's
+/// events), and asked before each test case whether to stop.
 pub trait Progress: Sync {
     fn started(&self, index: usize, test_case: &TestCase);
     fn finished(&self, index: usize, result: &TestResult);
+    /// `true`: start no more test cases (the daemon's cancel); those running finish, the rest
+    /// are skipped.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// A progress sink that shows nothing.
@@ -324,6 +330,7 @@ impl Judge<'_> {
                     let index = next.fetch_add(1, Ordering::SeqCst);
                     if index >= cases.len()
                         || (!self.options.all && index > first_failure.load(Ordering::SeqCst))
+                        || progress.cancelled()
                     {
                         break;
                     }
