@@ -590,7 +590,7 @@ fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
 /// The run user must be able to reach the scratch directory (its programs and work dirs are
 /// inside): every directory above it must be searchable by it. Otherwise every step fails in
 /// ways that look like the submission's fault (a compiler that cannot write its output).
-fn ensure_searchable(dir: &Path, user: &RunUser) -> anyhow::Result<()> {
+pub(crate) fn ensure_searchable(dir: &Path, user: &RunUser) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     for ancestor in dir.ancestors().skip(1) {
         let metadata = std::fs::metadata(ancestor)

@@ -41,15 +41,14 @@ struct Site {
 impl Site {
     fn new(runguard: &Path, problems: &[&Path], extra: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
-        // The run user must reach the scratch directory below it.
+        // The run user must reach the scratch directory below it (data/scratch).
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::create_dir(dir.path().join("scratch")).unwrap();
         let dirs: Vec<String> = problems
             .iter()
             .map(|p| format!("{:?}", p.display().to_string()))
             .collect();
         let config = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nscratch_dir = \"scratch\"\n\
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
              runguard = {:?}\nprofiles = {:?}\nmax_source_bytes = 65536\n{extra}\n\
              [problems]\ndirs = [{}]\n",
             runguard.display().to_string(),
@@ -70,6 +69,15 @@ impl Site {
 
     fn start(&self) -> Server {
         Server::start(&self.config())
+    }
+
+    /// What is in the scratch directory but runguard's config.
+    fn scratch_leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path().join("data/scratch"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with("judged-runguard-"))
+            .collect()
     }
 }
 
@@ -564,11 +572,12 @@ fn a_judging_interrupted_by_kill_9_completes_once_after_restart() {
     assert!(test_results_in_database(&site.database(), id).is_empty());
 
     let server = site.start();
-    assert!(
-        server.log().contains("recovered 1 interrupted judging"),
-        "{}",
-        server.log()
-    );
+    for said in [
+        "recovered 1 interrupted judging",
+        "leftover(s) of an earlier run",
+    ] {
+        assert!(server.log().contains(said), "{}", server.log());
+    }
     let judging = server.wait_final(id);
     assert_eq!(judging["status"], "done", "{judging}");
     assert_eq!(judging["verdict"], "correct", "{judging}");
@@ -580,6 +589,8 @@ fn a_judging_interrupted_by_kill_9_completes_once_after_restart() {
         stored.iter().all(|(_, attempt)| *attempt == 2),
         "{stored:?}"
     );
+    // What the killed daemon left in the scratch directory was removed at the restart.
+    assert_eq!(site.scratch_leftovers(), Vec::<String>::new());
     assert!(server.terminate().success());
 }
 

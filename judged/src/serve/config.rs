@@ -58,8 +58,9 @@ pub struct Config {
     pub host_id: Option<String>,
     /// Keep judging after the first test case that fails (`judged run --all`).
     pub all_test_cases: Option<bool>,
-    /// As `judged run`: --scratch, --runguard, --profiles, --languages, --user.
+    /// Where judgings make scratch directories (default: `DATA_DIR/scratch`, emptied at start).
     pub scratch_dir: Option<PathBuf>,
+    /// As `judged run`: --runguard, --profiles, --languages, --user.
     pub runguard: Option<PathBuf>,
     pub profiles: Option<PathBuf>,
     pub languages: Option<PathBuf>,
@@ -89,7 +90,11 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub host_id: String,
     pub all_test_cases: bool,
+    /// Where judgings make their scratch directories: `scratch_dir`, else `DATA_DIR/scratch`.
     pub scratch_dir: PathBuf,
+    /// The scratch directory is the daemon's own (the default): emptied at each start of
+    /// what a killed daemon left there.
+    pub scratch_is_private: bool,
     pub runguard: Option<PathBuf>,
     pub profiles: Option<PathBuf>,
     pub languages: Option<PathBuf>,
@@ -214,6 +219,11 @@ impl Config {
             }
             problems.push((id, dir));
         }
+        let scratch_is_private = self.scratch_dir.is_none();
+        let scratch_dir = self
+            .scratch_dir
+            .map(resolve)
+            .unwrap_or_else(|| data_dir.join("scratch"));
         Ok(Settings {
             source: path.map(Path::to_path_buf),
             listen,
@@ -226,10 +236,8 @@ impl Config {
             ),
             host_id,
             all_test_cases: self.all_test_cases.unwrap_or(false),
-            scratch_dir: self
-                .scratch_dir
-                .map(resolve)
-                .unwrap_or_else(std::env::temp_dir),
+            scratch_is_private,
+            scratch_dir,
             runguard: self.runguard.map(resolve),
             profiles: self.profiles.map(resolve),
             languages: self.languages.map(resolve),
@@ -270,6 +278,8 @@ mod tests {
         assert_eq!(settings.max_source_bytes, DEFAULT_MAX_SOURCE_BYTES);
         assert_eq!(settings.shutdown_grace, Duration::from_secs(30));
         assert_eq!(settings.host_id, "host1");
+        assert_eq!(settings.scratch_dir, Path::new("/var/lib/judged/scratch"));
+        assert!(settings.scratch_is_private);
         assert!(settings.problems.is_empty());
     }
 

@@ -59,9 +59,11 @@ Config (TOML, every key optional; unknown keys are refused, errors name the key)
   shutdown_grace_secs = 30           how long a shutdown waits for running judgings
   host_id = \"HOSTNAME\"               this host's name in the queue
   all_test_cases = false             keep judging after the first failing test case
-  scratch_dir, runguard, profiles, languages, run_user
-                                     as judged run's --scratch, --runguard, --profiles,
-                                     --languages, --user
+  scratch_dir = \"DATA_DIR/scratch\"   where judgings make their scratch directories; the
+                                     default one is emptied of leftovers at each start
+  runguard, profiles, languages, run_user
+                                     as judged run's --runguard, --profiles, --languages,
+                                     --user
   [problems]
   dirs = [\"/srv/problems/aplusb\"]    problem packages; a problem's id is its directory name
 Relative paths are relative to the config file. Without --config, /etc/judged/serve.toml is
@@ -219,7 +221,6 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     if let Some(note) = note {
         eprintln!("{note}");
     }
-    let runguard = Runguard::new(runguard_binary, user.clone(), &settings.scratch_dir)?;
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "cannot make the data directory `{}'",
@@ -238,6 +239,11 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
             lock_path.display()
         )
     })?;
+    prepare_scratch(&settings)?;
+    // Checked once here rather than failing every judging.
+    crate::judge::ensure_searchable(&settings.scratch_dir.join("judged-x"), &user)
+        .context("scratch_dir (default DATA_DIR/scratch) must be reachable by the run user")?;
+    let runguard = Runguard::new(runguard_binary, user.clone(), &settings.scratch_dir)?;
     let store = SqliteStore::open(&settings.database())?;
     let recovered = store.recover(&settings.host_id)?;
     if recovered.requeued + recovered.cancelled > 0 {
@@ -287,6 +293,41 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(lock);
     result.map(|()| 0)
+}
+
+/// Make the scratch directory; when it is the daemon's own, remove what a killed daemon left
+/// there (we hold the data directory's lock, so no other daemon uses it).
+fn prepare_scratch(settings: &Settings) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = &settings.scratch_dir;
+    std::fs::create_dir_all(scratch)
+        .with_context(|| format!("cannot make the scratch directory `{}'", scratch.display()))?;
+    if !settings.scratch_is_private {
+        return Ok(());
+    }
+    // The run user reaches its step's directories through it.
+    std::fs::set_permissions(scratch, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot chmod `{}'", scratch.display()))?;
+    let entries = std::fs::read_dir(scratch)
+        .with_context(|| format!("cannot read `{}'", scratch.display()))?;
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        let result = if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        result.with_context(|| format!("cannot remove the leftover `{}'", path.display()))?;
+        removed += 1;
+    }
+    if removed > 0 {
+        eprintln!(
+            "judged serve: removed {removed} leftover(s) of an earlier run from `{}'",
+            scratch.display()
+        );
+    }
+    Ok(())
 }
 
 async fn run(
