@@ -49,7 +49,7 @@ judgings it had claimed run again from the start, and each is recorded exactly o
 Examples:
   sudo judged serve --config /etc/judged/serve.toml
   judged serve --config serve.toml --check-config
-  sudo judged serve --problem testdata/problems/aplusb --data-dir /tmp/judged --listen 127.0.0.1:8080
+  sudo judged serve --problem testdata/problems/aplusb --data-dir /tmp/judged
 
 Config (TOML, every key optional; unknown keys are refused, errors name the key):
   listen = \"127.0.0.1:8080\"          the API's address
@@ -78,7 +78,10 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
   GET  /judgings?status=S&limit=N
   POST /judgings/ID/cancel      queued: cancelled at once; judging: stops at its next test case
   GET  /judgings/ID/events      server-sent events: status, one test per test case, final
-  GET  /health                  GET /metrics (Prometheus text)
+  GET  /health                  200 {\"status\": \"ok\"}, 503 while draining
+  GET  /metrics                 Prometheus text: queue depth, judgings by status, workers by
+                                state, test case runs and verdicts, run CPU, wall and
+                                wall-minus-CPU histograms
 
 Signals: SIGTERM or SIGINT stop taking work and drain (see shutdown_grace_secs).
 
