@@ -42,6 +42,9 @@ pub enum Command {
     /// Watch the host: workqueue latency, kernel lock contention (eBPF), dying cgroups, PSI.
     #[command(after_long_help = crate::watch::WATCH_HELP)]
     Watch(crate::watch::WatchArgs),
+    /// Run the judging daemon: an HTTP API, a durable queue and results in SQLite.
+    #[command(after_long_help = crate::serve::SERVE_HELP)]
+    Serve(crate::serve::ServeArgs),
 }
 
 const RUN_HELP: &str = "\
@@ -171,6 +174,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Diagnose(args) => crate::diagnose::execute(args),
         Command::Topology(args) => crate::topology::execute(args),
         Command::Watch(args) => crate::watch::execute(args),
+        Command::Serve(args) => crate::serve::execute(args),
     }
 }
 
@@ -247,7 +251,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
 
 /// `profiles` in the first ancestor of the executable that has one with both kinds of
 /// profiles (the source tree for `target/debug/judged`).
-fn default_profiles_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn default_profiles_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find our own executable")?;
     find_profiles_dir(&exe).with_context(|| {
         format!(

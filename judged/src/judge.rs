@@ -66,10 +66,16 @@ pub struct Options {
     pub thresholds: RunThresholds,
 }
 
-/// Told about each test case as it starts and ends (the live progress display).
+/// Told about each test case as it starts and ends (the live progress display, the daemon's
+/// events), and asked before each test case whether to stop.
 pub trait Progress: Sync {
     fn started(&self, index: usize, test_case: &TestCase);
     fn finished(&self, index: usize, result: &TestResult);
+    /// `true`: start no more test cases (the daemon's cancel); those running finish, the rest
+    /// are skipped.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// A progress sink that shows nothing.
@@ -353,6 +359,7 @@ impl Judge<'_> {
                     let index = next.fetch_add(1, Ordering::SeqCst);
                     if index >= cases.len()
                         || (!self.options.all && index > first_failure.load(Ordering::SeqCst))
+                        || progress.cancelled()
                     {
                         break;
                     }
@@ -632,7 +639,7 @@ fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
 /// The run user must be able to reach the scratch directory (its programs and work dirs are
 /// inside): every directory above it must be searchable by it. Otherwise every step fails in
 /// ways that look like the submission's fault (a compiler that cannot write its output).
-fn ensure_searchable(dir: &Path, user: &RunUser) -> anyhow::Result<()> {
+pub(crate) fn ensure_searchable(dir: &Path, user: &RunUser) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     for ancestor in dir.ancestors().skip(1) {
         let metadata = std::fs::metadata(ancestor)

@@ -172,6 +172,11 @@ impl Languages {
         Ok(Languages { by_id })
     }
 
+    /// Every language's id, sorted.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.by_id.keys().map(String::as_str)
+    }
+
     fn known(&self) -> String {
         self.by_id.keys().cloned().collect::<Vec<_>>().join(", ")
     }

@@ -1,4 +1,5 @@
-//! judged: the judge host. `judged run` judges one submission against a problem package.
+//! judged: the judge host. `judged run` judges one submission against a problem package;
+//! `judged serve` ([`serve`]) is the daemon that judges submissions taken over HTTP.
 //!
 //! Flow of a judging: [`problem::Problem::load`] reads the package, [`language::Languages`]
 //! picks the profile, [`judge::Judge`] compiles and runs every test case through a
@@ -14,6 +15,7 @@ pub mod language;
 pub mod output;
 pub mod problem;
 pub mod sandbox;
+pub mod serve;
 pub mod topology;
 pub mod users;
 pub mod verdict;

@@ -1,0 +1,371 @@
+//! `judged serve`'s configuration: one TOML file, read and validated before anything starts.
+//!
+//! Unknown keys are rejected (`deny_unknown_fields`) and every error names the file and the
+//! key at fault. Validation is pure: [`Config::parse`] turns text into a [`Config`], and
+//! [`Config::validate`] into [`Settings`] (plain, resolved values); nothing here touches the
+//! system except [`Config::load`] reading the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Where `judged serve` looks for its config when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/judged/serve.toml";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/judged";
+/// The database's file name in the data directory.
+pub const DATABASE_FILE: &str = "judged.db";
+pub const DEFAULT_MAX_SOURCE_BYTES: u64 = 256 * 1024;
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+
+/// A config that cannot be used: the file and what is wrong, by key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config `{path}'")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// toml's message names the key (`unknown field `wrokers'`) and the line.
+    #[error("`{path}' is not a valid judged serve config: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("`{path}': {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// The file as written. Every key is optional; see the defaults above.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `HOST:PORT` the HTTP API listens on.
+    pub listen: Option<String>,
+    /// Holds the database (`judged.db`) and the lock file.
+    pub data_dir: Option<PathBuf>,
+    /// Judgings run at the same time.
+    pub workers: Option<usize>,
+    /// Most bytes of source (all files of a submission together) a submission may have.
+    pub max_source_bytes: Option<u64>,
+    /// How long a shutdown waits for running judgings before handing them back to the queue.
+    pub shutdown_grace_secs: Option<u64>,
+    /// This host's name in the queue (`claimed_by`); default: the kernel's hostname.
+    pub host_id: Option<String>,
+    /// Keep judging after the first test case that fails (`judged run --all`).
+    pub all_test_cases: Option<bool>,
+    /// Run a time limit again when a finding says its timing was disturbed, up to this many
+    /// times (`judged run --rerun-disturbed`; default 1).
+    pub rerun_disturbed: Option<u32>,
+    /// Where judgings make scratch directories (default: `DATA_DIR/scratch`, emptied at start).
+    pub scratch_dir: Option<PathBuf>,
+    /// As `judged run`: --runguard, --profiles, --languages, --user.
+    pub runguard: Option<PathBuf>,
+    pub profiles: Option<PathBuf>,
+    pub languages: Option<PathBuf>,
+    pub run_user: Option<String>,
+    #[serde(default)]
+    pub problems: ProblemsConfig,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProblemsConfig {
+    /// Problem package directories; a problem's id is its directory's name.
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+}
+
+/// A validated config: every value resolved, defaults applied, paths relative to the config
+/// file's directory made absolute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The file the settings came from (`None`: built-in defaults).
+    pub source: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub workers: usize,
+    pub max_source_bytes: u64,
+    pub shutdown_grace: Duration,
+    pub host_id: String,
+    pub all_test_cases: bool,
+    pub rerun_disturbed: u32,
+    /// Where judgings make their scratch directories: `scratch_dir`, else `DATA_DIR/scratch`.
+    pub scratch_dir: PathBuf,
+    /// The scratch directory is the daemon's own (the default): emptied at each start of
+    /// what a killed daemon left there.
+    pub scratch_is_private: bool,
+    pub runguard: Option<PathBuf>,
+    pub profiles: Option<PathBuf>,
+    pub languages: Option<PathBuf>,
+    pub run_user: Option<String>,
+    /// `(id, directory)`, in the config's order.
+    pub problems: Vec<(String, PathBuf)>,
+}
+
+impl Settings {
+    pub fn database(&self) -> PathBuf {
+        self.data_dir.join(DATABASE_FILE)
+    }
+}
+
+/// What the command line overrides (`--listen`, `--data-dir`, `--problem`).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub problems: Vec<PathBuf>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|error| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: error.to_string().trim_end().replace('\n', " "),
+        })
+    }
+
+    /// Check every value and apply the defaults. `path` is the file (for messages and for
+    /// relative paths); `hostname` the default host id.
+    pub fn validate(
+        self,
+        path: Option<&Path>,
+        overrides: &Overrides,
+        hostname: &str,
+    ) -> Result<Settings, ConfigError> {
+        let shown = path.map_or_else(|| PathBuf::from("(built-in defaults)"), Path::to_path_buf);
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: shown.clone(),
+            key: key.to_owned(),
+            message,
+        };
+        let base = path
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let resolve = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        let listen_text = overrides
+            .listen
+            .clone()
+            .or(self.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("`{listen_text}' is not an address and port (e.g. 127.0.0.1:8080)"),
+            )
+        })?;
+        let workers = self.workers.unwrap_or(1);
+        if workers == 0 {
+            return Err(invalid("workers", "must be at least 1".into()));
+        }
+        let max_source_bytes = self.max_source_bytes.unwrap_or(DEFAULT_MAX_SOURCE_BYTES);
+        if max_source_bytes == 0 {
+            return Err(invalid("max_source_bytes", "must be at least 1".into()));
+        }
+        let host_id = self.host_id.unwrap_or_else(|| hostname.to_owned());
+        if host_id.trim().is_empty() {
+            return Err(invalid("host_id", "must not be empty".into()));
+        }
+        let data_dir = match &overrides.data_dir {
+            Some(dir) => dir.clone(),
+            None => self
+                .data_dir
+                .map(resolve)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        };
+        let mut problems: Vec<(String, PathBuf)> = Vec::new();
+        let dirs = self
+            .problems
+            .dirs
+            .into_iter()
+            .map(resolve)
+            .enumerate()
+            .map(|(i, dir)| (format!("problems.dirs[{i}]"), dir))
+            .chain(
+                overrides
+                    .problems
+                    .iter()
+                    .map(|dir| ("--problem".to_owned(), dir.clone())),
+            );
+        for (key, dir) in dirs {
+            let id = problem_id(&dir).ok_or_else(|| {
+                invalid(
+                    &key,
+                    format!(
+                        "`{}' has no directory name to be the problem's id",
+                        dir.display()
+                    ),
+                )
+            })?;
+            if let Some((_, other)) = problems.iter().find(|(known, _)| *known == id) {
+                return Err(invalid(
+                    &key,
+                    format!(
+                        "problem id `{id}' of `{}' is already that of `{}' (ids are directory \
+                         names)",
+                        dir.display(),
+                        other.display()
+                    ),
+                ));
+            }
+            problems.push((id, dir));
+        }
+        let scratch_is_private = self.scratch_dir.is_none();
+        let scratch_dir = self
+            .scratch_dir
+            .map(resolve)
+            .unwrap_or_else(|| data_dir.join("scratch"));
+        Ok(Settings {
+            source: path.map(Path::to_path_buf),
+            listen,
+            data_dir,
+            workers,
+            max_source_bytes,
+            shutdown_grace: Duration::from_secs(
+                self.shutdown_grace_secs
+                    .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
+            ),
+            host_id,
+            all_test_cases: self.all_test_cases.unwrap_or(false),
+            rerun_disturbed: self.rerun_disturbed.unwrap_or(1),
+            scratch_is_private,
+            scratch_dir,
+            runguard: self.runguard.map(resolve),
+            profiles: self.profiles.map(resolve),
+            languages: self.languages.map(resolve),
+            run_user: self.run_user,
+            problems,
+        })
+    }
+}
+
+/// A problem's id: its directory's name (`.../aplusb/` → `aplusb`), URL-safe.
+fn problem_id(dir: &Path) -> Option<String> {
+    let name = dir.components().next_back()?.as_os_str().to_str()?;
+    let ok = !name.is_empty()
+        && name != ".."
+        && name != "."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    ok.then(|| name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(text: &str) -> Result<Settings, ConfigError> {
+        let path = Path::new("/etc/judged/serve.toml");
+        Config::parse(text, path)?.validate(Some(path), &Overrides::default(), "host1")
+    }
+
+    #[test]
+    fn defaults_apply_to_an_empty_file() {
+        let settings = validate("").unwrap();
+        assert_eq!(settings.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(settings.data_dir, Path::new(DEFAULT_DATA_DIR));
+        assert_eq!(settings.database(), Path::new("/var/lib/judged/judged.db"));
+        assert_eq!(settings.workers, 1);
+        assert_eq!(settings.max_source_bytes, DEFAULT_MAX_SOURCE_BYTES);
+        assert_eq!(settings.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(settings.host_id, "host1");
+        assert_eq!(settings.scratch_dir, Path::new("/var/lib/judged/scratch"));
+        assert!(settings.scratch_is_private);
+        assert!(settings.problems.is_empty());
+    }
+
+    #[test]
+    fn a_full_config_is_read_with_paths_relative_to_its_file() {
+        let settings = validate(
+            "listen = \"0.0.0.0:9000\"\ndata_dir = \"data\"\nworkers = 4\n\
+             max_source_bytes = 1000\nshutdown_grace_secs = 5\nhost_id = \"j1\"\n\
+             [problems]\ndirs = [\"problems/aplusb\", \"/srv/hello/\"]\n",
+        )
+        .unwrap();
+        assert_eq!(settings.listen.port(), 9000);
+        assert_eq!(settings.data_dir, Path::new("/etc/judged/data"));
+        assert_eq!(settings.workers, 4);
+        assert_eq!(settings.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(
+            settings.problems,
+            [
+                (
+                    "aplusb".to_owned(),
+                    PathBuf::from("/etc/judged/problems/aplusb")
+                ),
+                ("hello".to_owned(), PathBuf::from("/srv/hello/"))
+            ]
+        );
+    }
+
+    /// Each bad config, and what its error must name.
+    #[test]
+    fn errors_name_the_file_and_the_key() {
+        let cases: &[(&str, &[&str])] = &[
+            ("wrokers = 2\n", &["wrokers", "serve.toml"]),
+            ("[problems]\ndir = []\n", &["dir", "serve.toml"]),
+            ("[database]\nurl = \"x\"\n", &["database"]),
+            ("workers = \"two\"\n", &["workers"]),
+            ("workers = 0\n", &["workers", "at least 1"]),
+            ("listen = \"localhost\"\n", &["listen", "localhost"]),
+            ("max_source_bytes = 0\n", &["max_source_bytes"]),
+            ("host_id = \" \"\n", &["host_id"]),
+            (
+                "[problems]\ndirs = [\"a/p\", \"b/p\"]\n",
+                &["problems.dirs[1]", "`p'"],
+            ),
+            ("[problems]\ndirs = [\"/\"]\n", &["problems.dirs[0]"]),
+        ];
+        for (text, needles) in cases {
+            let message = validate(text).unwrap_err().to_string();
+            for needle in *needles {
+                assert!(
+                    message.contains(needle),
+                    "{text:?}: {message:?} lacks {needle:?}"
+                );
+            }
+            assert!(message.contains("/etc/judged/serve.toml"), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_command_line_overrides_the_file() {
+        let path = Path::new("/x/serve.toml");
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some("/tmp/d".into()),
+            problems: vec!["/p/extra".into()],
+        };
+        let settings = Config::parse("listen = \"1.2.3.4:5\"\n", path)
+            .unwrap()
+            .validate(Some(path), &overrides, "h")
+            .unwrap();
+        assert_eq!(settings.listen.port(), 0);
+        assert_eq!(settings.data_dir, Path::new("/tmp/d"));
+        assert_eq!(settings.problems[0].0, "extra");
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("serve.example.toml");
+        let settings = Config::load(&path)
+            .unwrap()
+            .validate(Some(&path), &Overrides::default(), "h")
+            .unwrap();
+        assert!(!settings.problems.is_empty());
+    }
+}

@@ -1,0 +1,435 @@
+//! `judged serve`: the judging daemon.
+//!
+//! Shape (fixed; see ARCHITECTURE.md):
+//!
+//! 1. Before any runtime exists: the config is read and validated ([`config`]), the problems,
+//!    languages, sandbox profiles, run user and runguard are loaded, the data directory is
+//!    locked (one daemon per data directory), the database opened ([`store`]) and the
+//!    judgings this host left `judging` are put back in the queue (crash recovery), and the
+//!    listening socket is bound. Any failure here exits with status 2 naming the thing.
+//! 2. The runtime runs three things under one cancellation signal (SIGTERM, SIGINT, or the
+//!    server failing): the HTTP API ([`api`]), the dispatcher ([`worker`]: owned permits
+//!    bound the judgings run at once), and the judging tasks it spawns on a tracker.
+//! 3. Drain: on the signal the server stops accepting (in-flight requests finish, event
+//!    streams end), the dispatcher claims nothing more, and the running judgings get
+//!    `shutdown_grace_secs` to finish; those still running then are handed back to the queue
+//!    and run again from the start on the next start.
+
+pub mod api;
+pub mod config;
+pub mod hub;
+pub mod metrics;
+pub mod store;
+pub mod worker;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::language::Languages;
+use crate::problem::Problem;
+use crate::sandbox::{self, Runguard, SandboxProfiles};
+use crate::users;
+use config::{Config, Overrides, Settings};
+use store::{SqliteStore, Store};
+use worker::{Daemon, JudgeEnv};
+
+pub const SERVE_HELP: &str = "\
+Runs the judging daemon: judgings are submitted over HTTP, queued in an embedded SQLite
+database under the data directory, judged by the workers exactly as `judged run' judges, and
+their results kept there. A daemon killed mid-judging loses nothing: on its next start the
+judgings it had claimed run again from the start, and each is recorded exactly once.
+
+Examples:
+  sudo judged serve --config /etc/judged/serve.toml
+  judged serve --config serve.toml --check-config
+  sudo judged serve --problem testdata/problems/aplusb --data-dir /tmp/judged
+
+Config (TOML, every key optional; unknown keys are refused, errors name the key):
+  listen = \"127.0.0.1:8080\"          the API's address
+  data_dir = \"/var/lib/judged\"       holds judged.db (queue and results) and judged.lock
+  workers = 1                        judgings run at the same time
+  max_source_bytes = 262144          all files of a submission together
+  shutdown_grace_secs = 30           how long a shutdown waits for running judgings
+  host_id = \"HOSTNAME\"               this host's name in the queue
+  all_test_cases = false             keep judging after the first failing test case
+  rerun_disturbed = 1                run a time limit again (up to N times) when a finding
+                                     says its timing was disturbed
+  scratch_dir = \"DATA_DIR/scratch\"   where judgings make their scratch directories; the
+                                     default one is emptied of leftovers at each start
+  runguard, profiles, languages, run_user
+                                     as judged run's --runguard, --profiles, --languages,
+                                     --user
+  [problems]
+  dirs = [\"/srv/problems/aplusb\"]    problem packages; a problem's id is its directory name
+Relative paths are relative to the config file. Without --config, /etc/judged/serve.toml is
+read when it exists, else the defaults apply. --listen, --data-dir and --problem override.
+
+API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field at fault):
+  POST /judgings                {\"problem\": ID, \"language\": ID (default: from the first
+                                file's extension), \"files\": [{\"name\", \"content\"}]} -> 201 {\"id\"}
+  GET  /judgings/ID             status (queued, judging, done, cancelled, failed), verdict,
+                                tests[] (name, verdict, time_limit, cpu_time, wall_time,
+                                memory_bytes, message)
+  GET  /judgings?status=S&limit=N
+  POST /judgings/ID/cancel      queued: cancelled at once; judging: stops at its next test case
+  GET  /judgings/ID/events      server-sent events: status, one test per test case, final
+  GET  /health                  200 {\"status\": \"ok\"}, 503 while draining
+  GET  /metrics                 Prometheus text: queue depth, judgings by status, workers by
+                                state, test case runs and verdicts, run CPU, wall and
+                                wall-minus-CPU histograms
+
+Signals: SIGTERM or SIGINT stop taking work and drain (see shutdown_grace_secs).
+
+Exit status: 0 after a clean shutdown (or a valid --check-config), 2 when nothing started
+(bad config, problem, language, profiles, run user, runguard, database, busy address or data
+directory; the message names it).";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The config file (default: /etc/judged/serve.toml when it exists, else the defaults).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Validate the config and everything it names, print a summary, and exit.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Listen on this address instead of the config's `listen' (port 0: any free port).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Keep the database here instead of the config's `data_dir'.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Also register this problem package (repeatable).
+    #[arg(long = "problem", value_name = "DIR")]
+    pub problems: Vec<PathBuf>,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
+    let path = match &args.config {
+        Some(path) => Some(path.clone()),
+        None => Some(PathBuf::from(config::DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
+    };
+    let file = match &path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let overrides = Overrides {
+        listen: args.listen.clone(),
+        data_dir: args.data_dir.clone(),
+        problems: args.problems.clone(),
+    };
+    Ok(file.validate(path.as_deref(), &overrides, &hostname())?)
+}
+
+/// The problems, languages and profiles the settings name.
+struct Loaded {
+    problems: HashMap<String, Problem>,
+    languages: Languages,
+    available: BTreeSet<String>,
+    profiles: SandboxProfiles,
+}
+
+fn load(settings: &Settings) -> anyhow::Result<Loaded> {
+    let shown = settings.source.as_ref().map_or_else(
+        || "(no config file)".to_owned(),
+        |p| p.display().to_string(),
+    );
+    anyhow::ensure!(
+        !settings.problems.is_empty(),
+        "no problems to judge: list problem package directories in [problems] dirs of \
+         `{shown}' (or give --problem DIR)"
+    );
+    let mut problems = HashMap::new();
+    for (id, dir) in &settings.problems {
+        let problem = Problem::load(dir)
+            .with_context(|| format!("problem `{id}' (`{}', from `{shown}')", dir.display()))?;
+        problems.insert(id.clone(), problem);
+    }
+    let profiles_dir = match &settings.profiles {
+        Some(dir) => dir.clone(),
+        None => crate::cli::default_profiles_dir()?,
+    };
+    let profiles = SandboxProfiles::load(&profiles_dir.join("sandbox"))?;
+    let languages_dir = settings
+        .languages
+        .clone()
+        .unwrap_or_else(|| profiles_dir.join("languages"));
+    let languages = Languages::load_dir(&languages_dir)?;
+    let available = languages
+        .ids()
+        .filter(|id| {
+            languages
+                .by_id(id)
+                .is_ok_and(|l| l.check_toolchain().is_ok())
+        })
+        .map(str::to_owned)
+        .collect();
+    Ok(Loaded {
+        problems,
+        languages,
+        available,
+        profiles,
+    })
+}
+
+pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
+    let settings = settings(&args)?;
+    let loaded = load(&settings)?;
+    let runguard_binary = sandbox::locate_runguard(settings.runguard.as_deref())?;
+    let (user, note) = users::resolve(settings.run_user.as_deref(), Path::new("/"))?;
+    if args.check_config {
+        let mut ids: Vec<&String> = loaded.problems.keys().collect();
+        ids.sort();
+        println!(
+            "config OK: {}\n  listen {}\n  database {}\n  workers {}, max_source_bytes {}, \
+             shutdown grace {} s, host id {}\n  problems: {}\n  languages installed: {}\n  \
+             run user {}, runguard {}",
+            settings
+                .source
+                .as_ref()
+                .map_or_else(|| "(defaults)".to_owned(), |p| p.display().to_string()),
+            settings.listen,
+            settings.database().display(),
+            settings.workers,
+            settings.max_source_bytes,
+            settings.shutdown_grace.as_secs(),
+            settings.host_id,
+            ids.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            loaded
+                .available
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+            user.name,
+            runguard_binary.display(),
+        );
+        return Ok(0);
+    }
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "cannot make the data directory `{}'",
+            settings.data_dir.display()
+        )
+    })?;
+    // One daemon per data directory: the kernel drops the lock when the process dies, even
+    // by kill -9, so a crash never leaves it stuck.
+    let lock_path = settings.data_dir.join("judged.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("cannot create `{}'", lock_path.display()))?;
+    lock.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another judged serve uses the data directory `{}' (`{}' is locked)",
+            settings.data_dir.display(),
+            lock_path.display()
+        )
+    })?;
+    prepare_scratch(&settings)?;
+    // Checked once here rather than failing every judging.
+    crate::judge::ensure_searchable(&settings.scratch_dir.join("judged-x"), &user)
+        .context("scratch_dir (default DATA_DIR/scratch) must be reachable by the run user")?;
+    let runguard = Runguard::new(runguard_binary, user.clone(), &settings.scratch_dir)?;
+    let store = SqliteStore::open(&settings.database())?;
+    let recovered = store.recover(&settings.host_id)?;
+    if recovered.requeued + recovered.cancelled > 0 {
+        eprintln!(
+            "judged serve: recovered {} interrupted judging(s) into the queue, {} cancelled",
+            recovered.requeued, recovered.cancelled
+        );
+    }
+    let listener = std::net::TcpListener::bind(settings.listen)
+        .with_context(|| format!("cannot listen on {} (listen)", settings.listen))?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    let daemon = Arc::new(Daemon {
+        env: JudgeEnv {
+            problems: loaded.problems,
+            languages: loaded.languages,
+            available: loaded.available,
+            runguard,
+            profiles: loaded.profiles,
+            user,
+            scratch: settings.scratch_dir.clone(),
+            all_test_cases: settings.all_test_cases,
+            rerun_disturbed: settings.rerun_disturbed,
+        },
+        store: Arc::new(store),
+        hub: hub::Hub::default(),
+        metrics: metrics::Metrics::new(settings.workers),
+        host_id: settings.host_id.clone(),
+        workers: settings.workers,
+        max_source_bytes: settings.max_source_bytes,
+        wake: tokio::sync::Notify::new(),
+        shutdown: CancellationToken::new(),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("judged-serve")
+        .build()
+        .context("cannot start the async runtime")?;
+    eprintln!(
+        "judged serve: listening on http://{address} ({} problem(s), {} worker(s), database {})",
+        daemon.env.problems.len(),
+        settings.workers,
+        settings.database().display()
+    );
+    let result = runtime.block_on(run(daemon, listener, settings.shutdown_grace));
+    // Blocking threads of judgings handed back may still wait on a runguard step: do not
+    // wait for them, the queue has them.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(lock);
+    result.map(|()| 0)
+}
+
+/// Make the scratch directory; when it is the daemon's own, remove what a killed daemon left
+/// there (we hold the data directory's lock, so no other daemon uses it).
+fn prepare_scratch(settings: &Settings) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = &settings.scratch_dir;
+    std::fs::create_dir_all(scratch)
+        .with_context(|| format!("cannot make the scratch directory `{}'", scratch.display()))?;
+    if !settings.scratch_is_private {
+        return Ok(());
+    }
+    // The run user reaches its step's directories through it.
+    std::fs::set_permissions(scratch, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot chmod `{}'", scratch.display()))?;
+    let entries = std::fs::read_dir(scratch)
+        .with_context(|| format!("cannot read `{}'", scratch.display()))?;
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        let result = if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        result.with_context(|| format!("cannot remove the leftover `{}'", path.display()))?;
+        removed += 1;
+    }
+    if removed > 0 {
+        eprintln!(
+            "judged serve: removed {removed} leftover(s) of an earlier run from `{}'",
+            scratch.display()
+        );
+    }
+    Ok(())
+}
+
+async fn run(
+    daemon: Arc<Daemon>,
+    listener: std::net::TcpListener,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let shutdown = daemon.shutdown.clone();
+    tokio::spawn(signals(shutdown.clone()));
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let server = {
+        let app = api::router(daemon.clone());
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .await;
+            // The server ending for any reason ends the daemon.
+            shutdown.cancel();
+            result
+        })
+    };
+    let tracker = TaskTracker::new();
+    let dispatcher = tokio::spawn(worker::dispatch(daemon.clone(), tracker.clone()));
+    shutdown.cancelled().await;
+    eprintln!(
+        "judged serve: shutting down: taking no more work, {} s for running judgings",
+        grace.as_secs()
+    );
+    let _ = dispatcher.await;
+    tracker.close();
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        let handed = worker::hand_back_running(&daemon).await;
+        eprintln!(
+            "judged serve: grace period over: {handed} running judging(s) handed back to the queue"
+        );
+    }
+    let served = match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(result)) => result.context("the HTTP server failed"),
+        Ok(Err(_)) => Err(anyhow::anyhow!("the HTTP server panicked")),
+        Err(_) => Ok(()), // Connections still open after the drain are dropped.
+    };
+    eprintln!("judged serve: stopped");
+    served
+}
+
+/// SIGTERM or SIGINT → the cancellation signal.
+async fn signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        eprintln!("judged serve: cannot handle signals; stop it with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => eprintln!("judged serve: SIGTERM"),
+        _ = int.recv() => eprintln!("judged serve: SIGINT"),
+        _ = shutdown.cancelled() => {}
+    }
+    shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_is_a_manual() {
+        assert!(SERVE_HELP.contains("Exit status") && SERVE_HELP.contains("POST /judgings"));
+        assert!(SERVE_HELP.contains("shutdown_grace_secs") && SERVE_HELP.contains("Examples"));
+    }
+
+    #[test]
+    fn a_broken_problem_is_named() {
+        let settings = Config::default()
+            .validate(
+                None,
+                &Overrides {
+                    problems: vec!["/nonexistent/broken".into()],
+                    ..Overrides::default()
+                },
+                "h",
+            )
+            .unwrap();
+        let error = format!("{:#}", load(&settings).err().unwrap());
+        assert!(error.contains("problem `broken'"), "{error}");
+    }
+
+    #[test]
+    fn no_problems_is_refused() {
+        let settings = Config::default()
+            .validate(None, &Overrides::default(), "h")
+            .unwrap();
+        let error = format!("{:#}", load(&settings).err().unwrap());
+        assert!(error.contains("[problems] dirs"), "{error}");
+    }
+}

@@ -1,0 +1,331 @@
+//! The workers: a dispatcher takes an owned permit (at most `workers` judgings at once), claims
+//! the oldest queued judging and hands both to a task that judges it with [`crate::judge`] on a
+//! blocking thread (each step is a `runguard` process; judged never forks itself) and records
+//! the outcome in one transaction. The permit is released when that task ends.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::hub::{self, Hub};
+use super::metrics::Metrics;
+use super::store::{Claim, Outcome, Status, Store, TestRecord};
+use crate::diagnostics::thresholds::Thresholds;
+use crate::judge::{Judge, Options, Progress, TestResult};
+use crate::language::Languages;
+use crate::problem::{Problem, TestCase};
+use crate::sandbox::{Runguard, SandboxProfiles};
+use crate::users::RunUser;
+
+/// What judging needs, loaded once before the runtime starts.
+pub struct JudgeEnv {
+    pub problems: HashMap<String, Problem>,
+    pub languages: Languages,
+    /// Languages whose toolchain is installed here.
+    pub available: BTreeSet<String>,
+    pub runguard: Runguard,
+    pub profiles: SandboxProfiles,
+    pub user: RunUser,
+    pub scratch: PathBuf,
+    pub all_test_cases: bool,
+    pub rerun_disturbed: u32,
+}
+
+/// Everything the API and the workers share.
+pub struct Daemon {
+    pub env: JudgeEnv,
+    pub store: Arc<dyn Store>,
+    pub hub: Hub,
+    pub metrics: Metrics,
+    pub host_id: String,
+    pub workers: usize,
+    pub max_source_bytes: u64,
+    /// Told on each submission, so an idle dispatcher claims at once.
+    pub wake: Notify,
+    /// The one cancellation signal: SIGTERM/SIGINT, or the server failing.
+    pub shutdown: CancellationToken,
+}
+
+/// How often an idle dispatcher looks at the queue without being woken (another process may
+/// have put work there, e.g. a judging handed back).
+const IDLE_POLL: Duration = Duration::from_secs(2);
+
+/// Claim and start judgings until shutdown; every judging task is spawned on `tracker`.
+pub async fn dispatch(daemon: Arc<Daemon>, tracker: TaskTracker) {
+    let permits = Arc::new(Semaphore::new(daemon.workers));
+    loop {
+        let permit = tokio::select! {
+            _ = daemon.shutdown.cancelled() => break,
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let store = daemon.store.clone();
+        let host = daemon.host_id.clone();
+        let claimed = tokio::task::spawn_blocking(move || store.claim(&host))
+            .await
+            .expect("claiming does not panic");
+        match claimed {
+            Ok(Some(claim)) => {
+                tracker.spawn(judge_one(daemon.clone(), claim, permit));
+            }
+            Ok(None) => {
+                drop(permit);
+                tokio::select! {
+                    _ = daemon.shutdown.cancelled() => break,
+                    _ = daemon.wake.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                }
+            }
+            Err(error) => {
+                drop(permit);
+                eprintln!("judged serve: cannot claim a judging: {error:#}");
+                tokio::select! {
+                    _ = daemon.shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Judge one claimed judging and record it; holds the worker's permit until done.
+async fn judge_one(daemon: Arc<Daemon>, claim: Claim, _permit: OwnedSemaphorePermit) {
+    let started = Instant::now();
+    daemon.metrics.worker_busy();
+    let stop = daemon.hub.start(&claim);
+    let outcome = {
+        let daemon = daemon.clone();
+        let claim = claim.clone();
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            // A cancel asked between the claim and `hub.start` is in the store only.
+            if let Ok(Some(record)) = daemon.store.get(claim.id) {
+                if record.cancel_requested {
+                    let _ = stop.compare_exchange(
+                        hub::RUN,
+                        hub::CANCEL,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                }
+            }
+            judge_blocking(&daemon, &claim, &stop)
+        })
+        .await
+    };
+    let outcome = match outcome {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(error)) => Outcome::Failed {
+            error: format!("{error:#}"),
+        },
+        Err(_) => Outcome::Failed {
+            error: "the judging thread panicked".into(),
+        },
+    };
+    daemon.metrics.worker_idle();
+    if stop.load(Ordering::SeqCst) == hub::HANDED_BACK {
+        // Shutdown gave it back to the queue; the next process judges it from the start.
+        daemon.hub.forget(claim.id);
+        return;
+    }
+    let (status, label) = match &outcome {
+        Outcome::Done { verdict, .. } => (Status::Done, verdict.clone()),
+        Outcome::Cancelled { .. } => (Status::Cancelled, "cancelled".to_owned()),
+        Outcome::Failed { error } => {
+            eprintln!("judged serve: judging {} failed: {error}", claim.id);
+            (Status::Failed, "failed".to_owned())
+        }
+    };
+    let recorded = {
+        let store = daemon.store.clone();
+        let claim = claim.clone();
+        tokio::task::spawn_blocking(move || store.finish(&claim, &outcome))
+            .await
+            .expect("recording does not panic")
+    };
+    match recorded {
+        Ok(true) => {
+            daemon
+                .metrics
+                .judging_finished(&label, started.elapsed().as_secs_f64());
+            daemon.hub.finished(claim.id, status);
+        }
+        Ok(false) => {
+            eprintln!(
+                "judged serve: judging {} (attempt {}) is no longer ours; its result is dropped",
+                claim.id, claim.attempt
+            );
+            daemon.hub.forget(claim.id);
+        }
+        Err(error) => {
+            // It stays `judging` in the store: the next start of this host runs it again.
+            eprintln!(
+                "judged serve: cannot record judging {}: {error:#}",
+                claim.id
+            );
+            daemon.hub.forget(claim.id);
+        }
+    }
+}
+
+/// Tells the hub and the metrics about each test case; stops on the flag.
+struct ServeProgress<'a> {
+    daemon: &'a Daemon,
+    id: i64,
+    stop: &'a AtomicU8,
+}
+
+impl Progress for ServeProgress<'_> {
+    fn started(&self, _: usize, _: &TestCase) {}
+
+    fn finished(&self, index: usize, result: &TestResult) {
+        self.daemon.metrics.test_case(result);
+        self.daemon
+            .hub
+            .test_finished(self.id, test_record(index, result));
+    }
+
+    fn cancelled(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) != hub::RUN
+    }
+}
+
+pub fn test_record(ordinal: usize, result: &TestResult) -> TestRecord {
+    let report = result.report.as_ref();
+    TestRecord {
+        ordinal,
+        name: result.name.clone(),
+        verdict: result.verdict.name().to_owned(),
+        time_limit: result.time_limit.as_secs_f64(),
+        cpu_time: report.map(|r| r.cpu_time.as_secs_f64()),
+        wall_time: report.map(|r| r.wall_time.as_secs_f64()),
+        memory_bytes: report.map(|r| r.memory_bytes),
+        message: result.message.clone(),
+    }
+}
+
+/// A file name a submission may use: one plain path component.
+pub fn is_plain_file_name(name: &str) -> bool {
+    let mut components = Path::new(name).components();
+    matches!(components.next(), Some(Component::Normal(_)))
+        && components.next().is_none()
+        && !name.contains(['/', '\\', '\0'])
+}
+
+fn judge_blocking(daemon: &Daemon, claim: &Claim, stop: &AtomicU8) -> anyhow::Result<Outcome> {
+    let env = &daemon.env;
+    let problem = env
+        .problems
+        .get(&claim.problem)
+        .with_context(|| format!("problem `{}' is not registered here", claim.problem))?;
+    let language = env.languages.by_id(&claim.language)?;
+    let sources_dir = tempfile::Builder::new()
+        .prefix("judged-sources-")
+        .tempdir_in(&env.scratch)
+        .with_context(|| format!("cannot make a directory in `{}'", env.scratch.display()))?;
+    let mut sources = Vec::new();
+    for file in &claim.files {
+        anyhow::ensure!(
+            is_plain_file_name(&file.name),
+            "bad file name {:?}",
+            file.name
+        );
+        let path = sources_dir.path().join(&file.name);
+        std::fs::write(&path, &file.content)
+            .with_context(|| format!("cannot write `{}'", path.display()))?;
+        sources.push(path);
+    }
+    let judge = Judge {
+        problem,
+        languages: &env.languages,
+        sandbox: &env.runguard,
+        profiles: &env.profiles,
+        user: &env.user,
+        options: Options {
+            jobs: 1,
+            all: env.all_test_cases,
+            scratch_parent: env.scratch.clone(),
+            rerun_disturbed: env.rerun_disturbed,
+            thresholds: Thresholds::default().run,
+        },
+    };
+    let progress = ServeProgress {
+        daemon,
+        id: claim.id,
+        stop,
+    };
+    let judgement = judge.judge(language, &sources, &progress)?;
+    let tests = judgement
+        .tests
+        .iter()
+        .map(|result| {
+            let ordinal = problem
+                .test_cases
+                .iter()
+                .position(|case| case.name == result.name)
+                .unwrap_or(usize::MAX);
+            test_record(ordinal, result)
+        })
+        .collect();
+    Ok(match stop.load(Ordering::SeqCst) {
+        hub::RUN => Outcome::Done {
+            verdict: judgement.verdict.name().to_owned(),
+            compile_output: judgement.compile_output,
+            tests,
+        },
+        _ => Outcome::Cancelled { tests },
+    })
+}
+
+/// Shutdown after the grace period: every judging still running goes back to the queue.
+pub async fn hand_back_running(daemon: &Daemon) -> usize {
+    let claims = daemon.hub.hand_back_all();
+    let store = daemon.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut handed = 0;
+        for claim in &claims {
+            match store.hand_back(claim) {
+                Ok(true) => handed += 1,
+                Ok(false) => {}
+                Err(error) => eprintln!(
+                    "judged serve: cannot hand judging {} back (the next start will): {error:#}",
+                    claim.id
+                ),
+            }
+        }
+        handed
+    })
+    .await
+    .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_one_plain_component() {
+        for good in ["a.c", "Main.java", "x", ".hidden", "a b.py"] {
+            assert!(is_plain_file_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "/etc/passwd",
+            "a/b.c",
+            "../a.c",
+            "a\\b.c",
+            "a\0.c",
+            "./a.c",
+        ] {
+            assert!(!is_plain_file_name(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,647 @@
+//! End to end: the real `judged serve` binary on a free localhost port with a data directory
+//! of its own, driven over HTTP.
+//!
+//! Without root (runguard given as /bin/true, nothing is judged): config checks and the bad
+//! requests. With root and a built runguard (beside judged, or `JUDGED_RUNGUARD`): judgings
+//! of the bundled A+B problem (correct, wrong-answer), the SSE stream, metrics, cancel, and
+//! crash safety: `kill -9` mid-judging, restart, the judging completes once; SIGTERM hands a
+//! running judging back to the queue. Privileged tests skip out loud; under `CI=true` a skip
+//! is a failure.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+mod common;
+use common::{is_root, runguard, skip};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn aplusb() -> PathBuf {
+    repo().join("testdata/problems/aplusb")
+}
+
+fn submission(name: &str) -> String {
+    std::fs::read_to_string(aplusb().join("submissions").join(name)).unwrap()
+}
+
+/// A data directory, a scratch directory every user can reach, and the config naming them.
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new(runguard: &Path, problems: &[&Path], extra: &str) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        // The run user must reach the scratch directory below it (data/scratch).
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dirs: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{:?}", p.display().to_string()))
+            .collect();
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
+             runguard = {:?}\nprofiles = {:?}\nmax_source_bytes = 65536\n{extra}\n\
+             [problems]\ndirs = [{}]\n",
+            runguard.display().to_string(),
+            repo().join("profiles").display().to_string(),
+            dirs.join(", ")
+        );
+        std::fs::write(dir.path().join("serve.toml"), config).unwrap();
+        Site { dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("serve.toml")
+    }
+
+    fn database(&self) -> PathBuf {
+        self.dir.path().join("data/judged.db")
+    }
+
+    fn start(&self) -> Server {
+        Server::start(&self.config())
+    }
+
+    /// What is in the scratch directory but runguard's config.
+    fn scratch_leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path().join("data/scratch"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with("judged-runguard-"))
+            .collect()
+    }
+}
+
+/// A running `judged serve`; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(config: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_judged"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (address_sender, address) = mpsc::channel();
+        {
+            let stderr = stderr.clone();
+            let pipe = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some((_, rest)) = line.split_once("listening on http://") {
+                        let address = rest.split_whitespace().next().unwrap_or("").to_owned();
+                        let _ = address_sender.send(address);
+                    }
+                    let mut all = stderr.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+        }
+        let address = match address.recv_timeout(Duration::from_secs(30)) {
+            Ok(address) => address,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("judged serve did not start:\n{}", stderr.lock().unwrap());
+            }
+        };
+        Server {
+            child,
+            base: format!("http://{address}"),
+            stderr,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        response(ureq::get(&self.url(path)).call())
+    }
+
+    fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        response(
+            ureq::post(&self.url(path))
+                .set("Content-Type", "application/json")
+                .send_string(body),
+        )
+    }
+
+    fn submit(&self, body: Value) -> i64 {
+        let (status, reply) = self.post("/judgings", &body.to_string());
+        assert_eq!(status, 201, "{reply}\n{}", self.log());
+        reply["id"].as_i64().unwrap()
+    }
+
+    fn judging(&self, id: i64) -> Value {
+        let (status, reply) = self.get(&format!("/judgings/{id}"));
+        assert_eq!(status, 200, "{reply}");
+        reply
+    }
+
+    /// Poll until `done(judging)`, for at most `seconds`.
+    fn wait_for(&self, id: i64, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let judging = self.judging(id);
+            if done(&judging) {
+                return judging;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "judging {id} still {judging}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_final(&self, id: i64) -> Value {
+        self.wait_for(id, 120, |j| {
+            ["done", "cancelled", "failed"].contains(&j["status"].as_str().unwrap_or(""))
+        })
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM; the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit after SIGTERM\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn response(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    let response = match result {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => panic!("HTTP request failed: {error}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+fn c_submission(name: &str, content: &str) -> Value {
+    json!({ "problem": "aplusb", "files": [{ "name": name, "content": content }] })
+}
+
+/// runguard, or why judging cannot be tested here.
+fn judging_prerequisites() -> Result<PathBuf, String> {
+    if !is_root() {
+        return Err("judging needs root (runguard switches users and makes cgroups)".into());
+    }
+    let runguard = runguard();
+    if !runguard.is_file() {
+        return Err(format!(
+            "no runguard binary at `{}' (cargo build -p runner)",
+            runguard.display()
+        ));
+    }
+    if !Path::new("/usr/bin/gcc").is_file() {
+        return Err("no /usr/bin/gcc for the C submissions (ci/setup installs it)".into());
+    }
+    Ok(runguard)
+}
+
+#[test]
+fn check_config_names_an_unknown_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("serve.toml");
+    std::fs::write(&config, "workers = 1\nwrokers = 2\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_judged"))
+        .args(["serve", "--check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("wrokers"), "{stderr}");
+    assert!(stderr.contains(&config.display().to_string()), "{stderr}");
+}
+
+#[test]
+fn check_config_names_a_broken_problem() {
+    let site = Site::new(
+        Path::new("/bin/true"),
+        &[&aplusb(), Path::new("/nonexistent/p")],
+        "",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_judged"))
+        .args(["serve", "--check-config", "--config"])
+        .arg(site.config())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("problem `p'"), "{stderr}");
+    // And a good one passes.
+    let site = Site::new(Path::new("/bin/true"), &[&aplusb()], "");
+    let output = Command::new(env!("CARGO_BIN_EXE_judged"))
+        .args(["serve", "--check-config", "--config"])
+        .arg(site.config())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("config OK") && stdout.contains("aplusb"),
+        "{stdout}"
+    );
+}
+
+/// Refusals need no judging (runguard is /bin/true): a refused submission is never stored.
+#[test]
+fn bad_requests_get_4xx_with_a_message() {
+    let site = Site::new(Path::new("/bin/true"), &[&aplusb()], "workers = 1");
+    let server = site.start();
+    let (status, health) = server.get("/health");
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let big = "x".repeat(70_000);
+    let cases: Vec<(String, u16, &str)> = vec![
+        (
+            json!({"problem": "nope", "files": [{"name": "a.c", "content": ""}]}).to_string(),
+            400,
+            "unknown problem `nope'",
+        ),
+        (
+            json!({"problem": "aplusb", "language": "cobol",
+                   "files": [{"name": "a.c", "content": ""}]})
+            .to_string(),
+            400,
+            "unknown language `cobol'",
+        ),
+        (
+            json!({"problem": "aplusb", "files": [{"name": "a.c", "content": big}]}).to_string(),
+            413,
+            "max_source_bytes",
+        ),
+        (
+            "{\"problem\": \"aplusb\", ".to_owned(),
+            400,
+            "malformed JSON",
+        ),
+        (
+            json!({"problem": "aplusb", "files": [{"name": "../a.c", "content": ""}]}).to_string(),
+            400,
+            "files[0].name",
+        ),
+        (
+            json!({"problem": "aplusb"}).to_string(),
+            400,
+            "missing field `files`",
+        ),
+    ];
+    for (body, expected, needle) in &cases {
+        let (status, reply) = server.post("/judgings", body);
+        let message = reply["error"].as_str().unwrap_or_default();
+        assert_eq!(status, *expected, "{body:.80}: {reply}");
+        assert!(
+            message.contains(needle),
+            "{body:.80}: {message:?} lacks {needle:?}"
+        );
+    }
+    let (status, reply) = server.get("/judgings/12345");
+    assert_eq!(status, 404, "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("12345"),
+        "{reply}"
+    );
+    let (status, reply) = server.post("/judgings/12345/cancel", "");
+    assert_eq!(status, 404, "{reply}");
+    let (status, reply) = server.get("/judgings/abc");
+    assert_eq!(status, 400, "{reply}");
+    let (status, reply) = server.get("/judgings?status=bogus");
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("bogus"),
+        "{reply}"
+    );
+    // Nothing refused was stored.
+    let (status, list) = server.get("/judgings");
+    assert_eq!(status, 200);
+    assert_eq!(list["judgings"].as_array().unwrap().len(), 0, "{list}");
+}
+
+#[test]
+fn judgings_are_judged_streamed_listed_and_counted() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let site = Site::new(&runguard, &[&aplusb()], "");
+    let server = site.start();
+
+    let correct = server.submit(c_submission("correct.c", &submission("correct.c")));
+    // Follow it as it is judged: one `test` event per test case, then `final`.
+    let events = read_events(&server.url(&format!("/judgings/{correct}/events")));
+    let judging = server.wait_final(correct);
+    assert_eq!(judging["status"], "done", "{judging}");
+    assert_eq!(judging["verdict"], "correct", "{judging}");
+    assert_eq!(judging["language"], "c");
+    let tests = judging["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 4, "{judging}");
+    for test in tests {
+        assert_eq!(test["verdict"], "correct", "{test}");
+        assert!(test["name"].as_str().unwrap().contains('/'), "{test}");
+        assert!(test["cpu_time"].as_f64().is_some(), "{test}");
+        assert!(test["memory_bytes"].as_u64().unwrap() > 0, "{test}");
+    }
+    let test_events = events.iter().filter(|(kind, _)| kind == "test").count();
+    assert_eq!(test_events, 4, "{events:?}");
+    let (kind, last) = events.last().unwrap();
+    assert_eq!(kind, "final", "{events:?}");
+    assert_eq!(last["verdict"], "correct", "{last}");
+    assert_eq!(last["status"], "done", "{last}");
+    // The stream of a finished judging replays it (status events aside: a live stream also
+    // tells queued → judging).
+    let replay = read_events(&server.url(&format!("/judgings/{correct}/events")));
+    let results = |events: &[(String, Value)]| -> Vec<(String, Value)> {
+        events
+            .iter()
+            .filter(|(kind, _)| kind != "status")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(results(&replay), results(&events));
+    assert_eq!(replay[0].1["status"], "done", "{replay:?}");
+
+    let wrong = server.submit(c_submission("wrong.c", &submission("wrong.c")));
+    let judging = server.wait_final(wrong);
+    assert_eq!(judging["verdict"], "wrong-answer", "{judging}");
+    assert_eq!(
+        judging["tests"].as_array().unwrap().last().unwrap()["verdict"],
+        "wrong-answer"
+    );
+
+    let (status, list) = server.get("/judgings?status=done&limit=10");
+    assert_eq!(status, 200);
+    let ids: Vec<i64> = list["judgings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [wrong, correct], "{list}");
+
+    let metrics = ureq::get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    for needle in [
+        "judged_judgings{status=\"done\"} 2",
+        "judged_queue_depth 0",
+        "judged_test_case_verdicts_total{verdict=\"correct\"}",
+        "judged_test_case_verdicts_total{verdict=\"wrong-answer\"} 1",
+        "judged_judging_outcomes_total{verdict=\"correct\"} 1",
+        "judged_judging_outcomes_total{verdict=\"wrong-answer\"} 1",
+        "judged_run_cpu_seconds_count",
+        "judged_run_wall_minus_cpu_seconds_bucket",
+        "judged_workers{state=\"idle\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "no {needle:?} in\n{metrics}");
+    }
+    let runs: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("judged_test_case_runs_total "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(runs >= 5, "{runs} runs\n{metrics}");
+    // A clean stop.
+    assert!(server.terminate().success());
+}
+
+/// The SSE events of a stream as (event, data), until it ends.
+fn read_events(url: &str) -> Vec<(String, Value)> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_read(Duration::from_secs(120))
+        .build();
+    let reader = BufReader::new(agent.get(url).call().unwrap().into_reader());
+    let mut events = Vec::new();
+    let mut kind = String::new();
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if let Some(name) = line.strip_prefix("event: ") {
+            kind = name.to_owned();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            events.push((kind.clone(), serde_json::from_str(data).unwrap()));
+            if kind == "final" {
+                break;
+            }
+        }
+    }
+    events
+}
+
+/// A copy of A+B with `cases` secret test cases, and a C submission that sleeps `sleep_ms`
+/// per test case before answering.
+fn slow_problem(root: &Path, cases: usize) -> PathBuf {
+    let dir = root.join("slowsum");
+    std::fs::create_dir_all(dir.join("data/secret")).unwrap();
+    std::fs::write(
+        dir.join("problem.yaml"),
+        "name: Slow sum\nlimits:\n  time_limit: 2.0\n  memory: 256\n",
+    )
+    .unwrap();
+    for i in 0..cases {
+        std::fs::write(
+            dir.join(format!("data/secret/{i:02}.in")),
+            format!("{i} 1\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("data/secret/{i:02}.ans")),
+            format!("{}\n", i + 1),
+        )
+        .unwrap();
+    }
+    // Reachable by the run user (tempdir is 0700).
+    for path in [root, &dir] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+fn slow_submission(sleep_ms: u64) -> Value {
+    let source = format!(
+        "#include <stdio.h>\n#include <time.h>\nint main(void) {{\n    long long a, b;\n    \
+         struct timespec t = {{ 0, {} }};\n    nanosleep(&t, 0);\n    \
+         if (scanf(\"%lld %lld\", &a, &b) != 2) return 1;\n    printf(\"%lld\\n\", a + b);\n    \
+         return 0;\n}}\n",
+        sleep_ms * 1_000_000
+    );
+    json!({ "problem": "slowsum", "files": [{ "name": "slow.c", "content": source }] })
+}
+
+fn test_results_in_database(database: &Path, id: i64) -> Vec<(String, i64)> {
+    let connection = rusqlite::Connection::open(database).unwrap();
+    let mut query = connection
+        .prepare("SELECT name, attempt FROM test_results WHERE judging = ?1 ORDER BY name")
+        .unwrap();
+    query
+        .query_map([id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn status_in_database(database: &Path, id: i64) -> String {
+    let connection = rusqlite::Connection::open(database).unwrap();
+    connection
+        .query_row("SELECT status FROM judgings WHERE id = ?1", [id], |row| {
+            row.get(0)
+        })
+        .unwrap()
+}
+
+const SLOW_CASES: usize = 6;
+
+#[test]
+fn a_judging_interrupted_by_kill_9_completes_once_after_restart() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let problems = tempfile::tempdir().unwrap();
+    let slow = slow_problem(problems.path(), SLOW_CASES);
+    let site = Site::new(&runguard, &[&slow], "");
+    let server = site.start();
+    let id = server.submit(slow_submission(500));
+    // Killed once it is judging and has finished a test case.
+    let judging = server.wait_for(id, 60, |j| {
+        j["status"] == "judging" && !j["tests"].as_array().unwrap().is_empty()
+    });
+    assert_eq!(judging["attempt"], 1);
+    server.kill_9();
+    assert_eq!(status_in_database(&site.database(), id), "judging");
+    assert!(test_results_in_database(&site.database(), id).is_empty());
+
+    let server = site.start();
+    for said in [
+        "recovered 1 interrupted judging",
+        "leftover(s) of an earlier run",
+    ] {
+        assert!(server.log().contains(said), "{}", server.log());
+    }
+    let judging = server.wait_final(id);
+    assert_eq!(judging["status"], "done", "{judging}");
+    assert_eq!(judging["verdict"], "correct", "{judging}");
+    assert_eq!(judging["attempt"], 2, "{judging}");
+    assert_eq!(judging["tests"].as_array().unwrap().len(), SLOW_CASES);
+    let stored = test_results_in_database(&site.database(), id);
+    assert_eq!(stored.len(), SLOW_CASES, "{stored:?}");
+    assert!(
+        stored.iter().all(|(_, attempt)| *attempt == 2),
+        "{stored:?}"
+    );
+    // What the killed daemon left in the scratch directory was removed at the restart.
+    assert_eq!(site.scratch_leftovers(), Vec::<String>::new());
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn cancel_and_sigterm_hand_back() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let problems = tempfile::tempdir().unwrap();
+    let slow = slow_problem(problems.path(), SLOW_CASES);
+    let site = Site::new(&runguard, &[&slow], "workers = 1\nshutdown_grace_secs = 0");
+    let server = site.start();
+    // One worker: the first runs, the others wait in the queue.
+    let running = server.submit(slow_submission(500));
+    let queued = server.submit(slow_submission(500));
+    let kept = server.submit(slow_submission(500));
+    server.wait_for(running, 60, |j| {
+        j["status"] == "judging" && !j["tests"].as_array().unwrap().is_empty()
+    });
+    let (status, reply) = server.post(&format!("/judgings/{queued}/cancel"), "");
+    assert_eq!(
+        (status, &reply["status"]),
+        (200, &json!("cancelled")),
+        "{reply}"
+    );
+    assert_eq!(server.judging(queued)["status"], "cancelled");
+    let (status, reply) = server.post(&format!("/judgings/{queued}/cancel"), "");
+    assert_eq!(status, 409, "{reply}");
+    // A running one stops at its next test case, keeping the ones it judged.
+    let (status, reply) = server.post(&format!("/judgings/{running}/cancel"), "");
+    assert_eq!(status, 202, "{reply}");
+    let judging = server.wait_final(running);
+    assert_eq!(judging["status"], "cancelled", "{judging}");
+    let judged = judging["tests"].as_array().unwrap().len();
+    assert!((1..SLOW_CASES).contains(&judged), "{judging}");
+
+    // SIGTERM with no grace while `kept` runs: it goes back to the queue, unrecorded.
+    server.wait_for(kept, 60, |j| j["status"] == "judging");
+    let log = Arc::new(server.stderr.clone());
+    assert!(server.terminate().success());
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains("1 running judging(s) handed back"), "{log}");
+    assert_eq!(status_in_database(&site.database(), kept), "queued");
+    assert!(test_results_in_database(&site.database(), kept).is_empty());
+    let server = site.start();
+    let judging = server.wait_final(kept);
+    assert_eq!(judging["verdict"], "correct", "{judging}");
+    assert_eq!(judging["attempt"], 2, "{judging}");
+    assert_eq!(
+        test_results_in_database(&site.database(), kept).len(),
+        SLOW_CASES
+    );
+}
