@@ -3,7 +3,8 @@
 //! 1. Latency of a static `true`, round-robin so that the machine's noise hits all alike: a
 //!    plain fork+exec+wait, a one-shot release `runguard` run as DOMjudge makes it, and a run in
 //!    a warm sandbox with the same confinement (chroot, user switch, DOMjudge's namespaces,
-//!    memory, process, file-size, stream and time limits).
+//!    memory, process, file-size, stream and time limits), and the same warm run with the
+//!    diagnostics' measurements on (`Plan::measure_activity`: stalls and memory activity).
 //! 2. Parallel: one warm sandbox per core, each driven by its own thread; total runs/s.
 //! 3. A long series (`WARM_LONG_RUNS`, default 100 000) in one sandbox: throughput and the
 //!    keeper's resident memory per tenth of the series.
@@ -62,7 +63,7 @@ fn main() -> Result<()> {
 
     println!(
         "\ntargets: warm_vs_plain >= 0.75, long_run_last_vs_first >= 0.95, keeper memory flat, \
-         cpu_stdev_pct <= 1\n"
+         cpu_stdev_pct <= 1, warm_activity_vs_off >= 0.97\n"
     );
     figures.print();
     figures.write_json(&setting::target_dir()?.join("bench/warm.json"))
@@ -171,15 +172,22 @@ fn compare_latency(fixture: &Fixture, rounds: usize, figures: &mut Figures) -> R
     let mut oneshot = oneshot_command(fixture)?;
     let warm_plan = plan(fixture, "/true", &[]);
     let mut sandbox = sandbox_for(&warm_plan)?;
+    // The same run with the diagnostics' measurements on (stalls, memory activity), in the
+    // same sandbox.
+    let measured_request = request(Plan {
+        measure_activity: true,
+        ..warm_plan.clone()
+    });
     let warm_request = request(warm_plan);
 
-    let mut samples: [Vec<f64>; 3] = Default::default();
+    let mut samples: [Vec<f64>; 4] = Default::default();
     println!("latency of a static `true`, {rounds} rounds after {WARMUP_ROUNDS} warm-up:");
     for round in 0..WARMUP_ROUNDS + rounds {
         let times = [
             timed_status(&mut plain)?,
             timed_status(&mut oneshot)?,
             warm_run(&mut sandbox, &warm_request)?.0,
+            warm_run(&mut sandbox, &measured_request)?.0,
         ];
         if round >= WARMUP_ROUNDS {
             for (series, time) in samples.iter_mut().zip(times) {
@@ -191,7 +199,8 @@ fn compare_latency(fixture: &Fixture, rounds: usize, figures: &mut Figures) -> R
 
     println!("  {:<8} {:>11} {:>11} {:>9}", "", "median", "p99", "runs/s");
     let mut rates = Vec::new();
-    for (name, series) in ["plain", "oneshot", "warm"].into_iter().zip(&samples) {
+    let names = ["plain", "oneshot", "warm", "warm_activity"];
+    for (name, series) in names.into_iter().zip(&samples) {
         let median = stats::median(series);
         let p99 = stats::percentile(series, 99.0);
         let runs_per_s = series.len() as f64 / (series.iter().sum::<f64>() / 1000.0);
@@ -202,6 +211,8 @@ fn compare_latency(fixture: &Fixture, rounds: usize, figures: &mut Figures) -> R
         rates.push(runs_per_s);
     }
     figures.add("warm_vs_plain".into(), rates[2] / rates[0]);
+    // Issue target: diagnostics on cost at most 3 % of warm throughput.
+    figures.add("warm_activity_vs_off".into(), rates[3] / rates[2]);
     Ok(())
 }
 
