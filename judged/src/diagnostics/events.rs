@@ -83,10 +83,7 @@ pub fn classify(
     t: &HostThresholds,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let kernel_name = kernel.version.map_or_else(
-        || "this kernel".to_owned(),
-        |v| format!("this kernel ({v})"),
-    );
+    let kernel_name = kernel.name();
     let serialised = kernel.ipc_teardown == Some(IpcTeardown::Serialised);
     let seconds = |d: Duration| format!("{:.1} s", d.as_secs_f64());
 

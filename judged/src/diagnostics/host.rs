@@ -45,6 +45,16 @@ pub struct KernelFacts {
     pub ipc_teardown: Option<IpcTeardown>,
 }
 
+impl KernelFacts {
+    /// "this kernel (6.1.0)", as remedies name it.
+    pub fn name(&self) -> String {
+        self.version.map_or_else(
+            || "this kernel".to_owned(),
+            |version| format!("this kernel ({version})"),
+        )
+    }
+}
+
 /// The host's findings over a window from `before` to `after`, `window` long. `own_stalls`
 /// are the stalls of the run observed in the window: the host's totals include them, and a
 /// run that stalls itself (two threads on one CPU) must not make the host look busy.
@@ -57,10 +67,7 @@ pub fn classify(
     t: &HostThresholds,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let kernel_name = kernel.version.map_or_else(
-        || "this kernel".to_owned(),
-        |v| format!("this kernel ({v})"),
-    );
+    let kernel_name = kernel.name();
 
     if let Some(inodes) = after.mqueue_inodes.filter(|&n| n >= t.mqueue_inodes_max) {
         let remedy = match kernel.ipc_teardown {

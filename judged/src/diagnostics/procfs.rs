@@ -141,17 +141,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn psi_some_total_is_microseconds() {
-        let text = "some avg10=47.38 avg60=31.95 avg300=21.97 total=309433162\n\
-                    full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
-        assert_eq!(
-            psi_some_total(text),
-            Some(Duration::from_micros(309_433_162))
-        );
-        assert_eq!(psi_some_total("full avg10=0 total=5\n"), None);
-    }
-
-    #[test]
     fn pressure_since_saturates() {
         let later = Pressure {
             cpu: Duration::from_millis(30),
