@@ -331,6 +331,7 @@ fn child_spec(
         file_size_bytes: plan.limits.file_size_bytes,
         no_core: plan.limits.no_core,
         seccomp,
+        ignored_signals: crate::sys::signals::ignored(),
         exec_candidates: exec_candidates(command, plan),
         command_name: command.to_string_lossy().into_owned(),
         argv: std::iter::once(command)

@@ -186,6 +186,14 @@ fn runs_as_the_given_user_and_group_without_privileges() {
             "supplementary groups not cleared"
         );
         assert_eq!(seen.require("no_new_privs"), "1");
+        // Every capability set empty, the bounding set too (a warm sandbox's runs inherit the
+        // keeper's, emptied once).
+        for key in ["cap_effective", "cap_permitted", "cap_inheritable"] {
+            assert_eq!(seen.require(key), "000000000", "{key}");
+        }
+        for key in ["cap_bounding", "cap_ambient"] {
+            assert_eq!(seen.require(key), "0", "{key}");
+        }
     }
 }
 

@@ -1,11 +1,29 @@
 /* probe: print, one "key=value" a line, what a run's confinement looks like from inside:
- * ids, supplementary groups, no_new_privs, core and file-size limits, CPU affinity, cwd. */
+ * ids, supplementary groups, no_new_privs, capabilities, core and file-size limits, CPU
+ * affinity, cwd. */
 #define _GNU_SOURCE
+#include <linux/capability.h>
 #include <sched.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* Capabilities still in the bounding or ambient set (asked one by one until the kernel says
+ * it knows no more). */
+static int count_in_set(int option, int ask)
+{
+	int count = 0;
+	for (int cap = 0; cap < 64; cap++) {
+		int in = ask == PR_CAP_AMBIENT ? prctl(ask, PR_CAP_AMBIENT_IS_SET, cap, 0, 0)
+					       : prctl(option, cap, 0, 0, 0);
+		if (in < 0)
+			break;
+		count += in;
+	}
+	return count;
+}
 
 static void print_limit(const char *name, rlim_t value)
 {
@@ -22,6 +40,14 @@ int main(void)
 	printf("uid=%d\neuid=%d\ngid=%d\negid=%d\n", getuid(), geteuid(), getgid(), getegid());
 	printf("groups=%d\n", getgroups(0, NULL));
 	printf("no_new_privs=%d\n", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+	struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2] = {{0}};
+	syscall(SYS_capget, &header, data);
+	printf("cap_effective=%x%08x\ncap_permitted=%x%08x\ncap_inheritable=%x%08x\n",
+	       data[1].effective, data[0].effective, data[1].permitted, data[0].permitted,
+	       data[1].inheritable, data[0].inheritable);
+	printf("cap_bounding=%d\n", count_in_set(PR_CAPBSET_READ, 0));
+	printf("cap_ambient=%d\n", count_in_set(0, PR_CAP_AMBIENT));
 	print_limit("core_soft", core.rlim_cur);
 	print_limit("core_hard", core.rlim_max);
 	print_limit("fsize_soft", fsize.rlim_cur);
