@@ -23,6 +23,9 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context, Result};
 use judged::problem::Problem;
 
+mod common;
+use common::{generate_problem, write_json};
+
 const DEFAULT_CASES: usize = 1000;
 
 fn main() -> Result<()> {
@@ -103,29 +106,6 @@ fn judge(
     Ok(seconds)
 }
 
-/// A problem package in a temporary directory: `cases` secret test cases `a b` → `a+b`.
-fn generate_problem(cases: usize) -> Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new().prefix("judged-bench-").tempdir()?;
-    let secret = dir.path().join("data/secret");
-    std::fs::create_dir_all(&secret)?;
-    let write = |path: PathBuf, text: String| {
-        std::fs::write(&path, text).with_context(|| format!("cannot write `{}'", path.display()))
-    };
-    write(
-        dir.path().join("problem.yaml"),
-        "name: Many tiny test cases\nlimits:\n  time_limit: 1.0\n".into(),
-    )?;
-    for case in 0..cases {
-        let (a, b) = (case, 2 * case + 1);
-        write(secret.join(format!("{case:04}.in")), format!("{a} {b}\n"))?;
-        write(
-            secret.join(format!("{case:04}.ans")),
-            format!("{}\n", a + b),
-        )?;
-    }
-    Ok(dir)
-}
-
 fn cases() -> Result<usize> {
     match std::env::var("BENCH_CASES") {
         Ok(value) => match value.parse() {
@@ -135,20 +115,4 @@ fn cases() -> Result<usize> {
         },
         Err(_) => Ok(DEFAULT_CASES),
     }
-}
-
-fn write_json(path: &Path, figures: &[(&str, f64)]) -> Result<()> {
-    let object: serde_json::Map<String, serde_json::Value> = figures
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.to_string(),
-                serde_json::json!((value * 1000.0).round() / 1000.0),
-            )
-        })
-        .collect();
-    let dir = path.parent().expect("the JSON file is inside target/bench");
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}'", dir.display()))?;
-    let text = serde_json::to_string_pretty(&object)? + "\n";
-    std::fs::write(path, text).with_context(|| format!("cannot write `{}'", path.display()))
 }
