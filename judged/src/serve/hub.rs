@@ -134,10 +134,14 @@ impl Hub {
     }
 
     /// A running judging's claim is no longer ours (its lease ran out and another host may
-    /// have it): stop it and record nothing.
-    pub fn lose(&self, id: i64) {
-        if let Some(live) = self.live().get(&id) {
-            live.stop.store(HANDED_BACK, Ordering::SeqCst);
+    /// have it): stop it and record nothing. `false`: it is not running here (any more).
+    pub fn lose(&self, id: i64) -> bool {
+        match self.live().get(&id) {
+            Some(live) => {
+                live.stop.store(HANDED_BACK, Ordering::SeqCst);
+                true
+            }
+            None => false,
         }
     }
 

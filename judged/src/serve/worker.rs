@@ -205,13 +205,15 @@ fn heartbeat(daemon: &Daemon) {
                     daemon.hub.request_cancel(claim.id);
                 }
             }
+            // (A judging that just finished is no longer in the hub: nothing to say.)
             Ok(Renewal::Lost) => {
-                eprintln!(
-                    "judged serve: judging {} (attempt {}) lost its lease; stopping it, its \
-                     result will not be recorded",
-                    claim.id, claim.attempt
-                );
-                daemon.hub.lose(claim.id);
+                if daemon.hub.lose(claim.id) {
+                    eprintln!(
+                        "judged serve: judging {} (attempt {}) lost its lease; stopping it, its \
+                         result will not be recorded",
+                        claim.id, claim.attempt
+                    );
+                }
             }
             // Not fatal: the lease holds for two more beats.
             Err(error) => eprintln!(
