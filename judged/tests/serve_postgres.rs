@@ -691,3 +691,98 @@ fn two_daemons_on_one_database_one_killed_every_judging_judged_once() {
         started.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn a_broken_connection_is_opened_again() {
+    let postgres = postgres_or_skip!();
+    let store = PostgresStore::open(postgres.url(), "a").unwrap();
+    let id = store.submit(&submission()).unwrap();
+    let mut admin = postgres.client();
+    // Cut every connection but the admin's (the database restarting would too).
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    // The call that finds the connection gone fails; the next one connects again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        match store.get(id) {
+            Ok(record) => break record.unwrap(),
+            Err(error) => {
+                assert!(Instant::now() < deadline, "{error:#}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert_eq!(record.status, Status::Queued);
+    // And it holds its host id again.
+    let error = PostgresStore::open(postgres.url(), "a")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("host_id `a'"), "{error}");
+}
+
+#[test]
+fn a_cancel_asked_on_one_host_stops_the_judging_on_another() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let postgres = postgres_or_skip!();
+    let problems = tempfile::tempdir().unwrap();
+    let slow = slow_problem(problems.path(), SLOW_CASES);
+    let alpha_site = site(&runguard, &slow, postgres.url(), "alpha");
+    let beta_site = site(&runguard, &slow, postgres.url(), "beta");
+    let alpha = Server::start(&alpha_site.path().join("serve.toml"));
+    let beta = Server::start(&beta_site.path().join("serve.toml"));
+    let id = alpha.submit(&slow_submission(500));
+    // Either host may claim it (alpha is woken by the submission, beta polls): wait until the
+    // one judging it has finished a test case, then cancel through the other.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (runner, other, host) = loop {
+        let judging = alpha.get(&format!("/judgings/{id}"));
+        let status = judging["status"].as_str().unwrap_or_default();
+        assert!(["queued", "judging"].contains(&status), "{judging}");
+        match judging["claimed_by"].as_str() {
+            Some("alpha") => break (&alpha, &beta, "alpha"),
+            Some("beta") => break (&beta, &alpha, "beta"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "not claimed\n{}", alpha.log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    while runner.get(&format!("/judgings/{id}"))["tests"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        assert!(Instant::now() < deadline, "not judged\n{}", runner.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let response = ureq::post(&format!("{}/judgings/{id}/cancel", other.base))
+        .call()
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    // The runner's heartbeat (every second here) brings the cancel; it stops at a test case.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let judging = loop {
+        let judging = other.get(&format!("/judgings/{id}"));
+        if judging["status"] != "judging" {
+            break judging;
+        }
+        assert!(Instant::now() < deadline, "{judging}\n{}", runner.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        judging["status"],
+        "cancelled",
+        "{judging}\n{}",
+        runner.log()
+    );
+    assert_eq!(judging["claimed_by"], host, "{judging}");
+    let judged = judging["tests"].as_array().unwrap().len();
+    assert!((1..SLOW_CASES).contains(&judged), "{judging}");
+}
