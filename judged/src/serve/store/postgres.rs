@@ -36,9 +36,13 @@ fn pg(what: &'static str) -> impl FnOnce(::postgres::Error) -> StoreError {
     move |source| StoreError::Postgres { what, source }
 }
 
+/// How long a connection attempt may take unless the URL says (`connect_timeout=`): a
+/// heartbeat waiting on a database that is not there holds every other store call.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct PostgresStore {
     client: Mutex<Client>,
-    url: String,
+    config: ::postgres::Config,
     host: String,
     lease: Duration,
 }
@@ -52,7 +56,14 @@ impl PostgresStore {
             what: what.to_owned(),
             source,
         };
-        let mut client = Client::connect(url, NoTls)
+        let mut config: ::postgres::Config = url
+            .parse()
+            .map_err(|e| open_error("is not a PostgreSQL URL", Some(e)))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let mut client = config
+            .connect(NoTls)
             .map_err(|e| open_error("cannot connect (is PostgreSQL running there?)", Some(e)))?;
         let mut transaction = client
             .transaction()
@@ -101,7 +112,7 @@ impl PostgresStore {
         }
         Ok(PostgresStore {
             client: Mutex::new(client),
-            url: url.to_owned(),
+            config,
             host: host.to_owned(),
             lease: DEFAULT_LEASE,
         })
@@ -120,7 +131,7 @@ impl PostgresStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if client.is_closed() {
-            let mut fresh = Client::connect(&self.url, NoTls).map_err(pg("connect again"))?;
+            let mut fresh = self.config.connect(NoTls).map_err(pg("connect again"))?;
             if !take_host_lock(&mut fresh, &self.host).map_err(pg("lock the host id"))? {
                 eprintln!(
                     "judged serve: another daemon with host_id `{}' took its lock while the \
