@@ -19,6 +19,8 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/judged";
 pub const DATABASE_FILE: &str = "judged.db";
 pub const DEFAULT_MAX_SOURCE_BYTES: u64 = 256 * 1024;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+/// How long a claim holds without a heartbeat (renewed every third of it).
+pub const DEFAULT_LEASE_SECS: u64 = 30;
 
 /// A config that cannot be used: the file and what is wrong, by key.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,19 @@ pub struct Config {
     pub run_user: Option<String>,
     #[serde(default)]
     pub problems: ProblemsConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`: the queue in PostgreSQL, shared by
+    /// several hosts. Absent: SQLite in the data directory (one host).
+    pub url: Option<String>,
+    /// Seconds a claim holds without a heartbeat; a host that stops renewing (killed, cut off)
+    /// loses its judgings to the others after this long. Default 30.
+    pub lease_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -105,12 +120,65 @@ pub struct Settings {
     pub run_user: Option<String>,
     /// `(id, directory)`, in the config's order.
     pub problems: Vec<(String, PathBuf)>,
+    /// `[database] url`: PostgreSQL; `None`: SQLite at [`Settings::database`].
+    pub database_url: Option<String>,
+    /// `[database] lease_secs`.
+    pub lease: Duration,
 }
 
 impl Settings {
+    /// The SQLite file (used when no `[database] url` is given).
     pub fn database(&self) -> PathBuf {
         self.data_dir.join(DATABASE_FILE)
     }
+
+    /// The database as messages show it: the file, or the URL without its password.
+    pub fn database_shown(&self) -> String {
+        match &self.database_url {
+            Some(url) => redact_password(url),
+            None => self.database().display().to_string(),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Check a `[database] url` without connecting: a PostgreSQL URL the client can parse.
+fn check_database_url(url: &str) -> Result<(), String> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(format!(
+            "`{}' is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE); leave \
+             [database] out to use SQLite in the data directory",
+            redact_password(url)
+        ));
+    }
+    let config: postgres::Config = url
+        .parse()
+        .map_err(|e| format!("`{}': {e}", redact_password(url)))?;
+    if config.get_hosts().is_empty() {
+        return Err(format!("`{}' names no host", redact_password(url)));
+    }
+    if config.get_dbname().is_none() {
+        return Err(format!(
+            "`{}' names no database (…/DATABASE)",
+            redact_password(url)
+        ));
+    }
+    Ok(())
 }
 
 /// What the command line overrides (`--listen`, `--data-dir`, `--problem`).
@@ -223,6 +291,16 @@ impl Config {
             }
             problems.push((id, dir));
         }
+        if let Some(url) = &self.database.url {
+            check_database_url(url).map_err(|message| invalid("database.url", message))?;
+        }
+        let lease_secs = self.database.lease_secs.unwrap_or(DEFAULT_LEASE_SECS);
+        if lease_secs < 2 {
+            return Err(invalid(
+                "database.lease_secs",
+                "must be at least 2 (the heartbeat renews a lease every third of it)".into(),
+            ));
+        }
         let scratch_is_private = self.scratch_dir.is_none();
         let scratch_dir = self
             .scratch_dir
@@ -248,6 +326,8 @@ impl Config {
             languages: self.languages.map(resolve),
             run_user: self.run_user,
             problems,
+            database_url: self.database.url,
+            lease: Duration::from_secs(lease_secs),
         })
     }
 }
@@ -286,6 +366,31 @@ mod tests {
         assert_eq!(settings.scratch_dir, Path::new("/var/lib/judged/scratch"));
         assert!(settings.scratch_is_private);
         assert!(settings.problems.is_empty());
+        assert_eq!(settings.database_url, None);
+        assert_eq!(settings.lease, Duration::from_secs(DEFAULT_LEASE_SECS));
+    }
+
+    #[test]
+    fn a_postgres_database_is_taken_and_shown_without_its_password() {
+        let settings = validate(
+            "[database]\nurl = \"postgres://judged:s3cret@db.example:5433/judged\"\n\
+             lease_secs = 6\n",
+        )
+        .unwrap();
+        assert_eq!(settings.lease, Duration::from_secs(6));
+        assert_eq!(
+            settings.database_shown(),
+            "postgres://judged:***@db.example:5433/judged"
+        );
+        let cases = [
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("postgres://u:p@h/db?x=a@b", "postgres://u:***@h/db?x=a@b"),
+            ("postgresql://h/db", "postgresql://h/db"),
+            ("not a url", "not a url"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_password(url), shown, "{url}");
+        }
     }
 
     #[test]
@@ -318,7 +423,20 @@ mod tests {
         let cases: &[(&str, &[&str])] = &[
             ("wrokers = 2\n", &["wrokers", "serve.toml"]),
             ("[problems]\ndir = []\n", &["dir", "serve.toml"]),
-            ("[database]\nurl = \"x\"\n", &["database"]),
+            (
+                "[database]\nurl = \"x\"\n",
+                &["database.url", "not a PostgreSQL URL"],
+            ),
+            (
+                "[database]\nurl = \"postgres://u:secret@h:notaport/db\"\n",
+                &["database.url", "u:***@h"],
+            ),
+            (
+                "[database]\nurl = \"postgres://u@h:5432\"\n",
+                &["database.url", "no database"],
+            ),
+            ("[database]\nlease_secs = 1\n", &["database.lease_secs"]),
+            ("[database]\nleas_secs = 5\n", &["leas_secs"]),
             ("workers = \"two\"\n", &["workers"]),
             ("workers = 0\n", &["workers", "at least 1"]),
             ("listen = \"localhost\"\n", &["listen", "localhost"]),

@@ -14,7 +14,8 @@ use super::store::{Claim, Status, TestRecord};
 pub const RUN: u8 = 0;
 /// A cancel was asked: start no more test cases, record the judging as cancelled.
 pub const CANCEL: u8 = 1;
-/// The daemon handed it back to the queue at shutdown: stop, record nothing.
+/// The daemon handed it back to the queue at shutdown, or its lease was lost (another host
+/// may be judging it now): stop, record nothing.
 pub const HANDED_BACK: u8 = 2;
 
 #[derive(Debug, Clone)]
@@ -118,6 +119,26 @@ impl Hub {
                 let _ = live
                     .stop
                     .compare_exchange(RUN, CANCEL, Ordering::SeqCst, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The claims of the judgings running here (for the heartbeat).
+    pub fn claims(&self) -> Vec<Claim> {
+        self.live()
+            .values()
+            .map(|live| live.claim.clone())
+            .collect()
+    }
+
+    /// A running judging's claim is no longer ours (its lease ran out and another host may
+    /// have it): stop it and record nothing. `false`: it is not running here (any more).
+    pub fn lose(&self, id: i64) -> bool {
+        match self.live().get(&id) {
+            Some(live) => {
+                live.stop.store(HANDED_BACK, Ordering::SeqCst);
                 true
             }
             None => false,

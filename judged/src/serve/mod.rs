@@ -5,11 +5,13 @@
 //! 1. Before any runtime exists: the config is read and validated ([`config`]), the problems,
 //!    languages, sandbox profiles, run user and runguard are loaded, the data directory is
 //!    locked (one daemon per data directory), the database opened ([`store`]) and the
-//!    judgings this host left `judging` are put back in the queue (crash recovery), and the
-//!    listening socket is bound. Any failure here exits with status 2 naming the thing.
+//!    judgings this host left `judging` are put back in the queue (crash recovery), as are
+//!    any host's whose lease ran out, and the listening socket is bound. Any failure here exits with status 2 naming the thing.
 //! 2. The runtime runs three things under one cancellation signal (SIGTERM, SIGINT, or the
 //!    server failing): the HTTP API ([`api`]), the dispatcher ([`worker`]: owned permits
-//!    bound the judgings run at once), and the judging tasks it spawns on a tracker.
+//!    bound the judgings run at once), and the judging tasks it spawns on a tracker; beside
+//!    them the heartbeat renews the leases of the judgings running here (until the drain
+//!    ends) and reclaims expired ones.
 //! 3. Drain: on the signal the server stops accepting (in-flight requests finish, event
 //!    streams end), the dispatcher claims nothing more, and the running judgings get
 //!    `shutdown_grace_secs` to finish; those still running then are handed back to the queue
@@ -37,14 +39,17 @@ use crate::problem::Problem;
 use crate::sandbox::{self, Runguard, SandboxProfiles};
 use crate::users;
 use config::{Config, Overrides, Settings};
-use store::{SqliteStore, Store};
+use store::{PostgresStore, SqliteStore, Store};
 use worker::{Daemon, JudgeEnv};
 
 pub const SERVE_HELP: &str = "\
 Runs the judging daemon: judgings are submitted over HTTP, queued in an embedded SQLite
 database under the data directory, judged by the workers exactly as `judged run' judges, and
 their results kept there. A daemon killed mid-judging loses nothing: on its next start the
-judgings it had claimed run again from the start, and each is recorded exactly once.
+judgings it had claimed run again from the start, and each is recorded exactly once. With
+[database] url, several daemons (one host_id each) share one PostgreSQL queue: a claim is a
+lease renewed by a heartbeat, and a daemon that dies has its judgings reclaimed by the others
+once its leases run out.
 
 Examples:
   sudo judged serve --config /etc/judged/serve.toml
@@ -68,6 +73,12 @@ Config (TOML, every key optional; unknown keys are refused, errors name the key)
                                      --user
   [problems]
   dirs = [\"/srv/problems/aplusb\"]    problem packages; a problem's id is its directory name
+  [database]
+  url = \"postgres://USER@HOST/DB\"   the queue in PostgreSQL, shared by several hosts (each
+                                     with a host_id of its own); default: SQLite in DATA_DIR
+  lease_secs = 30                    a claim holds this long without a heartbeat (renewed
+                                     every third of it); a dead host's judgings are reclaimed
+                                     by the others after it
 Relative paths are relative to the config file. Without --config, /etc/judged/serve.toml is
 read when it exists, else the defaults apply. --listen, --data-dir and --problem override.
 
@@ -203,7 +214,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
                 .as_ref()
                 .map_or_else(|| "(defaults)".to_owned(), |p| p.display().to_string()),
             settings.listen,
-            settings.database().display(),
+            settings.database_shown(),
             settings.workers,
             settings.max_source_bytes,
             settings.shutdown_grace.as_secs(),
@@ -249,7 +260,12 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     crate::judge::ensure_searchable(&settings.scratch_dir.join("judged-x"), &user)
         .context("scratch_dir (default DATA_DIR/scratch) must be reachable by the run user")?;
     let runguard = Runguard::new(runguard_binary, user.clone(), &settings.scratch_dir)?;
-    let store = SqliteStore::open(&settings.database())?;
+    let store: Arc<dyn Store> = match &settings.database_url {
+        Some(url) => {
+            Arc::new(PostgresStore::open(url, &settings.host_id)?.with_lease(settings.lease))
+        }
+        None => Arc::new(SqliteStore::open(&settings.database())?.with_lease(settings.lease)),
+    };
     let recovered = store.recover(&settings.host_id)?;
     if recovered.requeued + recovered.cancelled > 0 {
         eprintln!(
@@ -273,15 +289,18 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
             all_test_cases: settings.all_test_cases,
             rerun_disturbed: settings.rerun_disturbed,
         },
-        store: Arc::new(store),
+        store,
         hub: hub::Hub::default(),
         metrics: metrics::Metrics::new(settings.workers),
         host_id: settings.host_id.clone(),
         workers: settings.workers,
         max_source_bytes: settings.max_source_bytes,
+        lease: settings.lease,
         wake: tokio::sync::Notify::new(),
         shutdown: CancellationToken::new(),
     });
+    // Other hosts' judgings whose lease ran out while no daemon watched.
+    worker::reclaim_expired(&daemon);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("judged-serve")
@@ -291,12 +310,16 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         "judged serve: listening on http://{address} ({} problem(s), {} worker(s), database {})",
         daemon.env.problems.len(),
         settings.workers,
-        settings.database().display()
+        settings.database_shown()
     );
+    // Kept out here: the store (a PostgreSQL client runs a runtime of its own) must not be
+    // dropped on the runtime's threads.
+    let kept = daemon.clone();
     let result = runtime.block_on(run(daemon, listener, settings.shutdown_grace));
     // Blocking threads of judgings handed back may still wait on a runguard step: do not
     // wait for them, the queue has them.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(kept);
     drop(lock);
     result.map(|()| 0)
 }
@@ -358,6 +381,8 @@ async fn run(
     };
     let tracker = TaskTracker::new();
     let dispatcher = tokio::spawn(worker::dispatch(daemon.clone(), tracker.clone()));
+    let leases_stop = CancellationToken::new();
+    let leases = tokio::spawn(worker::keep_leases(daemon.clone(), leases_stop.clone()));
     shutdown.cancelled().await;
     eprintln!(
         "judged serve: shutting down: taking no more work, {} s for running judgings",
@@ -371,6 +396,8 @@ async fn run(
             "judged serve: grace period over: {handed} running judging(s) handed back to the queue"
         );
     }
+    leases_stop.cancel();
+    let _ = leases.await;
     let served = match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(result)) => result.context("the HTTP server failed"),
         Ok(Err(_)) => Err(anyhow::anyhow!("the HTTP server panicked")),

@@ -1,37 +1,55 @@
-//! The daemon's queue and results, behind the [`Store`] trait; [`SqliteStore`] keeps them in
-//! an embedded SQLite database (one file in the data directory, no service to run).
+//! The daemon's queue and results, behind the [`Store`] trait. Two engines keep the same
+//! schema ([`schema`]) and follow the same code path:
 //!
-//! The schema is plain SQL that PostgreSQL takes as well (a later backend keeps it; only the
-//! claim would use `FOR UPDATE SKIP LOCKED`):
+//! * [`SqliteStore`]: an embedded SQLite database (one file in the data directory, no service
+//!   to run): one host.
+//! * [`PostgresStore`] (`[database] url`): a PostgreSQL database shared by several hosts;
+//!   claims take the oldest queued judging with `FOR UPDATE SKIP LOCKED`, times come from the
+//!   database's clock.
+//!
+//! The schema:
 //!
 //! * `judgings`: one row per submission: problem, language, the files (JSON), `status`
-//!   (queued → judging → done | cancelled | failed), `attempt` (claims so far), `claimed_by`
-//!   and `claimed_at` (the host judging it), `cancel_requested`, the verdict, compile output or
-//!   error, and times.
+//!   (queued → judging → done | cancelled | failed), `attempt` (claims so far), `claimed_by`,
+//!   `claimed_at` and `lease_until` (the host judging it and until when its claim holds),
+//!   `cancel_requested`, the verdict, compile output or error, and times (Unix seconds).
 //! * `test_results`: one row per judged test case, `UNIQUE (judging, name)`.
 //!
 //! Exactly once: a worker claims a queued judging in one transaction (status → judging,
-//! attempt + 1, claimed_by = its host). Results are written only by [`Store::finish`], in one
-//! transaction with the final status, and only while the row still is the worker's claim
-//! (status judging, same attempt, same host): a judging handed back, recovered and claimed
-//! again cannot be finished twice, and a re-run's results replace any earlier ones. After a
-//! crash, [`Store::recover`] puts this host's `judging` rows back in the queue (or cancels
-//! them when a cancel had been asked), so they run again from the start.
+//! attempt + 1, claimed_by = its host, lease_until = now + the lease). While it judges, its
+//! host renews the lease ([`Store::renew`], the heartbeat, every third of the lease). Results
+//! are written only by [`Store::finish`], in one transaction with the final status, and only
+//! while the row still is the worker's claim (status judging, same attempt, same host): a
+//! judging handed back, recovered or reclaimed and claimed again cannot be finished twice,
+//! and a re-run's results replace any earlier ones. After a crash, [`Store::recover`] puts
+//! this host's `judging` rows back in the queue at once (or cancels them when a cancel had
+//! been asked); [`Store::reclaim_expired`], run by every host at start and periodically, does
+//! the same for any host's judging whose lease ran out: a host that died loses its judgings
+//! to the others.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-/// The schema this code reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+mod postgres;
+pub use postgres::PostgresStore;
 
+/// The schema this code reads and writes (SQLite: `PRAGMA user_version`; PostgreSQL: the
+/// table `judged_schema`). 2: `lease_until`.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The default lease of a claim (see [`Store::renew`]).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// The one schema of both engines; `$ID` and `$REAL` are the engine's spelling of an
+/// auto-numbered key and of an 8-byte float.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS judgings (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               $ID,
     problem          TEXT    NOT NULL,
     language         TEXT    NOT NULL,
     files            TEXT    NOT NULL,
@@ -40,28 +58,49 @@ CREATE TABLE IF NOT EXISTS judgings (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     attempt          INTEGER NOT NULL DEFAULT 0,
     claimed_by       TEXT,
-    claimed_at       REAL,
+    claimed_at       $REAL,
+    lease_until      $REAL,
     verdict          TEXT,
     compile_output   TEXT    NOT NULL DEFAULT '',
     error            TEXT,
-    created_at       REAL    NOT NULL,
-    finished_at      REAL
+    created_at       $REAL   NOT NULL,
+    finished_at      $REAL
 );
 CREATE INDEX IF NOT EXISTS judgings_by_status ON judgings (status, id);
 CREATE TABLE IF NOT EXISTS test_results (
-    judging      INTEGER NOT NULL REFERENCES judgings (id),
+    judging      BIGINT  NOT NULL REFERENCES judgings (id),
     ordinal      INTEGER NOT NULL,
     name         TEXT    NOT NULL,
     verdict      TEXT    NOT NULL,
-    time_limit   REAL    NOT NULL,
-    cpu_time     REAL,
-    wall_time    REAL,
-    memory_bytes INTEGER,
+    time_limit   $REAL   NOT NULL,
+    cpu_time     $REAL,
+    wall_time    $REAL,
+    memory_bytes BIGINT,
     message      TEXT    NOT NULL DEFAULT '',
     attempt      INTEGER NOT NULL,
     UNIQUE (judging, name)
 );
 ";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The schema in `engine`'s spelling.
+pub fn schema(engine: Engine) -> String {
+    let (id, real) = match engine {
+        // SQLite's REAL is an 8-byte float; AUTOINCREMENT: ids are never reused.
+        Engine::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL"),
+        // PostgreSQL's REAL is 4 bytes, too coarse for Unix seconds.
+        Engine::Postgres => (
+            "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+            "DOUBLE PRECISION",
+        ),
+    };
+    SCHEMA.replace("$ID", id).replace("$REAL", real)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -80,6 +119,20 @@ pub enum StoreError {
     },
     #[error("database: judging {id} is unreadable: {message}")]
     Corrupt { id: i64, message: String },
+    #[error("database `{url}': {what}")]
+    PostgresOpen {
+        /// Without its password.
+        url: String,
+        what: String,
+        #[source]
+        source: Option<::postgres::Error>,
+    },
+    #[error("database: cannot {what}")]
+    Postgres {
+        what: &'static str,
+        #[source]
+        source: ::postgres::Error,
+    },
 }
 
 fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -212,7 +265,16 @@ pub enum CancelOutcome {
     NotFound,
 }
 
-/// What [`Store::recover`] did.
+/// What a heartbeat found ([`Store::renew`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// Still this claim's, held for another lease; whether a cancel was asked (on any host).
+    Held { cancel_requested: bool },
+    /// No longer this claim's (reclaimed, handed back, or finished): stop, record nothing.
+    Lost,
+}
+
+/// What [`Store::recover`] and [`Store::reclaim_expired`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recovered {
     pub requeued: usize,
@@ -226,8 +288,10 @@ pub trait Store: Send + Sync {
     /// Newest first, without test results.
     fn list(&self, status: Option<Status>, limit: usize) -> Result<Vec<JudgingRecord>, StoreError>;
     fn cancel(&self, id: i64) -> Result<CancelOutcome, StoreError>;
-    /// The oldest queued judging, now claimed by `host`.
+    /// The oldest queued judging, now claimed by `host` for one lease.
     fn claim(&self, host: &str) -> Result<Option<Claim>, StoreError>;
+    /// The heartbeat: hold the claim for another lease, if it still is this claim's.
+    fn renew(&self, claim: &Claim) -> Result<Renewal, StoreError>;
     /// Record the outcome and the results in one transaction; `false` (nothing written) when
     /// the judging is no longer this claim's.
     fn finish(&self, claim: &Claim, outcome: &Outcome) -> Result<bool, StoreError>;
@@ -235,11 +299,15 @@ pub trait Store: Send + Sync {
     fn hand_back(&self, claim: &Claim) -> Result<bool, StoreError>;
     /// After a crash: every judging `host` had claimed goes back to the queue.
     fn recover(&self, host: &str) -> Result<Recovered, StoreError>;
+    /// Every judging, of any host, whose lease ran out goes back to the queue (cancelled
+    /// instead, if a cancel was asked).
+    fn reclaim_expired(&self) -> Result<Recovered, StoreError>;
     fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError>;
 }
 
 pub struct SqliteStore {
     connection: Mutex<Connection>,
+    lease: Duration,
 }
 
 fn now() -> f64 {
@@ -300,14 +368,26 @@ impl SqliteStore {
             });
         }
         connection
-            .execute_batch(SCHEMA)
+            .execute_batch(&schema(Engine::Sqlite))
             .map_err(|e| open_error("cannot create the schema", e))?;
+        if version == 1 {
+            connection
+                .execute_batch("ALTER TABLE judgings ADD COLUMN lease_until REAL")
+                .map_err(|e| open_error("cannot add lease_until (schema 1 → 2)", e))?;
+        }
         connection
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| open_error("cannot write the schema version", e))?;
         Ok(SqliteStore {
             connection: Mutex::new(connection),
+            lease: DEFAULT_LEASE,
         })
+    }
+
+    /// Claims hold this long without a heartbeat.
+    pub fn with_lease(mut self, lease: Duration) -> SqliteStore {
+        self.lease = lease;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -360,6 +440,33 @@ fn finish_record(
         serde_json::from_str(&files).map_err(|e| corrupt(format!("files: {e}")))?;
     record.files = files.into_iter().map(|f| f.name).collect();
     Ok(record)
+}
+
+/// A judging's stored files.
+fn parse_files(id: i64, files: &str) -> Result<Vec<SourceFile>, StoreError> {
+    serde_json::from_str(files).map_err(|e| StoreError::Corrupt {
+        id,
+        message: format!("files: {e}"),
+    })
+}
+
+/// What [`Store::finish`] writes: status, verdict, compile output, error, test results.
+fn outcome_parts(outcome: &Outcome) -> (Status, Option<&str>, &str, Option<&str>, &[TestRecord]) {
+    match outcome {
+        Outcome::Done {
+            verdict,
+            compile_output,
+            tests,
+        } => (
+            Status::Done,
+            Some(verdict.as_str()),
+            compile_output.as_str(),
+            None,
+            tests.as_slice(),
+        ),
+        Outcome::Cancelled { tests } => (Status::Cancelled, None, "", None, tests.as_slice()),
+        Outcome::Failed { error } => (Status::Failed, None, "", Some(error.as_str()), &[][..]),
+    }
 }
 
 fn insert_tests(
@@ -519,10 +626,10 @@ impl Store for SqliteStore {
         let claimed = transaction
             .query_row(
                 "UPDATE judgings SET status = 'judging', attempt = attempt + 1, \
-                 claimed_by = ?1, claimed_at = ?2 \
+                 claimed_by = ?1, claimed_at = ?2, lease_until = ?2 + ?3 \
                  WHERE id = (SELECT id FROM judgings WHERE status = 'queued' ORDER BY id LIMIT 1) \
                  RETURNING id, attempt, problem, language, files",
-                params![host, now()],
+                params![host, now(), self.lease.as_secs_f64()],
                 |row| {
                     Ok((
                         row.get::<_, i64>(0)?,
@@ -539,10 +646,7 @@ impl Store for SqliteStore {
         let Some((id, attempt, problem, language, files)) = claimed else {
             return Ok(None);
         };
-        let files = serde_json::from_str(&files).map_err(|e| StoreError::Corrupt {
-            id,
-            message: format!("files: {e}"),
-        })?;
+        let files = parse_files(id, &files)?;
         Ok(Some(Claim {
             id,
             attempt,
@@ -553,22 +657,32 @@ impl Store for SqliteStore {
         }))
     }
 
+    fn renew(&self, claim: &Claim) -> Result<Renewal, StoreError> {
+        let connection = self.lock();
+        let cancel_requested: Option<bool> = connection
+            .query_row(
+                "UPDATE judgings SET lease_until = ?4 + ?5 \
+                 WHERE id = ?1 AND status = 'judging' AND attempt = ?2 AND claimed_by = ?3 \
+                 RETURNING cancel_requested",
+                params![
+                    claim.id,
+                    claim.attempt,
+                    claim.host,
+                    now(),
+                    self.lease.as_secs_f64()
+                ],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sql("renew a lease"))?;
+        Ok(match cancel_requested {
+            Some(cancel_requested) => Renewal::Held { cancel_requested },
+            None => Renewal::Lost,
+        })
+    }
+
     fn finish(&self, claim: &Claim, outcome: &Outcome) -> Result<bool, StoreError> {
-        let (status, verdict, compile_output, error, tests) = match outcome {
-            Outcome::Done {
-                verdict,
-                compile_output,
-                tests,
-            } => (
-                Status::Done,
-                Some(verdict.as_str()),
-                compile_output.as_str(),
-                None,
-                tests.as_slice(),
-            ),
-            Outcome::Cancelled { tests } => (Status::Cancelled, None, "", None, tests.as_slice()),
-            Outcome::Failed { error } => (Status::Failed, None, "", Some(error.as_str()), &[][..]),
-        };
+        let (status, verdict, compile_output, error, tests) = outcome_parts(outcome);
         let mut connection = self.lock();
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -606,7 +720,7 @@ impl Store for SqliteStore {
                 "UPDATE judgings SET \
                  status = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END, \
                  finished_at = CASE WHEN cancel_requested = 1 THEN ?4 ELSE NULL END, \
-                 claimed_by = NULL \
+                 claimed_by = NULL, lease_until = NULL \
                  WHERE id = ?1 AND status = 'judging' AND attempt = ?2 AND claimed_by = ?3",
                 params![claim.id, claim.attempt, claim.host, now()],
             )
@@ -621,19 +735,50 @@ impl Store for SqliteStore {
             .map_err(sql("begin a transaction"))?;
         let cancelled = transaction
             .execute(
-                "UPDATE judgings SET status = 'cancelled', finished_at = ?2, claimed_by = NULL \
+                "UPDATE judgings SET status = 'cancelled', finished_at = ?2, claimed_by = NULL, \
+                 lease_until = NULL \
                  WHERE status = 'judging' AND claimed_by = ?1 AND cancel_requested = 1",
                 params![host, now()],
             )
             .map_err(sql("cancel interrupted judgings"))?;
         let requeued = transaction
             .execute(
-                "UPDATE judgings SET status = 'queued', claimed_by = NULL \
+                "UPDATE judgings SET status = 'queued', claimed_by = NULL, lease_until = NULL \
                  WHERE status = 'judging' AND claimed_by = ?1",
                 [host],
             )
             .map_err(sql("requeue interrupted judgings"))?;
         transaction.commit().map_err(sql("commit the recovery"))?;
+        Ok(Recovered {
+            requeued,
+            cancelled,
+        })
+    }
+
+    fn reclaim_expired(&self) -> Result<Recovered, StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin a transaction"))?;
+        let now = now();
+        let cancelled = transaction
+            .execute(
+                "UPDATE judgings SET status = 'cancelled', finished_at = ?1, claimed_by = NULL, \
+                 lease_until = NULL \
+                 WHERE status = 'judging' AND lease_until < ?1 AND cancel_requested = 1",
+                [now],
+            )
+            .map_err(sql("cancel judgings whose lease ran out"))?;
+        let requeued = transaction
+            .execute(
+                "UPDATE judgings SET status = 'queued', claimed_by = NULL, lease_until = NULL \
+                 WHERE status = 'judging' AND lease_until < ?1",
+                [now],
+            )
+            .map_err(sql("requeue judgings whose lease ran out"))?;
+        transaction
+            .commit()
+            .map_err(sql("commit the reclaim of expired leases"))?;
         Ok(Recovered {
             requeued,
             cancelled,
@@ -864,6 +1009,91 @@ mod tests {
         assert_eq!(store.recover("h").unwrap().requeued, 1);
         assert_eq!(store.claim("h").unwrap().unwrap().attempt, 2);
         assert_eq!(store.get(id).unwrap().unwrap().problem, "p");
+    }
+
+    #[test]
+    fn a_lease_that_runs_out_is_reclaimed_and_a_heartbeat_keeps_it() {
+        let store = SqliteStore::in_memory()
+            .unwrap()
+            .with_lease(Duration::from_millis(200));
+        let kept = store.submit(&submission("p")).unwrap();
+        let dead = store.submit(&submission("p")).unwrap();
+        let asked = store.submit(&submission("p")).unwrap();
+        let kept_claim = store.claim("a").unwrap().unwrap();
+        let dead_claim = store.claim("b").unwrap().unwrap();
+        let asked_claim = store.claim("b").unwrap().unwrap();
+        store.cancel(asked).unwrap();
+        assert_eq!(store.reclaim_expired().unwrap(), Recovered::default());
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(60));
+            assert_eq!(
+                store.renew(&kept_claim).unwrap(),
+                Renewal::Held {
+                    cancel_requested: false
+                }
+            );
+        }
+        assert_eq!(
+            store.reclaim_expired().unwrap(),
+            Recovered {
+                requeued: 1,
+                cancelled: 1
+            }
+        );
+        assert_eq!(store.get(kept).unwrap().unwrap().status, Status::Judging);
+        assert_eq!(store.get(asked).unwrap().unwrap().status, Status::Cancelled);
+        let record = store.get(dead).unwrap().unwrap();
+        assert_eq!((record.status, record.claimed_by), (Status::Queued, None));
+        // The dead host's claim is gone: no heartbeat, no result.
+        assert_eq!(store.renew(&dead_claim).unwrap(), Renewal::Lost);
+        assert_eq!(store.renew(&asked_claim).unwrap(), Renewal::Lost);
+        let again = store.claim("a").unwrap().unwrap();
+        assert_eq!((again.id, again.attempt), (dead, 2));
+        assert!(!store.finish(&dead_claim, &done(&["a"])).unwrap());
+        assert!(store.finish(&again, &done(&["a"])).unwrap());
+        assert!(store.finish(&kept_claim, &done(&["a"])).unwrap());
+    }
+
+    #[test]
+    fn a_heartbeat_tells_of_a_cancel() {
+        let store = SqliteStore::in_memory().unwrap();
+        let id = store.submit(&submission("p")).unwrap();
+        let claim = store.claim("h").unwrap().unwrap();
+        store.cancel(id).unwrap();
+        assert_eq!(
+            store.renew(&claim).unwrap(),
+            Renewal::Held {
+                cancel_requested: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_schema_1_database_gets_its_lease_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("judged.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            let v1 = schema(Engine::Sqlite).replace("    lease_until      REAL,\n", "");
+            assert!(!v1.contains("lease_until"));
+            connection.execute_batch(&v1).unwrap();
+            connection.pragma_update(None, "user_version", 1).unwrap();
+            connection
+                .execute(
+                    "INSERT INTO judgings (problem, language, files, status, created_at) \
+                     VALUES ('p', 'c', '[]', 'queued', 0)",
+                    [],
+                )
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let claim = store.claim("h").unwrap().unwrap();
+        assert!(matches!(store.renew(&claim).unwrap(), Renewal::Held { .. }));
+        let version: i64 = store
+            .lock()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! the oldest queued judging and hands both to a task that judges it with [`crate::judge`] on a
 //! blocking thread (each step is a `runguard` process; judged never forks itself) and records
 //! the outcome in one transaction. The permit is released when that task ends.
+//!
+//! Leases: [`keep_leases`] is the heartbeat (every third of the lease it renews the claim of
+//! each judging running here; a claim found lost stops its judging unrecorded, a cancel asked
+//! on another host reaches it here) and the reaper (any host's judging whose lease ran out
+//! goes back to the queue).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
@@ -16,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use super::hub::{self, Hub};
 use super::metrics::Metrics;
-use super::store::{Claim, Outcome, Status, Store, TestRecord};
+use super::store::{Claim, Outcome, Renewal, Status, Store, TestRecord};
 use crate::diagnostics::thresholds::Thresholds;
 use crate::judge::{Judge, Options, Progress, TestResult};
 use crate::language::Languages;
@@ -47,6 +52,8 @@ pub struct Daemon {
     pub host_id: String,
     pub workers: usize,
     pub max_source_bytes: u64,
+    /// How long a claim holds without a heartbeat (`[database] lease_secs`).
+    pub lease: Duration,
     /// Told on each submission, so an idle dispatcher claims at once.
     pub wake: Notify,
     /// The one cancellation signal: SIGTERM/SIGINT, or the server failing.
@@ -130,7 +137,8 @@ async fn judge_one(daemon: Arc<Daemon>, claim: Claim, _permit: OwnedSemaphorePer
     };
     daemon.metrics.worker_idle();
     if stop.load(Ordering::SeqCst) == hub::HANDED_BACK {
-        // Shutdown gave it back to the queue; the next process judges it from the start.
+        // Shutdown gave it back to the queue, or its lease was lost: whoever claims it next
+        // judges it from the start.
         daemon.hub.forget(claim.id);
         return;
     }
@@ -171,6 +179,65 @@ async fn judge_one(daemon: Arc<Daemon>, claim: Claim, _permit: OwnedSemaphorePer
             );
             daemon.hub.forget(claim.id);
         }
+    }
+}
+
+/// The heartbeat and the reaper, every third of the lease until `stop` (after the drain, so
+/// judgings finishing in the grace period keep their leases).
+pub async fn keep_leases(daemon: Arc<Daemon>, stop: CancellationToken) {
+    let period = daemon.lease / 3;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let daemon = daemon.clone();
+        let _ = tokio::task::spawn_blocking(move || heartbeat(&daemon)).await;
+    }
+}
+
+fn heartbeat(daemon: &Daemon) {
+    for claim in daemon.hub.claims() {
+        match daemon.store.renew(&claim) {
+            Ok(Renewal::Held { cancel_requested }) => {
+                if cancel_requested {
+                    // Asked through another host's API: only the store knew.
+                    daemon.hub.request_cancel(claim.id);
+                }
+            }
+            // (A judging that just finished is no longer in the hub: nothing to say.)
+            Ok(Renewal::Lost) => {
+                if daemon.hub.lose(claim.id) {
+                    eprintln!(
+                        "judged serve: judging {} (attempt {}) lost its lease; stopping it, its \
+                         result will not be recorded",
+                        claim.id, claim.attempt
+                    );
+                }
+            }
+            // Not fatal: the lease holds for two more beats.
+            Err(error) => eprintln!(
+                "judged serve: cannot renew the lease of judging {}: {error:#}",
+                claim.id
+            ),
+        }
+    }
+    reclaim_expired(daemon);
+}
+
+/// Put back every judging whose lease ran out (a host that died or lost the database).
+pub fn reclaim_expired(daemon: &Daemon) {
+    match daemon.store.reclaim_expired() {
+        Ok(reclaimed) if reclaimed.requeued + reclaimed.cancelled > 0 => {
+            eprintln!(
+                "judged serve: reclaimed {} judging(s) whose lease ran out into the queue, {} \
+                 cancelled",
+                reclaimed.requeued, reclaimed.cancelled
+            );
+            daemon.wake.notify_one();
+        }
+        Ok(_) => {}
+        Err(error) => eprintln!("judged serve: cannot reclaim expired leases: {error:#}"),
     }
 }
 

@@ -1,0 +1,487 @@
+//! [`PostgresStore`]: the queue and the results in a PostgreSQL database that several hosts
+//! share. The schema is the SQLite one ([`super::schema`]); what differs is the engine's:
+//!
+//! * A claim takes the oldest queued judging with `FOR UPDATE SKIP LOCKED`: two hosts
+//!   claiming at once lock different rows, neither waits on the other, and no row is claimed
+//!   twice (a row another claim changed meanwhile is re-checked against `status = 'queued'`).
+//! * Every time is the database's clock (`now()`), so hosts whose clocks differ agree on when
+//!   a lease runs out.
+//! * One daemon per host id: each store holds a session advisory lock on its host id while
+//!   connected, so a second daemon under the same `host_id` is refused at start (it would
+//!   requeue the first one's judgings as its own crash's).
+//!
+//! One connection per daemon, behind a mutex (as SQLite's): the store is called on blocking
+//! threads. A broken connection is opened again on the next call.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use ::postgres::{Client, NoTls, Row};
+
+use super::{
+    finish_record, outcome_parts, parse_files, schema, CancelOutcome, Claim, Engine, JudgingRecord,
+    NewJudging, Outcome, Recovered, Renewal, Status, Store, StoreError, TestRecord, DEFAULT_LEASE,
+    SCHEMA_VERSION,
+};
+use crate::serve::config::redact_password;
+
+/// The database's clock in Unix seconds (the schema's times).
+const NOW: &str = "extract(epoch FROM now())::double precision";
+
+/// Serialises schema creation between daemons starting together (`pg_advisory_xact_lock`).
+const SCHEMA_LOCK: i64 = 0x6a75_6467_6564; // "judged"
+
+fn pg(what: &'static str) -> impl FnOnce(::postgres::Error) -> StoreError {
+    move |source| StoreError::Postgres { what, source }
+}
+
+/// How long a connection attempt may take unless the URL says (`connect_timeout=`): a
+/// heartbeat waiting on a database that is not there holds every other store call.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct PostgresStore {
+    client: Mutex<Client>,
+    config: ::postgres::Config,
+    host: String,
+    lease: Duration,
+}
+
+impl PostgresStore {
+    /// Connect, create the schema if it is missing, and take `host`'s advisory lock.
+    pub fn open(url: &str, host: &str) -> Result<PostgresStore, StoreError> {
+        let shown = redact_password(url);
+        let open_error = |what: &str, source| StoreError::PostgresOpen {
+            url: shown.clone(),
+            what: what.to_owned(),
+            source,
+        };
+        let mut config: ::postgres::Config = url
+            .parse()
+            .map_err(|e| open_error("is not a PostgreSQL URL", Some(e)))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|e| open_error("cannot connect (is PostgreSQL running there?)", Some(e)))?;
+        let mut transaction = client
+            .transaction()
+            .map_err(|e| open_error("cannot begin a transaction", Some(e)))?;
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .map_err(|e| open_error("cannot lock the schema", Some(e)))?;
+        transaction
+            .batch_execute("CREATE TABLE IF NOT EXISTS judged_schema (version INTEGER NOT NULL)")
+            .map_err(|e| open_error("cannot create the schema version table", Some(e)))?;
+        let version: Option<i32> = transaction
+            .query_opt("SELECT max(version) FROM judged_schema", &[])
+            .map_err(|e| open_error("cannot read the schema version", Some(e)))?
+            .and_then(|row| row.get(0));
+        if let Some(version) = version.filter(|v| i64::from(*v) > SCHEMA_VERSION) {
+            return Err(open_error(
+                &format!(
+                    "schema version {version} is newer than this judged's ({SCHEMA_VERSION}): \
+                     run a newer judged"
+                ),
+                None,
+            ));
+        }
+        transaction
+            .batch_execute(&schema(Engine::Postgres))
+            .map_err(|e| open_error("cannot create the schema", Some(e)))?;
+        if version.is_none() {
+            transaction
+                .execute(
+                    "INSERT INTO judged_schema (version) VALUES ($1)",
+                    &[&(SCHEMA_VERSION as i32)],
+                )
+                .map_err(|e| open_error("cannot write the schema version", Some(e)))?;
+        }
+        transaction
+            .commit()
+            .map_err(|e| open_error("cannot commit the schema", Some(e)))?;
+        if !take_host_lock(&mut client, host).map_err(|e| open_error("cannot lock", Some(e)))? {
+            return Err(open_error(
+                &format!(
+                    "another judged serve with host_id `{host}' is connected to it: give each \
+                     daemon a host_id of its own"
+                ),
+                None,
+            ));
+        }
+        Ok(PostgresStore {
+            client: Mutex::new(client),
+            config,
+            host: host.to_owned(),
+            lease: DEFAULT_LEASE,
+        })
+    }
+
+    /// Claims hold this long without a heartbeat.
+    pub fn with_lease(mut self, lease: Duration) -> PostgresStore {
+        self.lease = lease;
+        self
+    }
+
+    /// The connection, opened again if it broke (the database restarted, the network cut).
+    fn client(&self) -> Result<MutexGuard<'_, Client>, StoreError> {
+        let mut client = self
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if client.is_closed() {
+            let mut fresh = self.config.connect(NoTls).map_err(pg("connect again"))?;
+            if !take_host_lock(&mut fresh, &self.host).map_err(pg("lock the host id"))? {
+                eprintln!(
+                    "judged serve: another daemon with host_id `{}' took its lock while the \
+                     connection was down",
+                    self.host
+                );
+            }
+            *client = fresh;
+        }
+        Ok(client)
+    }
+
+    fn lease_secs(&self) -> f64 {
+        self.lease.as_secs_f64()
+    }
+}
+
+/// The session lock that says a daemon with this host id is connected.
+fn take_host_lock(client: &mut Client, host: &str) -> Result<bool, ::postgres::Error> {
+    let row = client.query_one(
+        "SELECT pg_try_advisory_lock(hashtext('judged host ' || $1))",
+        &[&host],
+    )?;
+    Ok(row.get(0))
+}
+
+const RECORD_COLUMNS: &str = "id, problem, language, files, status, verdict, attempt, \
+     cancel_requested, claimed_by, created_at, finished_at, compile_output, error";
+
+fn record_from_row(row: &Row) -> Result<JudgingRecord, StoreError> {
+    let read = || -> Result<_, ::postgres::Error> {
+        Ok((
+            JudgingRecord {
+                id: row.try_get(0)?,
+                problem: row.try_get(1)?,
+                language: row.try_get(2)?,
+                status: Status::Queued,
+                verdict: row.try_get(5)?,
+                attempt: row.try_get::<_, i32>(6)? as u32,
+                cancel_requested: row.try_get::<_, i32>(7)? != 0,
+                claimed_by: row.try_get(8)?,
+                created_at: row.try_get(9)?,
+                finished_at: row.try_get(10)?,
+                compile_output: row.try_get(11)?,
+                error: row.try_get(12)?,
+                files: Vec::new(),
+                tests: Vec::new(),
+            },
+            row.try_get::<_, String>(3)?,
+            row.try_get::<_, String>(4)?,
+        ))
+    };
+    finish_record(read().map_err(pg("read a judging's columns"))?)
+}
+
+impl Store for PostgresStore {
+    fn submit(&self, judging: &NewJudging) -> Result<i64, StoreError> {
+        let files = serde_json::to_string(&judging.files).expect("files serialise");
+        let row = self
+            .client()?
+            .query_one(
+                &format!(
+                    "INSERT INTO judgings (problem, language, files, created_at) \
+                     VALUES ($1, $2, $3, {NOW}) RETURNING id"
+                ),
+                &[&judging.problem, &judging.language, &files],
+            )
+            .map_err(pg("insert a judging"))?;
+        Ok(row.get(0))
+    }
+
+    fn get(&self, id: i64) -> Result<Option<JudgingRecord>, StoreError> {
+        let mut client = self.client()?;
+        let Some(row) = client
+            .query_opt(
+                &format!("SELECT {RECORD_COLUMNS} FROM judgings WHERE id = $1"),
+                &[&id],
+            )
+            .map_err(pg("read a judging"))?
+        else {
+            return Ok(None);
+        };
+        let mut record = record_from_row(&row)?;
+        let rows = client
+            .query(
+                "SELECT ordinal, name, verdict, time_limit, cpu_time, wall_time, memory_bytes, \
+                 message FROM test_results WHERE judging = $1 ORDER BY ordinal",
+                &[&id],
+            )
+            .map_err(pg("read test results"))?;
+        record.tests = rows
+            .iter()
+            .map(|row| TestRecord {
+                ordinal: row.get::<_, i32>(0) as usize,
+                name: row.get(1),
+                verdict: row.get(2),
+                time_limit: row.get(3),
+                cpu_time: row.get(4),
+                wall_time: row.get(5),
+                memory_bytes: row.get::<_, Option<i64>>(6).map(|m| m as u64),
+                message: row.get(7),
+            })
+            .collect();
+        Ok(Some(record))
+    }
+
+    fn list(&self, status: Option<Status>, limit: usize) -> Result<Vec<JudgingRecord>, StoreError> {
+        let rows = self
+            .client()?
+            .query(
+                &format!(
+                    "SELECT {RECORD_COLUMNS} FROM judgings \
+                     WHERE $1::text IS NULL OR status = $1 ORDER BY id DESC LIMIT $2"
+                ),
+                &[&status.map(Status::as_str), &(limit as i64)],
+            )
+            .map_err(pg("list judgings"))?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    fn cancel(&self, id: i64) -> Result<CancelOutcome, StoreError> {
+        let mut client = self.client()?;
+        let mut transaction = client.transaction().map_err(pg("begin a transaction"))?;
+        // FOR UPDATE: a claim of this row waits for the cancel, or the cancel for the claim.
+        let status: Option<String> = transaction
+            .query_opt(
+                "SELECT status FROM judgings WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .map_err(pg("read a judging's status"))?
+            .map(|row| row.get(0));
+        let outcome = match status.as_deref().map(Status::parse) {
+            None => CancelOutcome::NotFound,
+            Some(Some(Status::Queued)) => {
+                transaction
+                    .execute(
+                        &format!(
+                            "UPDATE judgings SET status = 'cancelled', cancel_requested = 1, \
+                             finished_at = {NOW} WHERE id = $1"
+                        ),
+                        &[&id],
+                    )
+                    .map_err(pg("cancel a judging"))?;
+                CancelOutcome::Cancelled
+            }
+            Some(Some(Status::Judging)) => {
+                transaction
+                    .execute(
+                        "UPDATE judgings SET cancel_requested = 1 WHERE id = $1",
+                        &[&id],
+                    )
+                    .map_err(pg("ask a judging to stop"))?;
+                CancelOutcome::Requested
+            }
+            Some(Some(status)) => CancelOutcome::AlreadyFinal(status),
+            Some(None) => {
+                return Err(StoreError::Corrupt {
+                    id,
+                    message: format!("unknown status {status:?}"),
+                })
+            }
+        };
+        transaction.commit().map_err(pg("commit a cancel"))?;
+        Ok(outcome)
+    }
+
+    fn claim(&self, host: &str) -> Result<Option<Claim>, StoreError> {
+        let row = self
+            .client()?
+            .query_opt(
+                &format!(
+                    "UPDATE judgings SET status = 'judging', attempt = attempt + 1, \
+                     claimed_by = $1, claimed_at = {NOW}, lease_until = {NOW} + $2 \
+                     WHERE status = 'queued' AND id = ( \
+                         SELECT id FROM judgings WHERE status = 'queued' ORDER BY id LIMIT 1 \
+                         FOR UPDATE SKIP LOCKED) \
+                     RETURNING id, attempt, problem, language, files"
+                ),
+                &[&host, &self.lease_secs()],
+            )
+            .map_err(pg("claim a judging"))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: i64 = row.get(0);
+        Ok(Some(Claim {
+            id,
+            attempt: row.get::<_, i32>(1) as u32,
+            host: host.to_owned(),
+            problem: row.get(2),
+            language: row.get(3),
+            files: parse_files(id, row.get(4))?,
+        }))
+    }
+
+    fn renew(&self, claim: &Claim) -> Result<Renewal, StoreError> {
+        let row = self
+            .client()?
+            .query_opt(
+                &format!(
+                    "UPDATE judgings SET lease_until = {NOW} + $4 \
+                     WHERE id = $1 AND status = 'judging' AND attempt = $2 AND claimed_by = $3 \
+                     RETURNING cancel_requested"
+                ),
+                &[
+                    &claim.id,
+                    &(claim.attempt as i32),
+                    &claim.host,
+                    &self.lease_secs(),
+                ],
+            )
+            .map_err(pg("renew a lease"))?;
+        Ok(match row {
+            Some(row) => Renewal::Held {
+                cancel_requested: row.get::<_, i32>(0) != 0,
+            },
+            None => Renewal::Lost,
+        })
+    }
+
+    fn finish(&self, claim: &Claim, outcome: &Outcome) -> Result<bool, StoreError> {
+        let (status, verdict, compile_output, error, tests) = outcome_parts(outcome);
+        let mut client = self.client()?;
+        let mut transaction = client.transaction().map_err(pg("begin a transaction"))?;
+        // The row lock this takes holds off a reclaim until the commit; a reclaim that came
+        // first has changed the row, and this matches nothing.
+        let updated = transaction
+            .execute(
+                &format!(
+                    "UPDATE judgings SET status = $4, verdict = $5, compile_output = $6, \
+                     error = $7, finished_at = {NOW}, lease_until = NULL \
+                     WHERE id = $1 AND status = 'judging' AND attempt = $2 AND claimed_by = $3"
+                ),
+                &[
+                    &claim.id,
+                    &(claim.attempt as i32),
+                    &claim.host,
+                    &status.as_str(),
+                    &verdict,
+                    &compile_output,
+                    &error,
+                ],
+            )
+            .map_err(pg("record a judging's outcome"))?;
+        if updated == 0 {
+            // Handed back, recovered or reclaimed meanwhile: another claim owns it now.
+            return Ok(false);
+        }
+        transaction
+            .execute("DELETE FROM test_results WHERE judging = $1", &[&claim.id])
+            .map_err(pg("remove earlier test results"))?;
+        let insert = transaction
+            .prepare(
+                "INSERT INTO test_results (judging, ordinal, name, verdict, time_limit, \
+                 cpu_time, wall_time, memory_bytes, message, attempt) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .map_err(pg("prepare the test result insert"))?;
+        for test in tests {
+            transaction
+                .execute(
+                    &insert,
+                    &[
+                        &claim.id,
+                        &(test.ordinal.min(i32::MAX as usize) as i32),
+                        &test.name,
+                        &test.verdict,
+                        &test.time_limit,
+                        &test.cpu_time,
+                        &test.wall_time,
+                        &test.memory_bytes.map(|m| m as i64),
+                        &test.message,
+                        &(claim.attempt as i32),
+                    ],
+                )
+                .map_err(pg("insert a test result"))?;
+        }
+        transaction.commit().map_err(pg("commit a judging"))?;
+        Ok(true)
+    }
+
+    fn hand_back(&self, claim: &Claim) -> Result<bool, StoreError> {
+        let updated = self
+            .client()?
+            .execute(
+                &format!(
+                    "UPDATE judgings SET \
+                     status = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END, \
+                     finished_at = CASE WHEN cancel_requested = 1 THEN {NOW} ELSE NULL END, \
+                     claimed_by = NULL, lease_until = NULL \
+                     WHERE id = $1 AND status = 'judging' AND attempt = $2 AND claimed_by = $3"
+                ),
+                &[&claim.id, &(claim.attempt as i32), &claim.host],
+            )
+            .map_err(pg("hand a judging back"))?;
+        Ok(updated > 0)
+    }
+
+    fn recover(&self, host: &str) -> Result<Recovered, StoreError> {
+        self.put_back("claimed_by = $1", &[&host])
+    }
+
+    fn reclaim_expired(&self) -> Result<Recovered, StoreError> {
+        self.put_back(&format!("lease_until < {NOW}"), &[])
+    }
+
+    fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError> {
+        let rows = self
+            .client()?
+            .query("SELECT status, COUNT(*) FROM judgings GROUP BY status", &[])
+            .map_err(pg("count judgings"))?;
+        let mut counts: BTreeMap<Status, u64> = Status::ALL.iter().map(|s| (*s, 0)).collect();
+        for row in rows {
+            if let Some(status) = Status::parse(row.get(0)) {
+                counts.insert(status, row.get::<_, i64>(1) as u64);
+            }
+        }
+        Ok(counts)
+    }
+}
+
+impl PostgresStore {
+    /// Judgings being judged that match `which` go back to the queue, or are cancelled when a
+    /// cancel was asked: one statement, so each row is decided once under its row lock.
+    fn put_back(
+        &self,
+        which: &str,
+        params: &[&(dyn ::postgres::types::ToSql + Sync)],
+    ) -> Result<Recovered, StoreError> {
+        let rows = self
+            .client()?
+            .query(
+                &format!(
+                    "UPDATE judgings SET \
+                     status = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END, \
+                     finished_at = CASE WHEN cancel_requested = 1 THEN {NOW} ELSE NULL END, \
+                     claimed_by = NULL, lease_until = NULL \
+                     WHERE status = 'judging' AND {which} \
+                     RETURNING status"
+                ),
+                params,
+            )
+            .map_err(pg("put interrupted judgings back"))?;
+        let cancelled = rows
+            .iter()
+            .filter(|row| row.get::<_, &str>(0) == "cancelled")
+            .count();
+        Ok(Recovered {
+            requeued: rows.len() - cancelled,
+            cancelled,
+        })
+    }
+}

@@ -1,0 +1,788 @@
+//! `judged serve` on PostgreSQL: several hosts, one queue.
+//!
+//! Each test starts a throwaway PostgreSQL cluster of its own (Debian's `postgresql` package,
+//! `/usr/lib/postgresql/*/bin`: `initdb` in a temporary directory, `pg_ctl start` on a free
+//! localhost port, as the `postgres` user when run as root) and stops and removes it when
+//! done, so no service is left behind. `JUDGED_TEST_POSTGRES_URL` (a server's URL, e.g.
+//! `postgres://postgres@127.0.0.1:5432/postgres`) uses that server instead; each test makes a
+//! database of its own there.
+//!
+//! Store level (no root needed): claim, heartbeat, lease expiry and reclaim, finish exactly
+//! once, two hosts claiming at once never get the same judging. End to end (root, to judge):
+//! two `judged serve` daemons with different host ids on one database, one `kill -9`ed while
+//! judging: every judging ends done with one set of results, the killed host's taken over by
+//! the other. Without PostgreSQL or root the tests skip out loud; under `CI=true` a skip is a
+//! failure.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use judged::serve::store::{
+    Claim, NewJudging, Outcome, PostgresStore, Recovered, Renewal, SourceFile, Status, Store,
+    TestRecord,
+};
+use serde_json::{json, Value};
+
+mod common;
+use common::{is_root, runguard, skip};
+
+/// A PostgreSQL server for one test and a database of its own on it; a cluster this started
+/// is stopped and removed on drop.
+struct Postgres {
+    /// `postgres://USER@HOST:PORT/` (no database).
+    server: String,
+    database: String,
+    cluster: Option<Cluster>,
+}
+
+struct Cluster {
+    pg_ctl: PathBuf,
+    data: PathBuf,
+    as_postgres: bool,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = command(&self.pg_ctl, self.as_postgres)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `program`, as the `postgres` user when we are root (initdb refuses to run as root).
+fn command(program: &Path, as_postgres: bool) -> Command {
+    if as_postgres {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// The newest `/usr/lib/postgresql/VERSION/bin`.
+fn postgres_bin() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+static DATABASES: AtomicUsize = AtomicUsize::new(0);
+
+impl Postgres {
+    /// A server and a fresh database, or why there is none.
+    fn start() -> Result<Postgres, String> {
+        let (server, cluster) = match std::env::var("JUDGED_TEST_POSTGRES_URL") {
+            Ok(url) => {
+                let server = match url.rfind('/') {
+                    Some(slash) if slash > "postgres://".len() => url[..=slash].to_owned(),
+                    _ => format!("{}/", url.trim_end_matches('/')),
+                };
+                (server, None)
+            }
+            Err(_) => {
+                let (server, cluster) = start_cluster()?;
+                (server, Some(cluster))
+            }
+        };
+        let name = format!(
+            "judged_test_{}_{}",
+            std::process::id(),
+            DATABASES.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut admin = postgres::Client::connect(&format!("{server}postgres"), postgres::NoTls)
+            .map_err(|e| format!("cannot connect to PostgreSQL at {server}: {e}"))?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .map_err(|e| format!("cannot create a database: {e}"))?;
+        Ok(Postgres {
+            database: format!("{server}{name}"),
+            server,
+            cluster,
+        })
+    }
+
+    fn url(&self) -> &str {
+        &self.database
+    }
+
+    fn client(&self) -> postgres::Client {
+        postgres::Client::connect(self.url(), postgres::NoTls).unwrap()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // A cluster of our own goes whole; on a given server only our database.
+        if self.cluster.is_none() {
+            if let Ok(mut admin) =
+                postgres::Client::connect(&format!("{}postgres", self.server), postgres::NoTls)
+            {
+                let name = self.database.rsplit('/').next().unwrap_or_default();
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+fn start_cluster() -> Result<(String, Cluster), String> {
+    let bin = postgres_bin().ok_or(
+        "no PostgreSQL server (/usr/lib/postgresql/*/bin/initdb): ci/setup installs Debian's \
+         postgresql",
+    )?;
+    let as_postgres = is_root();
+    let dir = tempfile::Builder::new()
+        .prefix("judged-pg-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    if as_postgres {
+        let user = nix::unistd::User::from_name("postgres")
+            .ok()
+            .flatten()
+            .ok_or("no `postgres' user (the postgresql package makes it)")?;
+        std::os::unix::fs::chown(dir.path(), Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+            .map_err(|e| format!("cannot chown the cluster's directory: {e}"))?;
+    }
+    let data = dir.path().join("data");
+    let output = command(&bin.join("initdb"), as_postgres)
+        .arg("-D")
+        .arg(&data)
+        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"])
+        .output()
+        .map_err(|e| format!("cannot run initdb: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let cluster = Cluster {
+        pg_ctl: bin.join("pg_ctl"),
+        data: data.clone(),
+        as_postgres,
+        _dir: dir,
+    };
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+        cluster._dir.path().display()
+    );
+    let output = command(&cluster.pg_ctl, as_postgres)
+        .arg("-D")
+        .arg(&data)
+        .args(["-o", &options, "-l"])
+        .arg(cluster._dir.path().join("log"))
+        .args(["-w", "-t", "60", "start"])
+        .output()
+        .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
+    if !output.status.success() {
+        let log = std::fs::read_to_string(cluster._dir.path().join("log")).unwrap_or_default();
+        return Err(format!(
+            "pg_ctl start failed: {}{log}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok((format!("postgres://postgres@127.0.0.1:{port}/"), cluster))
+}
+
+macro_rules! postgres_or_skip {
+    () => {
+        match Postgres::start() {
+            Ok(postgres) => postgres,
+            Err(reason) => return skip(&reason),
+        }
+    };
+}
+
+fn submission() -> NewJudging {
+    NewJudging {
+        problem: "p".into(),
+        language: "c".into(),
+        files: vec![SourceFile {
+            name: "a.c".into(),
+            content: "int main(){}".into(),
+        }],
+    }
+}
+
+fn done(names: &[&str]) -> Outcome {
+    Outcome::Done {
+        verdict: "correct".into(),
+        compile_output: String::new(),
+        tests: names
+            .iter()
+            .enumerate()
+            .map(|(ordinal, name)| TestRecord {
+                ordinal,
+                name: (*name).into(),
+                verdict: "correct".into(),
+                time_limit: 1.0,
+                cpu_time: Some(0.01),
+                wall_time: Some(0.02),
+                memory_bytes: Some(1 << 20),
+                message: String::new(),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn claims_leases_heartbeats_and_reclaims_on_postgres() {
+    let postgres = postgres_or_skip!();
+    let lease = Duration::from_millis(600);
+    let a = PostgresStore::open(postgres.url(), "a")
+        .unwrap()
+        .with_lease(lease);
+    let b = PostgresStore::open(postgres.url(), "b")
+        .unwrap()
+        .with_lease(lease);
+    // One daemon per host id.
+    let error = PostgresStore::open(postgres.url(), "a")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("host_id `a'"), "{error}");
+
+    let kept = a.submit(&submission()).unwrap();
+    let dead = a.submit(&submission()).unwrap();
+    let asked = a.submit(&submission()).unwrap();
+    let kept_claim = a.claim("a").unwrap().unwrap();
+    assert_eq!((kept_claim.id, kept_claim.attempt), (kept, 1));
+    let dead_claim = b.claim("b").unwrap().unwrap();
+    let asked_claim = b.claim("b").unwrap().unwrap();
+    assert_eq!((dead_claim.id, asked_claim.id), (dead, asked));
+    assert_eq!(a.claim("a").unwrap(), None);
+    // A cancel asked through a's API reaches b's worker by its heartbeat.
+    assert_eq!(
+        a.cancel(asked).unwrap(),
+        judged::serve::store::CancelOutcome::Requested
+    );
+    assert_eq!(
+        b.renew(&asked_claim).unwrap(),
+        Renewal::Held {
+            cancel_requested: true
+        }
+    );
+    assert_eq!(a.reclaim_expired().unwrap(), Recovered::default());
+    // b dies; a keeps renewing its own.
+    for _ in 0..6 {
+        std::thread::sleep(lease / 4);
+        assert!(matches!(
+            a.renew(&kept_claim).unwrap(),
+            Renewal::Held { .. }
+        ));
+    }
+    assert_eq!(
+        a.reclaim_expired().unwrap(),
+        Recovered {
+            requeued: 1,
+            cancelled: 1
+        }
+    );
+    assert_eq!(a.get(kept).unwrap().unwrap().status, Status::Judging);
+    assert_eq!(a.get(asked).unwrap().unwrap().status, Status::Cancelled);
+    let record = a.get(dead).unwrap().unwrap();
+    assert_eq!((record.status, record.claimed_by), (Status::Queued, None));
+    assert_eq!(b.renew(&dead_claim).unwrap(), Renewal::Lost);
+    // a takes the dead host's judging over; b's late result is refused, a's is recorded once.
+    let again = a.claim("a").unwrap().unwrap();
+    assert_eq!((again.id, again.attempt), (dead, 2));
+    assert!(!b.finish(&dead_claim, &done(&["x", "y", "z"])).unwrap());
+    assert!(a.finish(&again, &done(&["x", "y"])).unwrap());
+    assert!(!a.finish(&again, &done(&["x"])).unwrap());
+    let record = a.get(dead).unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.attempt, record.claimed_by.as_deref()),
+        (Status::Done, 2, Some("a"))
+    );
+    assert_eq!(record.tests.len(), 2);
+    assert!(a.finish(&kept_claim, &done(&["x"])).unwrap());
+    // Recovery at start is by host id: b's restart puts back only b's.
+    let other = a.submit(&submission()).unwrap();
+    let b_claim = b.claim("b").unwrap().unwrap();
+    assert_eq!(b_claim.id, other);
+    assert_eq!(a.recover("a").unwrap(), Recovered::default());
+    assert_eq!(b.recover("b").unwrap().requeued, 1);
+    let counts = a.counts().unwrap();
+    assert_eq!(
+        (
+            counts[&Status::Done],
+            counts[&Status::Cancelled],
+            counts[&Status::Queued]
+        ),
+        (2, 1, 1)
+    );
+    let listed = b.list(Some(Status::Done), 10).unwrap();
+    assert_eq!(
+        listed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [dead, kept]
+    );
+    assert_eq!(listed[0].files, ["a.c"]);
+    // Reopening finds the schema in place.
+    drop(a);
+    let a = PostgresStore::open(postgres.url(), "a").unwrap();
+    assert_eq!(a.get(dead).unwrap().unwrap().tests.len(), 2);
+}
+
+#[test]
+fn two_hosts_claiming_at_once_never_get_the_same_judging() {
+    let postgres = postgres_or_skip!();
+    const JUDGINGS: usize = 200;
+    let hosts = ["a", "b", "c"];
+    let stores: Vec<Arc<PostgresStore>> = hosts
+        .iter()
+        .map(|host| Arc::new(PostgresStore::open(postgres.url(), host).unwrap()))
+        .collect();
+    for _ in 0..JUDGINGS {
+        stores[0].submit(&submission()).unwrap();
+    }
+    let start = Arc::new(Barrier::new(hosts.len()));
+    let claimers: Vec<_> = hosts
+        .iter()
+        .zip(&stores)
+        .map(|(host, store)| {
+            let (host, store, start) = (host.to_string(), store.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let mut claims: Vec<Claim> = Vec::new();
+                while let Some(claim) = store.claim(&host).unwrap() {
+                    claims.push(claim);
+                }
+                claims
+            })
+        })
+        .collect();
+    let claims: Vec<Vec<Claim>> = claimers.into_iter().map(|t| t.join().unwrap()).collect();
+    let mut ids: Vec<i64> = claims.iter().flatten().map(|c| c.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), JUDGINGS, "a judging was claimed twice or never");
+    assert_eq!(
+        claims.iter().map(Vec::len).sum::<usize>(),
+        JUDGINGS,
+        "a judging was claimed twice"
+    );
+    assert!(claims.iter().flatten().all(|c| c.attempt == 1));
+    // Each row says who has it.
+    let mut client = postgres.client();
+    for (host, claims) in hosts.iter().zip(&claims) {
+        let count: i64 = client
+            .query_one(
+                "SELECT count(*) FROM judgings WHERE status = 'judging' AND claimed_by = $1",
+                &[host],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(count as usize, claims.len(), "{host}");
+    }
+    eprintln!(
+        "claims per host: {:?}",
+        claims.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+}
+
+// End to end.
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// runguard, or why judging cannot be tested here.
+fn judging_prerequisites() -> Result<PathBuf, String> {
+    if !is_root() {
+        return Err("judging needs root (runguard switches users and makes cgroups)".into());
+    }
+    let runguard = runguard();
+    if !runguard.is_file() {
+        return Err(format!(
+            "no runguard binary at `{}' (cargo build -p runner)",
+            runguard.display()
+        ));
+    }
+    if !Path::new("/usr/bin/gcc").is_file() {
+        return Err("no /usr/bin/gcc for the C submissions (ci/setup installs it)".into());
+    }
+    Ok(runguard)
+}
+
+/// A running `judged serve`; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(config: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_judged"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (address_sender, address) = mpsc::channel();
+        {
+            let stderr = stderr.clone();
+            let pipe = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some((_, rest)) = line.split_once("listening on http://") {
+                        let address = rest.split_whitespace().next().unwrap_or("").to_owned();
+                        let _ = address_sender.send(address);
+                    }
+                    let mut all = stderr.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+        }
+        let Ok(address) = address.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            panic!("judged serve did not start:\n{}", stderr.lock().unwrap());
+        };
+        Server {
+            child,
+            base: format!("http://{address}"),
+            stderr,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let response = ureq::get(&format!("{}{path}", self.base)).call().unwrap();
+        serde_json::from_str(&response.into_string().unwrap()).unwrap()
+    }
+
+    fn submit(&self, body: &Value) -> i64 {
+        let response = ureq::post(&format!("{}/judgings", self.base))
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string())
+            .unwrap();
+        let reply: Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+        reply["id"].as_i64().unwrap()
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A copy of A+B with `cases` secret test cases (as judged/tests/serve.rs makes it).
+fn slow_problem(root: &Path, cases: usize) -> PathBuf {
+    let dir = root.join("slowsum");
+    std::fs::create_dir_all(dir.join("data/secret")).unwrap();
+    std::fs::write(
+        dir.join("problem.yaml"),
+        "name: Slow sum\nlimits:\n  time_limit: 2.0\n  memory: 256\n",
+    )
+    .unwrap();
+    for i in 0..cases {
+        std::fs::write(
+            dir.join(format!("data/secret/{i:02}.in")),
+            format!("{i} 1\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("data/secret/{i:02}.ans")),
+            format!("{}\n", i + 1),
+        )
+        .unwrap();
+    }
+    for path in [root, &dir] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+/// A C submission that sleeps `sleep_ms` per test case before answering.
+fn slow_submission(sleep_ms: u64) -> Value {
+    let source = format!(
+        "#include <stdio.h>\n#include <time.h>\nint main(void) {{\n    long long a, b;\n    \
+         struct timespec t = {{ 0, {} }};\n    nanosleep(&t, 0);\n    \
+         if (scanf(\"%lld %lld\", &a, &b) != 2) return 1;\n    printf(\"%lld\\n\", a + b);\n    \
+         return 0;\n}}\n",
+        sleep_ms * 1_000_000
+    );
+    json!({ "problem": "slowsum", "files": [{ "name": "slow.c", "content": source }] })
+}
+
+/// One daemon's directory and config: its own data directory, the shared database.
+fn site(runguard: &Path, problem: &Path, database: &str, host: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nhost_id = {host:?}\nworkers = 2\n\
+         runguard = {:?}\nprofiles = {:?}\n\
+         [problems]\ndirs = [{:?}]\n\
+         [database]\nurl = {database:?}\nlease_secs = 3\n",
+        runguard.display().to_string(),
+        repo().join("profiles").display().to_string(),
+        problem.display().to_string(),
+    );
+    std::fs::write(dir.path().join("serve.toml"), config).unwrap();
+    dir
+}
+
+const SLOW_CASES: usize = 6;
+const JUDGINGS: usize = 6;
+
+#[test]
+fn two_daemons_on_one_database_one_killed_every_judging_judged_once() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let postgres = postgres_or_skip!();
+    let started = Instant::now();
+    let problems = tempfile::tempdir().unwrap();
+    let slow = slow_problem(problems.path(), SLOW_CASES);
+    let alpha_site = site(&runguard, &slow, postgres.url(), "alpha");
+    let beta_site = site(&runguard, &slow, postgres.url(), "beta");
+    let alpha = Server::start(&alpha_site.path().join("serve.toml"));
+    let beta = Server::start(&beta_site.path().join("serve.toml"));
+    let ids: Vec<i64> = (0..JUDGINGS)
+        .map(|_| alpha.submit(&slow_submission(300)))
+        .collect();
+    // Kill alpha once one of its judgings has finished a test case.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let busy = ids.iter().any(|id| {
+            let judging = alpha.get(&format!("/judgings/{id}"));
+            judging["status"] == "judging"
+                && judging["claimed_by"] == "alpha"
+                && !judging["tests"].as_array().unwrap().is_empty()
+        });
+        if busy {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alpha never judged\n{}",
+            alpha.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let alpha_log = alpha.stderr.clone();
+    alpha.kill_9();
+    // What alpha left: judgings claimed, none with results (nothing partial is stored).
+    let mut client = postgres.client();
+    let interrupted: Vec<(i64, i32)> = client
+        .query(
+            "SELECT id, attempt FROM judgings WHERE status = 'judging' AND claimed_by = 'alpha' \
+             ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert!(!interrupted.is_empty(), "{}", alpha_log.lock().unwrap());
+    for (id, _) in &interrupted {
+        let results: i64 = client
+            .query_one(
+                "SELECT count(*) FROM test_results WHERE judging = $1",
+                &[id],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(results, 0, "judging {id}");
+    }
+
+    // beta finishes everything, alpha's interrupted judgings once their leases run out.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let finals: Vec<Value> = ids
+        .iter()
+        .map(|id| loop {
+            let judging = beta.get(&format!("/judgings/{id}"));
+            if judging["status"] != "queued" && judging["status"] != "judging" {
+                break judging;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "judging {id} still {judging}\n{}",
+                beta.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        })
+        .collect();
+    for judging in &finals {
+        assert_eq!(judging["status"], "done", "{judging}\n{}", beta.log());
+        assert_eq!(judging["verdict"], "correct", "{judging}");
+        assert_eq!(judging["tests"].as_array().unwrap().len(), SLOW_CASES);
+    }
+    for (id, attempt) in &interrupted {
+        let judging = finals[ids.iter().position(|i| i == id).unwrap()].clone();
+        assert_eq!(judging["attempt"], attempt + 1, "{judging}");
+        assert_eq!(judging["claimed_by"], "beta", "{judging}");
+    }
+    assert!(beta.log().contains("whose lease ran out"), "{}", beta.log());
+    // Exactly one set of results per judging, all of the attempt that was recorded.
+    for id in &ids {
+        let rows = client
+            .query(
+                "SELECT t.attempt, j.attempt FROM test_results t JOIN judgings j \
+                 ON j.id = t.judging WHERE t.judging = $1",
+                &[id],
+            )
+            .unwrap();
+        assert_eq!(rows.len(), SLOW_CASES, "judging {id}");
+        assert!(
+            rows.iter()
+                .all(|row| row.get::<_, i32>(0) == row.get::<_, i32>(1)),
+            "judging {id}"
+        );
+    }
+    assert!(beta.terminate(), "beta did not stop cleanly");
+    eprintln!(
+        "two daemons: alpha killed holding {interrupted:?} (id, attempt), beta judged them \
+         again; {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn a_broken_connection_is_opened_again() {
+    let postgres = postgres_or_skip!();
+    let store = PostgresStore::open(postgres.url(), "a").unwrap();
+    let id = store.submit(&submission()).unwrap();
+    let mut admin = postgres.client();
+    // Cut every connection but the admin's (the database restarting would too).
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    // The call that finds the connection gone fails; the next one connects again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        match store.get(id) {
+            Ok(record) => break record.unwrap(),
+            Err(error) => {
+                assert!(Instant::now() < deadline, "{error:#}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert_eq!(record.status, Status::Queued);
+    // And it holds its host id again.
+    let error = PostgresStore::open(postgres.url(), "a")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("host_id `a'"), "{error}");
+}
+
+#[test]
+fn a_cancel_asked_on_one_host_stops_the_judging_on_another() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let postgres = postgres_or_skip!();
+    let problems = tempfile::tempdir().unwrap();
+    let slow = slow_problem(problems.path(), SLOW_CASES);
+    let alpha_site = site(&runguard, &slow, postgres.url(), "alpha");
+    let beta_site = site(&runguard, &slow, postgres.url(), "beta");
+    let alpha = Server::start(&alpha_site.path().join("serve.toml"));
+    let beta = Server::start(&beta_site.path().join("serve.toml"));
+    let id = alpha.submit(&slow_submission(500));
+    // Either host may claim it (alpha is woken by the submission, beta polls): wait until the
+    // one judging it has finished a test case, then cancel through the other.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (runner, other, host) = loop {
+        let judging = alpha.get(&format!("/judgings/{id}"));
+        let status = judging["status"].as_str().unwrap_or_default();
+        assert!(["queued", "judging"].contains(&status), "{judging}");
+        match judging["claimed_by"].as_str() {
+            Some("alpha") => break (&alpha, &beta, "alpha"),
+            Some("beta") => break (&beta, &alpha, "beta"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "not claimed\n{}", alpha.log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    while runner.get(&format!("/judgings/{id}"))["tests"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        assert!(Instant::now() < deadline, "not judged\n{}", runner.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let response = ureq::post(&format!("{}/judgings/{id}/cancel", other.base))
+        .call()
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    // The runner's heartbeat (every second here) brings the cancel; it stops at a test case.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let judging = loop {
+        let judging = other.get(&format!("/judgings/{id}"));
+        if judging["status"] != "judging" {
+            break judging;
+        }
+        assert!(Instant::now() < deadline, "{judging}\n{}", runner.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        judging["status"],
+        "cancelled",
+        "{judging}\n{}",
+        runner.log()
+    );
+    assert_eq!(judging["claimed_by"], host, "{judging}");
+    let judged = judging["tests"].as_array().unwrap().len();
+    assert!((1..SLOW_CASES).contains(&judged), "{judging}");
+}
