@@ -81,7 +81,10 @@ int workqueue_execute_start(struct workqueue_execute_args *args)
 		return 0;
 	stat->count += 1;
 	__u64 *queued_at = bpf_map_lookup_elem(&queued, &work);
-	if (queued_at) {
+	/* The pending bit is cleared before this tracepoint fires, so another CPU may already
+	 * have queued the item again and stamped it after `now` was read: that stamp is the next
+	 * execution's (now - stamp would wrap around to ~584 years). Leave it for that one. */
+	if (queued_at && *queued_at <= now) {
 		__u64 latency = now - *queued_at;
 		bpf_map_delete_elem(&queued, &work);
 		stat->latency_count += 1;
