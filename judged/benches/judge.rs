@@ -24,7 +24,7 @@ use anyhow::{bail, ensure, Context, Result};
 use judged::problem::Problem;
 
 mod common;
-use common::{generate_problem, write_json};
+use common::{correct_submission, generate_problem, runguard_beside, write_json};
 
 const DEFAULT_CASES: usize = 1000;
 
@@ -43,14 +43,8 @@ fn main() -> Result<()> {
     }
 
     let judged = PathBuf::from(env!("CARGO_BIN_EXE_judged"));
-    let runguard = judged.with_file_name("runguard");
-    ensure!(
-        runguard.is_file(),
-        "no runguard beside `{}': build it with `cargo build --release -p runner'",
-        judged.display()
-    );
-    let submission = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/problems/aplusb/submissions/correct.c");
+    runguard_beside(&judged)?;
+    let submission = correct_submission();
     println!("judged: {}", judged.display());
 
     let fixed = judge(&judged, &generate_problem(1)?, &submission, 1)?;

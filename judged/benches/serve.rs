@@ -28,7 +28,7 @@ use judged::problem::Problem;
 use serde_json::{json, Value};
 
 mod common;
-use common::{generate_problem, write_json};
+use common::{correct_submission, generate_problem, runguard_beside, write_json};
 
 /// How often a submitted judging is polled.
 const POLL: Duration = Duration::from_millis(5);
@@ -50,14 +50,8 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let judged = PathBuf::from(env!("CARGO_BIN_EXE_judged"));
-    let runguard = judged.with_file_name("runguard");
-    ensure!(
-        runguard.is_file(),
-        "no runguard beside `{}': build it with `cargo build --release -p runner'",
-        judged.display()
-    );
-    let submission = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/problems/aplusb/submissions/correct.c");
+    let runguard = runguard_beside(&judged)?;
+    let submission = correct_submission();
     let source = std::fs::read_to_string(&submission)
         .with_context(|| format!("cannot read `{}'", submission.display()))?;
 

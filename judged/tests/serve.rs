@@ -11,19 +11,15 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 mod common;
-use common::{is_root, runguard, skip};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod daemon;
+use common::skip;
+use daemon::{judging_prerequisites, repo, slow_problem, slow_submission, Server};
 
 fn aplusb() -> PathBuf {
     repo().join("testdata/problems/aplusb")
@@ -81,179 +77,8 @@ impl Site {
     }
 }
 
-/// A running `judged serve`; killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(config: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_judged"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (address_sender, address) = mpsc::channel();
-        {
-            let stderr = stderr.clone();
-            let pipe = child.stderr.take().unwrap();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some((_, rest)) = line.split_once("listening on http://") {
-                        let address = rest.split_whitespace().next().unwrap_or("").to_owned();
-                        let _ = address_sender.send(address);
-                    }
-                    let mut all = stderr.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            });
-        }
-        let address = match address.recv_timeout(Duration::from_secs(30)) {
-            Ok(address) => address,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                panic!("judged serve did not start:\n{}", stderr.lock().unwrap());
-            }
-        };
-        Server {
-            child,
-            base: format!("http://{address}"),
-            stderr,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        response(ureq::get(&self.url(path)).call())
-    }
-
-    fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        response(
-            ureq::post(&self.url(path))
-                .set("Content-Type", "application/json")
-                .send_string(body),
-        )
-    }
-
-    fn submit(&self, body: Value) -> i64 {
-        let (status, reply) = self.post("/judgings", &body.to_string());
-        assert_eq!(status, 201, "{reply}\n{}", self.log());
-        reply["id"].as_i64().unwrap()
-    }
-
-    fn judging(&self, id: i64) -> Value {
-        let (status, reply) = self.get(&format!("/judgings/{id}"));
-        assert_eq!(status, 200, "{reply}");
-        reply
-    }
-
-    /// Poll until `done(judging)`, for at most `seconds`.
-    fn wait_for(&self, id: i64, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        loop {
-            let judging = self.judging(id);
-            if done(&judging) {
-                return judging;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "judging {id} still {judging}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn wait_final(&self, id: i64) -> Value {
-        self.wait_for(id, 120, |j| {
-            ["done", "cancelled", "failed"].contains(&j["status"].as_str().unwrap_or(""))
-        })
-    }
-
-    fn kill_9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM; the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit after SIGTERM\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn response(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
-    let response = match result {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(error) => panic!("HTTP request failed: {error}"),
-    };
-    let status = response.status();
-    let text = response.into_string().unwrap();
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, value)
-}
-
 fn c_submission(name: &str, content: &str) -> Value {
     json!({ "problem": "aplusb", "files": [{ "name": name, "content": content }] })
-}
-
-/// runguard, or why judging cannot be tested here.
-fn judging_prerequisites() -> Result<PathBuf, String> {
-    if !is_root() {
-        return Err("judging needs root (runguard switches users and makes cgroups)".into());
-    }
-    let runguard = runguard();
-    if !runguard.is_file() {
-        return Err(format!(
-            "no runguard binary at `{}' (cargo build -p runner)",
-            runguard.display()
-        ));
-    }
-    if !Path::new("/usr/bin/gcc").is_file() {
-        return Err("no /usr/bin/gcc for the C submissions (ci/setup installs it)".into());
-    }
-    Ok(runguard)
 }
 
 #[test]
@@ -488,46 +313,6 @@ fn read_events(url: &str) -> Vec<(String, Value)> {
     events
 }
 
-/// A copy of A+B with `cases` secret test cases, and a C submission that sleeps `sleep_ms`
-/// per test case before answering.
-fn slow_problem(root: &Path, cases: usize) -> PathBuf {
-    let dir = root.join("slowsum");
-    std::fs::create_dir_all(dir.join("data/secret")).unwrap();
-    std::fs::write(
-        dir.join("problem.yaml"),
-        "name: Slow sum\nlimits:\n  time_limit: 2.0\n  memory: 256\n",
-    )
-    .unwrap();
-    for i in 0..cases {
-        std::fs::write(
-            dir.join(format!("data/secret/{i:02}.in")),
-            format!("{i} 1\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("data/secret/{i:02}.ans")),
-            format!("{}\n", i + 1),
-        )
-        .unwrap();
-    }
-    // Reachable by the run user (tempdir is 0700).
-    for path in [root, &dir] {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    dir
-}
-
-fn slow_submission(sleep_ms: u64) -> Value {
-    let source = format!(
-        "#include <stdio.h>\n#include <time.h>\nint main(void) {{\n    long long a, b;\n    \
-         struct timespec t = {{ 0, {} }};\n    nanosleep(&t, 0);\n    \
-         if (scanf(\"%lld %lld\", &a, &b) != 2) return 1;\n    printf(\"%lld\\n\", a + b);\n    \
-         return 0;\n}}\n",
-        sleep_ms * 1_000_000
-    );
-    json!({ "problem": "slowsum", "files": [{ "name": "slow.c", "content": source }] })
-}
-
 fn test_results_in_database(database: &Path, id: i64) -> Vec<(String, i64)> {
     let connection = rusqlite::Connection::open(database).unwrap();
     let mut query = connection
@@ -630,7 +415,7 @@ fn cancel_and_sigterm_hand_back() {
 
     // SIGTERM with no grace while `kept` runs: it goes back to the queue, unrecorded.
     server.wait_for(kept, 60, |j| j["status"] == "judging");
-    let log = Arc::new(server.stderr.clone());
+    let log = server.log_handle();
     assert!(server.terminate().success());
     let log = log.lock().unwrap().clone();
     assert!(log.contains("1 running judging(s) handed back"), "{log}");

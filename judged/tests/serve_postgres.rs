@@ -14,22 +14,23 @@
 //! the other. Without PostgreSQL or root the tests skip out loud; under `CI=true` a skip is a
 //! failure.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use judged::serve::store::{
     Claim, NewJudging, Outcome, PostgresStore, Recovered, Renewal, SourceFile, Status, Store,
     TestRecord,
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 
 mod common;
-use common::{is_root, runguard, skip};
+mod daemon;
+use common::{is_root, skip};
+use daemon::{judging_prerequisites, repo, slow_problem, slow_submission, Server};
 
 /// A PostgreSQL server for one test and a database of its own on it; a cluster this started
 /// is stopped and removed on drop.
@@ -405,159 +406,6 @@ fn two_hosts_claiming_at_once_never_get_the_same_judging() {
 
 // End to end.
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// runguard, or why judging cannot be tested here.
-fn judging_prerequisites() -> Result<PathBuf, String> {
-    if !is_root() {
-        return Err("judging needs root (runguard switches users and makes cgroups)".into());
-    }
-    let runguard = runguard();
-    if !runguard.is_file() {
-        return Err(format!(
-            "no runguard binary at `{}' (cargo build -p runner)",
-            runguard.display()
-        ));
-    }
-    if !Path::new("/usr/bin/gcc").is_file() {
-        return Err("no /usr/bin/gcc for the C submissions (ci/setup installs it)".into());
-    }
-    Ok(runguard)
-}
-
-/// A running `judged serve`; killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(config: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_judged"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (address_sender, address) = mpsc::channel();
-        {
-            let stderr = stderr.clone();
-            let pipe = child.stderr.take().unwrap();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some((_, rest)) = line.split_once("listening on http://") {
-                        let address = rest.split_whitespace().next().unwrap_or("").to_owned();
-                        let _ = address_sender.send(address);
-                    }
-                    let mut all = stderr.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            });
-        }
-        let Ok(address) = address.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(100));
-            panic!("judged serve did not start:\n{}", stderr.lock().unwrap());
-        };
-        Server {
-            child,
-            base: format!("http://{address}"),
-            stderr,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let response = ureq::get(&format!("{}{path}", self.base)).call().unwrap();
-        serde_json::from_str(&response.into_string().unwrap()).unwrap()
-    }
-
-    fn submit(&self, body: &Value) -> i64 {
-        let response = ureq::post(&format!("{}/judgings", self.base))
-            .set("Content-Type", "application/json")
-            .send_string(&body.to_string())
-            .unwrap();
-        let reply: Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
-        reply["id"].as_i64().unwrap()
-    }
-
-    fn kill_9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn terminate(mut self) -> bool {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A copy of A+B with `cases` secret test cases (as judged/tests/serve.rs makes it).
-fn slow_problem(root: &Path, cases: usize) -> PathBuf {
-    let dir = root.join("slowsum");
-    std::fs::create_dir_all(dir.join("data/secret")).unwrap();
-    std::fs::write(
-        dir.join("problem.yaml"),
-        "name: Slow sum\nlimits:\n  time_limit: 2.0\n  memory: 256\n",
-    )
-    .unwrap();
-    for i in 0..cases {
-        std::fs::write(
-            dir.join(format!("data/secret/{i:02}.in")),
-            format!("{i} 1\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("data/secret/{i:02}.ans")),
-            format!("{}\n", i + 1),
-        )
-        .unwrap();
-    }
-    for path in [root, &dir] {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    dir
-}
-
-/// A C submission that sleeps `sleep_ms` per test case before answering.
-fn slow_submission(sleep_ms: u64) -> Value {
-    let source = format!(
-        "#include <stdio.h>\n#include <time.h>\nint main(void) {{\n    long long a, b;\n    \
-         struct timespec t = {{ 0, {} }};\n    nanosleep(&t, 0);\n    \
-         if (scanf(\"%lld %lld\", &a, &b) != 2) return 1;\n    printf(\"%lld\\n\", a + b);\n    \
-         return 0;\n}}\n",
-        sleep_ms * 1_000_000
-    );
-    json!({ "problem": "slowsum", "files": [{ "name": "slow.c", "content": source }] })
-}
-
 /// One daemon's directory and config: its own data directory, the shared database.
 fn site(runguard: &Path, problem: &Path, database: &str, host: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -593,13 +441,13 @@ fn two_daemons_on_one_database_one_killed_every_judging_judged_once() {
     let alpha = Server::start(&alpha_site.path().join("serve.toml"));
     let beta = Server::start(&beta_site.path().join("serve.toml"));
     let ids: Vec<i64> = (0..JUDGINGS)
-        .map(|_| alpha.submit(&slow_submission(300)))
+        .map(|_| alpha.submit(slow_submission(300)))
         .collect();
     // Kill alpha once one of its judgings has finished a test case.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let busy = ids.iter().any(|id| {
-            let judging = alpha.get(&format!("/judgings/{id}"));
+            let judging = alpha.judging(*id);
             judging["status"] == "judging"
                 && judging["claimed_by"] == "alpha"
                 && !judging["tests"].as_array().unwrap().is_empty()
@@ -614,7 +462,7 @@ fn two_daemons_on_one_database_one_killed_every_judging_judged_once() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let alpha_log = alpha.stderr.clone();
+    let alpha_log = alpha.log_handle();
     alpha.kill_9();
     // What alpha left: judgings claimed, none with results (nothing partial is stored).
     let mut client = postgres.client();
@@ -645,7 +493,7 @@ fn two_daemons_on_one_database_one_killed_every_judging_judged_once() {
     let finals: Vec<Value> = ids
         .iter()
         .map(|id| loop {
-            let judging = beta.get(&format!("/judgings/{id}"));
+            let judging = beta.judging(*id);
             if judging["status"] != "queued" && judging["status"] != "judging" {
                 break judging;
             }
@@ -684,7 +532,7 @@ fn two_daemons_on_one_database_one_killed_every_judging_judged_once() {
             "judging {id}"
         );
     }
-    assert!(beta.terminate(), "beta did not stop cleanly");
+    assert!(beta.terminate().success(), "beta did not stop cleanly");
     eprintln!(
         "two daemons: alpha killed holding {interrupted:?} (id, attempt), beta judged them \
          again; {:.1} s",
@@ -739,12 +587,12 @@ fn a_cancel_asked_on_one_host_stops_the_judging_on_another() {
     let beta_site = site(&runguard, &slow, postgres.url(), "beta");
     let alpha = Server::start(&alpha_site.path().join("serve.toml"));
     let beta = Server::start(&beta_site.path().join("serve.toml"));
-    let id = alpha.submit(&slow_submission(500));
+    let id = alpha.submit(slow_submission(500));
     // Either host may claim it (alpha is woken by the submission, beta polls): wait until the
     // one judging it has finished a test case, then cancel through the other.
     let deadline = Instant::now() + Duration::from_secs(60);
     let (runner, other, host) = loop {
-        let judging = alpha.get(&format!("/judgings/{id}"));
+        let judging = alpha.judging(id);
         let status = judging["status"].as_str().unwrap_or_default();
         assert!(["queued", "judging"].contains(&status), "{judging}");
         match judging["claimed_by"].as_str() {
@@ -755,21 +603,21 @@ fn a_cancel_asked_on_one_host_stops_the_judging_on_another() {
         assert!(Instant::now() < deadline, "not claimed\n{}", alpha.log());
         std::thread::sleep(Duration::from_millis(20));
     };
-    while runner.get(&format!("/judgings/{id}"))["tests"]
+    while runner.judging(id)["tests"]
         .as_array()
         .is_none_or(Vec::is_empty)
     {
         assert!(Instant::now() < deadline, "not judged\n{}", runner.log());
         std::thread::sleep(Duration::from_millis(50));
     }
-    let response = ureq::post(&format!("{}/judgings/{id}/cancel", other.base))
+    let response = ureq::post(&other.url(&format!("/judgings/{id}/cancel")))
         .call()
         .unwrap();
     assert_eq!(response.status(), 202);
     // The runner's heartbeat (every second here) brings the cancel; it stops at a test case.
     let deadline = Instant::now() + Duration::from_secs(30);
     let judging = loop {
-        let judging = other.get(&format!("/judgings/{id}"));
+        let judging = other.judging(id);
         if judging["status"] != "judging" {
             break judging;
         }

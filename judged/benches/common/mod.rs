@@ -2,7 +2,23 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
+
+/// The release runguard beside the release `judged` that runs the benchmark.
+pub fn runguard_beside(judged: &Path) -> Result<PathBuf> {
+    let runguard = judged.with_file_name("runguard");
+    ensure!(
+        runguard.is_file(),
+        "no runguard beside `{}': build it with `cargo build --release -p runner'",
+        judged.display()
+    );
+    Ok(runguard)
+}
+
+/// The trivial correct C submission of `testdata/problems/aplusb`.
+pub fn correct_submission() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/problems/aplusb/submissions/correct.c")
+}
 
 /// A problem package in a temporary directory: `cases` secret test cases `a b` → `a+b`.
 pub fn generate_problem(cases: usize) -> Result<tempfile::TempDir> {
