@@ -42,7 +42,7 @@ pub enum Command {
     /// Watch the host: workqueue latency, kernel lock contention (eBPF), dying cgroups, PSI.
     #[command(after_long_help = crate::watch::WATCH_HELP)]
     Watch(crate::watch::WatchArgs),
-    /// Run the judging daemon: an HTTP API, a durable queue and results in SQLite.
+    /// Run the judging daemon: an HTTP API, a durable queue and results in SQLite or PostgreSQL.
     #[command(after_long_help = crate::serve::SERVE_HELP)]
     Serve(crate::serve::ServeArgs),
 }
