@@ -164,6 +164,16 @@ pub struct RunArgs {
     /// Thresholds file of the diagnostics (default: the embedded profiles/diagnostics.toml).
     #[arg(long, value_name = "FILE")]
     pub thresholds: Option<PathBuf>,
+    /// Pin every step (compile, test case runs, validator) to these CPUs, like `1` or `2-3`
+    /// (runguard's -P), as a judgehost gives each judging a core of its own; see `judged
+    /// topology` for the cores to use.
+    #[arg(long, short = 'P', value_name = "LIST", value_parser = cpu_list)]
+    pub cpuset: Option<String>,
+}
+
+/// A CPU list as the kernel writes it, checked (runguard checks the CPUs are online).
+fn cpu_list(text: &str) -> Result<String, String> {
+    crate::topology::cpulist::parse_cpu_list(text).map(|_| text.to_owned())
 }
 
 /// Run the command; the exit status on success.
@@ -227,6 +237,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             scratch_parent: args.scratch.clone(),
             rerun_disturbed: args.rerun_disturbed,
             thresholds: Thresholds::load_or_default(args.thresholds.as_deref())?.run,
+            cpuset: args.cpuset.clone(),
         },
     };
     let live;

@@ -165,18 +165,9 @@ impl Drop for DiagnoseParent<'_> {
 
 /// How many CPUs a list like `0,2-3` names.
 pub fn count_cpus(list: &str) -> anyhow::Result<u32> {
-    let mut count = 0;
-    for part in list.split(',') {
-        let bad = || format!("--cpuset `{list}': `{part}' is not a CPU number or range A-B");
-        let (first, last) = match part.split_once('-') {
-            Some((a, b)) => (a.parse::<u32>(), b.parse::<u32>()),
-            None => (part.parse(), part.parse()),
-        };
-        let (first, last) = (first.with_context(bad)?, last.with_context(bad)?);
-        anyhow::ensure!(first <= last, "{}", bad());
-        count += last - first + 1;
-    }
-    Ok(count)
+    crate::topology::cpulist::parse_cpu_list(list)
+        .map(|cpus| cpus.len() as u32)
+        .map_err(|why| anyhow::anyhow!("--cpuset `{list}': {why}"))
 }
 
 pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {

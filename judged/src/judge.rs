@@ -39,6 +39,7 @@ use crate::diagnostics::Finding;
 use crate::language::{Expansion, Language, Languages};
 use crate::problem::{Problem, TestCase, Validation};
 use crate::sandbox::{RunSpec, Sandbox, SandboxFailure, SandboxProfiles, StepLimits};
+use crate::topology::cpulist::parse_cpu_list;
 use crate::users::RunUser;
 use crate::verdict::{self, Validated, Verdict};
 
@@ -64,6 +65,9 @@ pub struct Options {
     pub rerun_disturbed: u32,
     /// When a measurement becomes a finding.
     pub thresholds: RunThresholds,
+    /// Pin every step of the judging to these CPUs (runguard's -P), like `1`; `None`: the
+    /// host's CPUs.
+    pub cpuset: Option<String>,
 }
 
 /// Told about each test case as it starts and ends (the live progress display, the daemon's
@@ -320,7 +324,7 @@ impl Judge<'_> {
                 },
             };
             create_output_file(&log).map_err(|e| io("create", &log, e))?;
-            let report = self.sandbox.run(&spec).map_err(BuildFailure::Sandbox)?;
+            let report = self.run_step(spec).map_err(BuildFailure::Sandbox)?;
             let output = read_shown(&log);
             take_back(dir).map_err(|e| io("chown", dir, e))?;
             if let Some(why) = compile_failure(&report) {
@@ -398,7 +402,7 @@ impl Judge<'_> {
             };
             let findings = report.as_ref().map_or_else(Vec::new, |report| {
                 run::classify(
-                    &RunSample::of_report(report, allowed_cpus()),
+                    &RunSample::of_report(report, self.allowed_cpus()),
                     &self.options.thresholds,
                 )
             });
@@ -465,7 +469,7 @@ impl Judge<'_> {
                 run.nproc.unwrap_or(DEFAULT_NPROC),
             ),
         };
-        let report = self.sandbox.run(&spec)?;
+        let report = self.run_step(spec)?;
         if let Some(verdict) = verdict::from_run(&report) {
             let message = describe_run_end(&report, &read_shown(&stderr));
             return Ok((verdict, Some(report), message));
@@ -474,6 +478,20 @@ impl Judge<'_> {
         let (validated, message) = self.validate(validator, test_case, dir, &stdout)?;
         let verdict = verdict::from_validation(&validated, output_was_empty);
         Ok((verdict, Some(report), message))
+    }
+
+    /// One sandboxed step, pinned where the judging is.
+    fn run_step(&self, mut spec: RunSpec) -> Result<Report, SandboxFailure> {
+        spec.limits.cpuset.clone_from(&self.options.cpuset);
+        self.sandbox.run(&spec)
+    }
+
+    /// CPUs a test case run may use: its cpuset's, else the host's.
+    fn allowed_cpus(&self) -> u32 {
+        match self.options.cpuset.as_deref().map(parse_cpu_list) {
+            Some(Ok(cpus)) => cpus.len() as u32,
+            _ => std::thread::available_parallelism().map_or(1, |cpus| cpus.get() as u32),
+        }
     }
 
     fn validate(
@@ -563,7 +581,7 @@ impl Judge<'_> {
                 run.nproc.unwrap_or(DEFAULT_NPROC),
             ),
         };
-        let report = self.sandbox.run(&spec)?;
+        let report = self.run_step(spec)?;
         let judge_message = read_shown(&feedback.join("judgemessage.txt"));
         // Its exit status only counts when it ended on its own, within its limits.
         let time = report.time_result;
@@ -583,11 +601,6 @@ impl Judge<'_> {
 }
 
 /// Why a compile step failed, or `None` when it succeeded.
-/// CPUs a test case run may use: runs are not pinned, so the host's.
-fn allowed_cpus() -> u32 {
-    std::thread::available_parallelism().map_or(1, |cpus| cpus.get() as u32)
-}
-
 fn compile_failure(report: &Report) -> Option<String> {
     if report.time_result.any_hard() || report.time_result.cpu_soft {
         return Some("compilation took too long".into());
@@ -761,14 +774,15 @@ mod tests {
 
     /// Judge `problems/aplusb` with a fake sandbox; also checks the scratch space is left empty.
     fn judge_aplusb(sandbox: &dyn Sandbox, jobs: usize, all: bool) -> Judgement {
-        judge_aplusb_rerunning(sandbox, jobs, all, 1)
+        judge_aplusb_with(sandbox, jobs, all, 1, None)
     }
 
-    fn judge_aplusb_rerunning(
+    fn judge_aplusb_with(
         sandbox: &dyn Sandbox,
         jobs: usize,
         all: bool,
         rerun_disturbed: u32,
+        cpuset: Option<&str>,
     ) -> Judgement {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let problem = Problem::load(&root.join("testdata/problems/aplusb")).unwrap();
@@ -795,6 +809,7 @@ mod tests {
                 scratch_parent: scratch.path().to_path_buf(),
                 rerun_disturbed,
                 thresholds: Thresholds::default().run,
+                cpuset: cpuset.map(str::to_owned),
             },
         };
         let language = languages.by_id("c").unwrap();
@@ -812,6 +827,7 @@ mod tests {
     struct SeenStep {
         profile: Option<PathBuf>,
         argv: Vec<String>,
+        cpuset: Option<String>,
         /// Every path under its working directory, relative to it.
         visible: Vec<PathBuf>,
     }
@@ -841,6 +857,7 @@ mod tests {
             let seen = SeenStep {
                 profile: spec.profile.clone(),
                 argv: spec.argv.clone(),
+                cpuset: spec.limits.cpuset.clone(),
                 visible,
             };
             let Some(stdin) = &spec.stdin else {
@@ -852,6 +869,30 @@ mod tests {
             std::fs::write(&spec.stdout, format!("{}\n", sum(&input))).unwrap();
             Ok(clean_report())
         }
+    }
+
+    #[test]
+    fn a_pinned_judging_pins_every_step() {
+        let sandbox = Recording::default();
+        let judgement = judge_aplusb_with(&sandbox, 2, true, 1, Some("1"));
+        assert_eq!(judgement.verdict, Verdict::Correct);
+        let steps: Vec<SeenStep> = [sandbox.compiles, sandbox.runs]
+            .into_iter()
+            .flat_map(|steps| steps.into_inner().unwrap())
+            .collect();
+        assert_eq!(steps.len(), 5, "a compile and four runs: {steps:?}");
+        assert!(
+            steps.iter().all(|step| step.cpuset.as_deref() == Some("1")),
+            "{steps:?}"
+        );
+        let unpinned = Recording::default();
+        judge_aplusb(&unpinned, 2, true);
+        assert!(unpinned
+            .runs
+            .into_inner()
+            .unwrap()
+            .iter()
+            .all(|step| step.cpuset.is_none()));
     }
 
     #[test]
@@ -975,7 +1016,7 @@ mod tests {
         let sandbox = DisturbedOnce {
             runs_of_secret_01: AtomicUsize::new(0),
         };
-        let judgement = judge_aplusb_rerunning(&sandbox, 1, true, 1);
+        let judgement = judge_aplusb_with(&sandbox, 1, true, 1, None);
         assert_eq!(judgement.verdict, Verdict::Correct);
         let secret = &judgement.tests[1];
         assert_eq!(secret.name, "secret/01");
@@ -989,7 +1030,7 @@ mod tests {
         let sandbox = DisturbedOnce {
             runs_of_secret_01: AtomicUsize::new(0),
         };
-        let judgement = judge_aplusb_rerunning(&sandbox, 1, true, 0);
+        let judgement = judge_aplusb_with(&sandbox, 1, true, 0, None);
         assert_eq!(judgement.verdict, Verdict::Timelimit);
         let secret = &judgement.tests[1];
         assert_eq!(secret.reruns, 0);
@@ -1004,7 +1045,7 @@ mod tests {
             behave: slow_on_secret_01,
             compile_fails: false,
         };
-        let judgement = judge_aplusb_rerunning(&sandbox, 1, true, 3);
+        let judgement = judge_aplusb_with(&sandbox, 1, true, 3, None);
         let secret = &judgement.tests[1];
         assert_eq!((secret.verdict, secret.reruns), (Verdict::Timelimit, 0));
         assert!(!secret.disturbed_timelimit());

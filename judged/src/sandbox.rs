@@ -40,6 +40,8 @@ pub struct StepLimits {
     /// No file the step writes may grow beyond this (RLIMIT_FSIZE).
     pub file_bytes: u64,
     pub nproc: u64,
+    /// CPUs the step is pinned to (runguard's -P), like `1` or `0,2-3`.
+    pub cpuset: Option<String>,
 }
 
 impl StepLimits {
@@ -56,6 +58,7 @@ impl StepLimits {
             output_bytes,
             file_bytes: output_bytes,
             nproc,
+            cpuset: None,
         }
     }
 }
@@ -264,6 +267,10 @@ pub fn runguard_args(spec: &RunSpec, user: &RunUser, config: &Path) -> Vec<OsStr
         // Stalls and memory activity for the diagnostics of each step (a few cgroup reads).
         "--activity".into(),
     ];
+    if let Some(cpus) = &limits.cpuset {
+        args.push("--cpuset".into());
+        args.push(cpus.into());
+    }
     match &spec.profile {
         Some(profile) => {
             // The profile sets TMPDIR to its private /tmp.
@@ -492,6 +499,18 @@ mod tests {
         std::fs::write(&binary, script).unwrap();
         std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
         Runguard::new(binary, nobody(), dir).unwrap()
+    }
+
+    #[test]
+    fn a_pinned_step_gets_runguards_cpuset() {
+        let mut spec = spec_in(Path::new("/w"));
+        assert!(!args_of(&spec).contains("--cpuset"));
+        spec.limits.cpuset = Some("2-3".into());
+        assert!(
+            args_of(&spec).contains("--activity --cpuset 2-3 "),
+            "{}",
+            args_of(&spec)
+        );
     }
 
     fn spec_in(dir: &Path) -> RunSpec {

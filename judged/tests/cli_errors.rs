@@ -99,3 +99,12 @@ fn missing_runguard_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bad_cpuset_is_named() {
+    let stderr = refused(&[&aplusb(), &correct_c(), "--cpuset", "1-x"]);
+    assert!(
+        stderr.contains("'--cpuset <LIST>'") && stderr.contains("`1-x'"),
+        "{stderr}"
+    );
+}

@@ -320,6 +320,7 @@ fn judge_blocking(daemon: &Daemon, claim: &Claim, stop: &AtomicU8) -> anyhow::Re
             scratch_parent: env.scratch.clone(),
             rerun_disturbed: env.rerun_disturbed,
             thresholds: Thresholds::default().run,
+            cpuset: None,
         },
     };
     let progress = ServeProgress {
