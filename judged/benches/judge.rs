@@ -24,7 +24,7 @@ use anyhow::{bail, ensure, Context, Result};
 use judged::problem::Problem;
 
 mod common;
-use common::{correct_submission, generate_problem, runguard_beside, write_json};
+use common::{correct_submission, generate_problem, report, runguard_beside};
 
 const DEFAULT_CASES: usize = 1000;
 
@@ -58,15 +58,7 @@ fn main() -> Result<()> {
             (whole - fixed) * 1000.0 / (cases - 1) as f64,
         ),
     ];
-    println!();
-    for (name, value) in figures {
-        println!("{name}={value:.3}");
-    }
-    let target = judged
-        .ancestors()
-        .nth(2)
-        .context("judged is not inside cargo's target directory")?;
-    write_json(&target.join("bench/judge.json"), &figures)
+    report(&judged, "judge", &figures)
 }
 
 /// The wall time, in seconds, of judging `submission` on `problem`, which must come out correct

@@ -28,7 +28,7 @@ use judged::problem::Problem;
 use serde_json::{json, Value};
 
 mod common;
-use common::{correct_submission, generate_problem, runguard_beside, write_json};
+use common::{correct_submission, generate_problem, report, runguard_beside};
 
 /// How often a submitted judging is polled.
 const POLL: Duration = Duration::from_millis(5);
@@ -100,15 +100,7 @@ fn main() -> Result<()> {
         ("api_judgings_per_s", batch as f64 / batch_seconds),
         ("api_workers", workers as f64),
     ];
-    println!();
-    for (name, value) in figures {
-        println!("{name}={value:.3}");
-    }
-    let target = judged
-        .ancestors()
-        .nth(2)
-        .context("judged is not inside cargo's target directory")?;
-    write_json(&target.join("bench/serve.json"), &figures)
+    report(&judged, "serve", &figures)
 }
 
 /// Milliseconds of one `judged run --jobs 1 --json` that must judge all `cases` correct.

@@ -43,7 +43,21 @@ pub fn generate_problem(cases: usize) -> Result<tempfile::TempDir> {
     Ok(dir)
 }
 
-pub fn write_json(path: &Path, figures: &[(&str, f64)]) -> Result<()> {
+/// Print one `name=value` line per figure and write them to `target/bench/NAME.json` (the
+/// target directory of the `judged` that ran).
+pub fn report(judged: &Path, name: &str, figures: &[(&str, f64)]) -> Result<()> {
+    println!();
+    for (figure, value) in figures {
+        println!("{figure}={value:.3}");
+    }
+    let target = judged
+        .ancestors()
+        .nth(2)
+        .context("judged is not inside cargo's target directory")?;
+    write_json(&target.join(format!("bench/{name}.json")), figures)
+}
+
+fn write_json(path: &Path, figures: &[(&str, f64)]) -> Result<()> {
     let object: serde_json::Map<String, serde_json::Value> = figures
         .iter()
         .map(|(name, value)| {
