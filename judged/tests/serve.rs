@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 
 mod common;
 mod daemon;
-use common::skip;
-use daemon::{judging_prerequisites, repo, slow_problem, slow_submission, Server};
+use common::{judging_prerequisites, skip};
+use daemon::{repo, slow_problem, slow_submission, Server};
 
 fn aplusb() -> PathBuf {
     repo().join("testdata/problems/aplusb")

@@ -29,8 +29,8 @@ use serde_json::Value;
 
 mod common;
 mod daemon;
-use common::{is_root, skip};
-use daemon::{judging_prerequisites, repo, slow_problem, slow_submission, Server};
+use common::{is_root, judging_prerequisites, skip};
+use daemon::{repo, slow_problem, slow_submission, Server};
 
 /// A PostgreSQL server for one test and a database of its own on it; a cluster this started
 /// is stopped and removed on drop.

@@ -17,7 +17,7 @@ use std::process::Command;
 use judged::verdict::{exit_status, Verdict};
 
 mod common;
-use common::{is_root, runguard, skip};
+use common::{judging_prerequisites, skip};
 
 /// The verdicts a submission may get, from its `@EXPECTED_RESULTS@:` comment.
 fn expected_results(source: &Path) -> Option<Vec<Verdict>> {
@@ -61,21 +61,6 @@ fn every_submission_has_an_expectation_that_parses() {
         "only {} annotated submissions",
         submissions.len()
     );
-}
-
-/// The runguard binary, or why the judging tests cannot run here.
-fn judging_prerequisites() -> Result<PathBuf, String> {
-    if !is_root() {
-        return Err("judging needs root (runguard switches users and makes cgroups)".into());
-    }
-    let runguard = runguard();
-    if !runguard.is_file() {
-        return Err(format!(
-            "no runguard binary at `{}' (cargo build -p runner)",
-            runguard.display()
-        ));
-    }
-    Ok(runguard)
 }
 
 /// `judged run PROBLEM SOURCE --json` in a scratch directory of its own, which the judging must

@@ -34,6 +34,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::diagnostics::thresholds::Thresholds;
 use crate::language::Languages;
 use crate::problem::Problem;
 use crate::sandbox::{self, Runguard, SandboxProfiles};
@@ -288,6 +289,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
             scratch: settings.scratch_dir.clone(),
             all_test_cases: settings.all_test_cases,
             rerun_disturbed: settings.rerun_disturbed,
+            thresholds: Thresholds::default().run,
         },
         store,
         hub: hub::Hub::default(),

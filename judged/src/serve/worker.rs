@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use super::hub::{self, Hub};
 use super::metrics::Metrics;
 use super::store::{Claim, Outcome, Renewal, Status, Store, TestRecord};
-use crate::diagnostics::thresholds::Thresholds;
+use crate::diagnostics::thresholds::RunThresholds;
 use crate::judge::{Judge, Options, Progress, TestResult};
 use crate::language::Languages;
 use crate::problem::{Problem, TestCase};
@@ -41,6 +41,8 @@ pub struct JudgeEnv {
     pub scratch: PathBuf,
     pub all_test_cases: bool,
     pub rerun_disturbed: u32,
+    /// When a test case's measurements become findings (parsed once, at start).
+    pub thresholds: RunThresholds,
 }
 
 /// Everything the API and the workers share.
@@ -319,7 +321,7 @@ fn judge_blocking(daemon: &Daemon, claim: &Claim, stop: &AtomicU8) -> anyhow::Re
             all: env.all_test_cases,
             scratch_parent: env.scratch.clone(),
             rerun_disturbed: env.rerun_disturbed,
-            thresholds: Thresholds::default().run,
+            thresholds: env.thresholds.clone(),
             cpuset: None,
         },
     };

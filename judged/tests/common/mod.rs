@@ -23,3 +23,22 @@ pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
+
+/// runguard, or why judging (of C submissions) cannot be tested here.
+#[allow(dead_code)] // not every test binary judges
+pub fn judging_prerequisites() -> Result<PathBuf, String> {
+    if !is_root() {
+        return Err("judging needs root (runguard switches users and makes cgroups)".into());
+    }
+    let runguard = runguard();
+    if !runguard.is_file() {
+        return Err(format!(
+            "no runguard binary at `{}' (cargo build -p runner)",
+            runguard.display()
+        ));
+    }
+    if !Path::new("/usr/bin/gcc").is_file() {
+        return Err("no /usr/bin/gcc for the C submissions (ci/setup installs it)".into());
+    }
+    Ok(runguard)
+}

@@ -14,28 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{is_root, runguard};
-
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// runguard, or why judging cannot be tested here.
-pub fn judging_prerequisites() -> Result<PathBuf, String> {
-    if !is_root() {
-        return Err("judging needs root (runguard switches users and makes cgroups)".into());
-    }
-    let runguard = runguard();
-    if !runguard.is_file() {
-        return Err(format!(
-            "no runguard binary at `{}' (cargo build -p runner)",
-            runguard.display()
-        ));
-    }
-    if !Path::new("/usr/bin/gcc").is_file() {
-        return Err("no /usr/bin/gcc for the C submissions (ci/setup installs it)".into());
-    }
-    Ok(runguard)
 }
 
 /// A running `judged serve`; killed when dropped.
