@@ -194,6 +194,10 @@ fn runs_as_the_given_user_and_group_without_privileges() {
         for key in ["cap_bounding", "cap_ambient"] {
             assert_eq!(seen.require(key), "0", "{key}");
         }
+        // A fresh signal state: runguard ignores SIGPIPE and blocks its stop signals, the
+        // program must not inherit either.
+        assert_eq!(seen.require("sigpipe"), "default");
+        assert_eq!(seen.require("signals_blocked"), "0");
     }
 }
 

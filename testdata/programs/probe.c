@@ -1,9 +1,10 @@
 /* probe: print, one "key=value" a line, what a run's confinement looks like from inside:
- * ids, supplementary groups, no_new_privs, capabilities, core and file-size limits, CPU
- * affinity, cwd. */
+ * ids, supplementary groups, no_new_privs, capabilities, signal state, core and file-size
+ * limits, CPU affinity, cwd. */
 #define _GNU_SOURCE
 #include <linux/capability.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -48,6 +49,17 @@ int main(void)
 	       data[1].inheritable, data[0].inheritable);
 	printf("cap_bounding=%d\n", count_in_set(PR_CAPBSET_READ, 0));
 	printf("cap_ambient=%d\n", count_in_set(0, PR_CAP_AMBIENT));
+	struct sigaction pipe_action;
+	sigaction(SIGPIPE, NULL, &pipe_action);
+	printf("sigpipe=%s\n", pipe_action.sa_handler == SIG_IGN   ? "ignored"
+				 : pipe_action.sa_handler == SIG_DFL ? "default"
+								     : "caught");
+	sigset_t blocked;
+	sigprocmask(SIG_BLOCK, NULL, &blocked);
+	int blocked_count = 0;
+	for (int signal = 1; signal < NSIG; signal++)
+		blocked_count += sigismember(&blocked, signal) == 1;
+	printf("signals_blocked=%d\n", blocked_count);
 	print_limit("core_soft", core.rlim_cur);
 	print_limit("core_hard", core.rlim_max);
 	print_limit("fsize_soft", fsize.rlim_cur);
