@@ -490,14 +490,22 @@ mod tests {
     /// A `Runguard` whose binary is a script that writes `report` as its JSON report and exits
     /// with `status`, as runguard does.
     fn fake_runguard(dir: &Path, report: &str, status: u8) -> Runguard {
-        use std::os::unix::fs::PermissionsExt;
         let binary = dir.join("runguard");
         let script = format!(
             "#!/bin/sh\nwhile [ \"$1\" != --json ]; do shift; done\n\
              cat > \"$2\" <<'EOF'\n{report}\nEOF\nexit {status}\n"
         );
-        std::fs::write(&binary, script).unwrap();
-        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Written by another process: a write descriptor of ours, inherited by a child that
+        // another test thread forks at that moment, would make exec fail with ETXTBSY.
+        let source = dir.join("runguard.sh");
+        std::fs::write(&source, script).unwrap();
+        let installed = std::process::Command::new("install")
+            .args(["-m", "755"])
+            .arg(&source)
+            .arg(&binary)
+            .status()
+            .unwrap();
+        assert!(installed.success());
         Runguard::new(binary, nobody(), dir).unwrap()
     }
 
