@@ -10,7 +10,9 @@
 //!
 //! The same code carries out a run in a warm sandbox ([`run_in`], called by the keeper of
 //! `crate::warm`): there the cgroup is the sandbox's, made once, and the namespaces and root are
-//! the keeper's (see `sys::child::Confinement`); everything from the fork on is shared.
+//! the keeper's (see `sys::child::Confinement`); everything from the fork on is shared. A warm
+//! child born whole in the sandbox's cgroup2 group needs no "go", and is spawned sharing our
+//! memory until its exec (see [`spawn`]): no page tables copied, no copy-on-write faults after.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
@@ -21,6 +23,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
@@ -96,6 +99,9 @@ pub trait RunGroup {
     /// Put the forked child into every group of the run (but the clone-into one when it was
     /// born there).
     fn attach(&self, pid: i32, born_in_clone_group: bool) -> Result<()>;
+    /// Whether a child born in [`RunGroup::clone_into_fd`] is in every group of the run
+    /// already, so that `attach` has nothing to do.
+    fn whole_at_birth(&self) -> bool;
     /// CPU time of the run's group so far.
     fn cpu_time(&self) -> Result<Duration>;
     /// What the group measured (peak memory of this run alone).
@@ -112,6 +118,9 @@ impl RunGroup for RunCgroup {
     }
     fn attach(&self, pid: i32, born_in_clone_group: bool) -> Result<()> {
         RunCgroup::attach(self, pid, born_in_clone_group)
+    }
+    fn whole_at_birth(&self) -> bool {
+        RunCgroup::whole_at_birth(self)
     }
     fn cpu_time(&self) -> Result<Duration> {
         RunCgroup::cpu_time(self)
@@ -159,19 +168,15 @@ pub fn run_in(plan: &Plan, setting: &Setting<'_>) -> Result<Report> {
     );
     let cgroup = setting.cgroup;
     let pipes = Pipes::new()?;
-    let spec = child_spec(plan, setting, seccomp, &pipes);
+    let mut spec = child_spec(plan, setting, seccomp, &pipes);
     let signals = StopSignals::block().map_err(|e| SandboxError::sys("signalfd", e))?;
 
     let forked_at = Instant::now();
-    let flags = process::clone_time_namespace_flags(&plan.namespaces);
-    let Some(forked) = process::fork_child(flags, cgroup.clone_into_fd())
-        .map_err(|e| SandboxError::sys("clone3", e))?
-    else {
-        confine_and_exec(&spec)
-    };
+    let (forked, whole_at_birth) = spawn(plan, setting, &mut spec)?;
     let child = KillOnDrop(forked.pid);
     let parent_ends = pipes.into_parent_ends();
-    let started = start(plan, &forked, cgroup, parent_ends.go, parent_ends.report)?;
+    let go = (!whole_at_birth).then_some(parent_ends.go);
+    let started = start(plan, &forked, cgroup, go, parent_ends.report)?;
     let setup_time = started.at - forked_at;
 
     let mut supervisor = Supervisor {
@@ -234,6 +239,45 @@ pub fn run_in(plan: &Plan, setting: &Setting<'_>) -> Result<Report> {
         runner_signal,
         activity,
     })
+}
+
+/// Start the child (in the child, this confines and execs). Where it can be
+/// ([`sharing_memory_target`]) the child shares our memory until its exec and needs no "go":
+/// then the second value is true and the child has exec'd (or failed) on return. Otherwise it
+/// is a copy of us that waits for the "go" of [`start`].
+fn spawn(plan: &Plan, setting: &Setting<'_>, spec: &mut ChildSpec) -> Result<(Forked, bool)> {
+    let flags = process::clone_time_namespace_flags(&plan.namespaces);
+    if let Some(cgroup) = sharing_memory_target(plan, setting) {
+        let go = spec.go.take();
+        match process::spawn_sharing_memory(flags, cgroup, spec) {
+            Ok(spawned) => return Ok((spawned, true)),
+            // Not built for this architecture, or a cgroup the kernel will not clone into.
+            Err(Errno::ENOSYS | Errno::EINVAL | Errno::EOPNOTSUPP | Errno::E2BIG) => {}
+            Err(e) => return Err(SandboxError::sys("clone3(CLONE_VM)", e)),
+        }
+        spec.go = go;
+    }
+    match process::fork_child(flags, setting.cgroup.clone_into_fd())
+        .map_err(|e| SandboxError::sys("clone3", e))?
+    {
+        Some(forked) => Ok((forked, false)),
+        None => confine_and_exec(spec),
+    }
+}
+
+/// Where the child may be spawned sharing our memory ([`process::spawn_sharing_memory`]): the
+/// cgroup2 directory it is born in, when that birth puts it in every group of the run and we
+/// have nothing else to do for it before its exec (no user namespace to map ids of, no pid
+/// namespace whose init stays). Only warm runs take it: a one-shot child builds its namespaces
+/// while we attach it to the v1 groups, and forking the small runguard costs little.
+fn sharing_memory_target<'a>(plan: &Plan, setting: &Setting<'a>) -> Option<BorrowedFd<'a>> {
+    let nothing_to_do_for_it = setting.confinement == Confinement::Inherited
+        && !plan.namespaces.user
+        && !plan.namespaces.pid
+        && setting.cgroup.whole_at_birth();
+    nothing_to_do_for_it
+        .then(|| setting.cgroup.clone_into_fd())
+        .flatten()
 }
 
 /// Unique among the runs of this host: our pid and a counter.
@@ -348,7 +392,7 @@ fn child_spec(
         stdin: setting.stdin.map(|fd| fd.as_raw_fd()),
         stdout: pipes.stdout.1.as_raw_fd(),
         stderr: pipes.stderr.1.as_raw_fd(),
-        go: pipes.go.0.as_raw_fd(),
+        go: Some(pipes.go.0.as_raw_fd()),
         report: pipes.report.1.as_raw_fd(),
         status: pipes.status.1.as_raw_fd(),
     }
@@ -406,7 +450,7 @@ fn start(
     plan: &Plan,
     forked: &Forked,
     cgroup: &dyn RunGroup,
-    go: OwnedFd,
+    go: Option<OwnedFd>,
     report: OwnedFd,
 ) -> Result<Started> {
     if plan.namespaces.user {
@@ -421,13 +465,17 @@ fn start(
     // A child whose setup fails before the "go" (e.g. its chdir in the new root) reports why
     // and exits, and then the attach (ESRCH) or the "go" (EPIPE) fails too: its report is the
     // cause. Otherwise the "go" pipe closes with `go` and the waiting child exits quietly.
-    let released = cgroup
-        .attach(forked.pid.as_raw(), forked.in_cgroup)
-        .and_then(|()| {
-            File::from(go)
-                .write_all(b"g")
-                .map_err(|e| SandboxError::io("cannot release the child", "go pipe", e))
-        });
+    // Without a "go" the child was whole at birth and has exec'd or failed already.
+    let released = match go {
+        Some(go) => cgroup
+            .attach(forked.pid.as_raw(), forked.in_cgroup)
+            .and_then(|()| {
+                File::from(go)
+                    .write_all(b"g")
+                    .map_err(|e| SandboxError::io("cannot release the child", "go pipe", e))
+            }),
+        None => Ok(()),
+    };
     let mut message = String::new();
     File::from(report)
         .read_to_string(&mut message)
@@ -712,6 +760,74 @@ fn mark_limits_passed(result: &mut TimeResult, plan: &Plan, wall: Duration, cpu:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run group that is whole at birth or not, with a clone-into directory or not.
+    struct StubGroup {
+        clone_into: Option<File>,
+        whole_at_birth: bool,
+    }
+
+    impl RunGroup for StubGroup {
+        fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
+            self.clone_into.as_ref().map(AsFd::as_fd)
+        }
+        fn attach(&self, _: i32, _: bool) -> Result<()> {
+            unreachable!("not forked")
+        }
+        fn whole_at_birth(&self) -> bool {
+            self.whole_at_birth
+        }
+        fn cpu_time(&self) -> Result<Duration> {
+            unreachable!("not forked")
+        }
+        fn usage(&self) -> Result<Usage> {
+            unreachable!("not forked")
+        }
+        fn kill_all(&self) -> Result<()> {
+            unreachable!("not forked")
+        }
+        fn activity(&self) -> Result<Activity> {
+            unreachable!("not forked")
+        }
+    }
+
+    #[test]
+    fn only_a_warm_child_that_needs_nothing_before_its_exec_shares_our_memory() {
+        let stub = |has_dir: bool, whole_at_birth| StubGroup {
+            clone_into: has_dir.then(|| File::open("/").unwrap()),
+            whole_at_birth,
+        };
+        let plain = Plan::new("prog", vec![]);
+        let mut with_pid = plain.clone();
+        with_pid.namespaces.pid = true;
+        let mut with_user = plain.clone();
+        with_user.namespaces.user = true;
+        use Confinement::{Inherited, Own};
+        for (plan, confinement, group, shares) in [
+            (&plain, Inherited, stub(true, true), true),
+            (&plain, Own, stub(true, true), false),
+            (&plain, Inherited, stub(true, false), false),
+            (&plain, Inherited, stub(false, true), false),
+            (&with_pid, Inherited, stub(true, true), false),
+            (&with_user, Inherited, stub(true, true), false),
+        ] {
+            let setting = Setting {
+                cgroup: &group,
+                confinement,
+                layout: Layout::Hybrid,
+                stdin: None,
+            };
+            assert_eq!(
+                sharing_memory_target(plan, &setting).is_some(),
+                shares,
+                "{confinement:?}, pid {}, user {}, dir {}, whole {}",
+                plan.namespaces.pid,
+                plan.namespaces.user,
+                group.clone_into.is_some(),
+                group.whole_at_birth
+            );
+        }
+    }
 
     #[test]
     fn counts_cpus_of_a_list() {

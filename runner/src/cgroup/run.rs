@@ -255,6 +255,14 @@ impl RunCgroup {
         self.unified.as_ref().map(|unified| unified.fd.as_fd())
     }
 
+    /// Whether the clone-into group is the run's only group (pure v2), so that a child born
+    /// there needs no [`RunCgroup::attach`].
+    pub fn whole_at_birth(&self) -> bool {
+        self.unified
+            .as_ref()
+            .is_some_and(|unified| self.dirs.iter().all(|dir| *dir == unified.path))
+    }
+
     /// Move `pid` into every group of the run; with `except_clone_into`, leave out the group
     /// of [`RunCgroup::clone_into_fd`] (the child was born there).
     pub fn attach(&self, pid: i32, except_clone_into: bool) -> Result<()> {
@@ -669,6 +677,15 @@ mod tests {
                 .trim(),
             "9223372036854771712"
         );
+    }
+
+    #[test]
+    fn only_a_pure_v2_run_is_in_all_its_groups_when_born_in_the_clone_into_one() {
+        for (layout, whole) in [("v2", true), ("hybrid", false), ("v1", false)] {
+            let tree = FixtureTree::copy(layout);
+            let run = create(&tree, &all_limits()).unwrap();
+            assert_eq!(run.whole_at_birth(), whole, "{layout}");
+        }
     }
 
     #[test]

@@ -22,6 +22,12 @@
 //! 10. install the seccomp filter last, so that none of our own setup calls are filtered;
 //! 11. exec. The report descriptor is close-on-exec: the parent sees EOF at exec and starts the
 //!     clocks then. Any failure before is written on it as one message naming the step.
+//!
+//! A warm run that needs nothing from the parent before its exec is spawned sharing the
+//! parent's memory instead of a copy of it (`process::spawn_sharing_memory`, CLONE_VM |
+//! CLONE_VFORK): the parent is suspended until we exec or exit, so there is no "go" to wait
+//! for in step 4. Everything here must then leave that memory fit for the parent to resume
+//! in: allocating is fine (the parent is single-threaded and suspended), leaving is `_exit`.
 
 use std::ffi::CString;
 use std::fs;
@@ -77,8 +83,9 @@ pub struct ChildSpec {
     /// Write ends of the output pipes, to become descriptors 1 and 2.
     pub stdout: RawFd,
     pub stderr: RawFd,
-    /// Read end of the parent's "go" pipe.
-    pub go: RawFd,
+    /// Read end of the parent's "go" pipe; `None`: the parent has nothing to do for us
+    /// before our exec (we were born in every group of the run).
+    pub go: Option<RawFd>,
     /// Write end (close-on-exec) of the report pipe: EOF at exec, or a failure message.
     pub report: RawFd,
     /// Write end (close-on-exec) of the status pipe: as pid-namespace init, we send the
@@ -152,12 +159,14 @@ fn confine(spec: &ChildSpec) -> Result<std::convert::Infallible, StepError> {
     }
 
     // 4. Wait until the parent has put us in every cgroup of the run.
-    let mut byte = [0u8; 1];
-    match nix::unistd::read(borrow(spec.go), &mut byte) {
-        Ok(1) => {}
-        // The parent gave up on us: end quietly, it reports its own error.
-        // SAFETY: see confine_and_exec.
-        _ => unsafe { libc::_exit(SETUP_FAILED) },
+    if let Some(go) = spec.go {
+        let mut byte = [0u8; 1];
+        match nix::unistd::read(borrow(go), &mut byte) {
+            Ok(1) => {}
+            // The parent gave up on us: end quietly, it reports its own error.
+            // SAFETY: see confine_and_exec.
+            _ => unsafe { libc::_exit(SETUP_FAILED) },
+        }
     }
 
     // 5. The cgroup namespace roots at the run's cgroup.

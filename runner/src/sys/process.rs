@@ -7,6 +7,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::plan::Namespaces;
+use crate::sys::child::ChildSpec;
 
 /// `struct clone_args` of clone3(2) (kernel ABI, version 2 with `cgroup`). Not in the `libc`
 /// crate for glibc targets.
@@ -79,6 +80,172 @@ pub fn fork_child(
         }
     }
     clone3(namespace_flags, None)
+}
+
+/// Start a child that borrows our memory until it execs, born inside the cgroup2 directory
+/// `cgroup`: clone3 with `CLONE_VM | CLONE_VFORK`, as posix_spawn does with clone. No page
+/// table is copied and no page is copied on write afterwards, which is most of what a fork
+/// costs a keeper. The child confines itself as `spec` says and execs
+/// ([`confine_and_exec`](crate::sys::child::confine_and_exec)) on a stack of its own; we are
+/// suspended until it has exec'd or exited, so it must need nothing from us before its exec
+/// (no cgroup to be moved into, no id maps, no pid namespace init that stays).
+///
+/// `Err(ENOSYS)` where this is not built (only x86_64 has the trampoline), and the kernel's
+/// error for a cgroup it refuses to clone into: the caller then forks with [`fork_child`].
+/// The caller must be single-threaded.
+pub fn spawn_sharing_memory(
+    namespace_flags: u64,
+    cgroup: BorrowedFd<'_>,
+    spec: &ChildSpec,
+) -> nix::Result<Forked> {
+    let stack = shared_spawn::stack()?;
+    let mut pidfd: RawFd = -1;
+    let args = CloneArgs {
+        flags: namespace_flags
+            | CLONE_PIDFD
+            | CLONE_INTO_CGROUP
+            | libc::CLONE_VM as u64
+            | libc::CLONE_VFORK as u64,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack.base as u64,
+        stack_size: stack.size as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid clone_args whose stack is the reserved child stack, unused by
+    // anyone else while `stack` (a lock) is held; the child runs `child_entry` on it and never
+    // returns into our frames, and we are suspended until it execs or exits, so nothing else
+    // touches the memory it borrows meanwhile. The caller is single-threaded, so the child
+    // cannot find a lock (of the allocator, say) held by another thread.
+    let pid = unsafe { shared_spawn::clone3_on_stack(&args, spec) }?;
+    drop(stack);
+    Ok(Forked {
+        pid: Pid::from_raw(pid),
+        // SAFETY: the kernel stored a new pidfd that nobody else owns.
+        pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        in_cgroup: true,
+    })
+}
+
+/// The machinery of [`spawn_sharing_memory`]: the child's stack and the clone3 trampoline.
+mod shared_spawn {
+    use std::ffi::c_void;
+    use std::num::NonZeroUsize;
+    use std::sync::{Mutex, MutexGuard};
+
+    use nix::errno::Errno;
+    use nix::sys::mman::{mmap_anonymous, mprotect, MapFlags, ProtFlags};
+
+    use super::CloneArgs;
+    use crate::sys::child::{confine_and_exec, ChildSpec};
+
+    /// Room for the child's setup (Rust frames, seccomp, an error message) with margin.
+    const STACK_BYTES: usize = 256 * 1024;
+    /// An inaccessible page below the stack, so an overflow faults instead of writing over
+    /// whatever was mapped there.
+    const GUARD_BYTES: usize = 4096;
+
+    pub struct Stack {
+        pub base: *mut c_void,
+        pub size: usize,
+    }
+
+    // SAFETY: the mapping is process-wide and only ever used under the mutex.
+    unsafe impl Send for Stack {}
+
+    /// One stack, mapped at the first spawn and kept: a child runs on it only while we are
+    /// suspended, and the lock keeps two threads from ever sharing it.
+    static STACK: Mutex<Option<Stack>> = Mutex::new(None);
+
+    pub struct StackGuard(MutexGuard<'static, Option<Stack>>);
+
+    impl std::ops::Deref for StackGuard {
+        type Target = Stack;
+        fn deref(&self) -> &Stack {
+            self.0
+                .as_ref()
+                .expect("mapped before the guard is handed out")
+        }
+    }
+
+    pub fn stack() -> nix::Result<StackGuard> {
+        let mut slot = STACK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slot.is_none() {
+            let length = NonZeroUsize::new(GUARD_BYTES + STACK_BYTES).expect("non-zero");
+            // SAFETY: a fresh anonymous mapping aliases nothing.
+            let mapping = unsafe {
+                mmap_anonymous(
+                    None,
+                    length,
+                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                    MapFlags::MAP_PRIVATE | MapFlags::MAP_STACK,
+                )
+            }?;
+            // SAFETY: the first page of our own mapping, which nothing uses yet.
+            unsafe { mprotect(mapping, GUARD_BYTES, ProtFlags::PROT_NONE) }?;
+            // SAFETY: GUARD_BYTES lies inside the mapping.
+            let base = unsafe { mapping.as_ptr().byte_add(GUARD_BYTES) };
+            *slot = Some(Stack {
+                base,
+                size: STACK_BYTES,
+            });
+        }
+        Ok(StackGuard(slot))
+    }
+
+    /// What the child runs first, on its own stack.
+    extern "C" fn child_entry(spec: *const ChildSpec) -> ! {
+        // SAFETY: `spec` is the parent's `&ChildSpec`, alive while the parent is suspended.
+        confine_and_exec(unsafe { &*spec })
+    }
+
+    /// clone3 whose child calls `child_entry(spec)`. A child with its own stack resumes from
+    /// the syscall on that stack with no frame to return to, so the switch to Rust code must
+    /// be done in assembly, as glibc's clone does.
+    ///
+    /// # Safety
+    /// `args` must be a valid clone_args with CLONE_VFORK and a stack that nothing else uses.
+    #[cfg(target_arch = "x86_64")]
+    pub unsafe fn clone3_on_stack(args: &CloneArgs, spec: &ChildSpec) -> nix::Result<i32> {
+        let ret: i64;
+        // SAFETY: the caller's contract. In the parent the asm is one syscall. In the child
+        // (rax = 0) the stack pointer is the top of the new stack, 16-byte aligned as the
+        // call expects; child_entry never returns (ud2 would trap if it did).
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                "test rax, rax",
+                "jnz 2f",
+                "mov rdi, r12",
+                "call r13",
+                "ud2",
+                "2:",
+                inlateout("rax") libc::SYS_clone3 => ret,
+                in("rdi") args as *const CloneArgs,
+                in("rsi") std::mem::size_of::<CloneArgs>(),
+                in("r12") spec as *const ChildSpec,
+                in("r13") child_entry as extern "C" fn(*const ChildSpec) -> !,
+                lateout("rcx") _,
+                lateout("r11") _,
+            );
+        }
+        match ret {
+            error if error < 0 => Err(Errno::from_raw(-error as i32)),
+            pid => Ok(pid as i32),
+        }
+    }
+
+    /// Without the trampoline the caller forks instead.
+    ///
+    /// # Safety
+    /// Always safe; `unsafe` to match the x86_64 version.
+    #[cfg(not(target_arch = "x86_64"))]
+    pub unsafe fn clone3_on_stack(_args: &CloneArgs, _spec: &ChildSpec) -> nix::Result<i32> {
+        Err(Errno::ENOSYS)
+    }
 }
 
 fn clone3(flags: u64, cgroup: Option<RawFd>) -> nix::Result<Option<Forked>> {

@@ -198,6 +198,10 @@ impl RunGroup for SharedCgroup {
         }
     }
 
+    fn whole_at_birth(&self) -> bool {
+        true
+    }
+
     fn cpu_time(&self) -> Result<Duration> {
         self.group.cpu_time()
     }
