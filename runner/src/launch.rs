@@ -525,11 +525,13 @@ impl Supervisor<'_> {
     ) -> Result<WaitStatus> {
         let mut open = [true, true];
         let cpus = usable_cpus(self.plan);
+        // The baseline was read at exec, a moment ago: nothing to read for the first check.
+        let mut cpu_used = Duration::ZERO;
         loop {
-            if let Some(reason) = self.limit_reached()? {
+            if let Some(reason) = self.limit_reached(cpu_used) {
                 self.kill(reason)?;
             }
-            let timeout = self.next_check(cpus)?;
+            let timeout = self.next_check(cpus, cpu_used);
             let mut fds = vec![
                 PollFd::new(forked.pidfd.as_fd(), PollFlags::POLLIN),
                 PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN),
@@ -563,12 +565,24 @@ impl Supervisor<'_> {
                     return Ok(status);
                 }
             }
+            if self.watching_cpu() {
+                cpu_used = self.cpu_used()?;
+            }
         }
     }
 
-    fn limit_reached(&self) -> Result<Option<KillReason>> {
-        if self.time_result.any_hard() || self.runner_signal.is_some() {
-            return Ok(None);
+    /// Whether the CPU limit is still to be enforced: there is one and no kill is under way.
+    fn watching_cpu(&self) -> bool {
+        self.plan.limits.cpu.is_some() && !self.killing()
+    }
+
+    fn killing(&self) -> bool {
+        self.time_result.any_hard() || self.runner_signal.is_some()
+    }
+
+    fn limit_reached(&self, cpu_used: Duration) -> Option<KillReason> {
+        if self.killing() {
+            return None;
         }
         if self
             .plan
@@ -576,37 +590,35 @@ impl Supervisor<'_> {
             .wall
             .is_some_and(|wall| self.started.elapsed() >= wall.hard)
         {
-            return Ok(Some(KillReason::WallLimit));
+            return Some(KillReason::WallLimit);
         }
-        if let Some(cpu) = self.plan.limits.cpu {
-            if self.cpu_used()? >= cpu.hard {
-                return Ok(Some(KillReason::CpuLimit));
-            }
+        if self.plan.limits.cpu.is_some_and(|cpu| cpu_used >= cpu.hard) {
+            return Some(KillReason::CpuLimit);
         }
-        Ok(None)
+        None
     }
 
     /// Sleep no longer than until the wall limit, or until the CPU limit could be reached with
     /// every usable CPU busy: the run cannot pass it unseen.
-    fn next_check(&self, cpus: u32) -> Result<PollTimeout> {
-        if self.time_result.any_hard() || self.runner_signal.is_some() {
-            return Ok(PollTimeout::from(100u16));
+    fn next_check(&self, cpus: u32, cpu_used: Duration) -> PollTimeout {
+        if self.killing() {
+            return PollTimeout::from(100u16);
         }
         let mut wait: Option<Duration> = None;
         if let Some(wall) = self.plan.limits.wall {
             wait = Some(wall.hard.saturating_sub(self.started.elapsed()));
         }
         if let Some(cpu) = self.plan.limits.cpu {
-            let until_cpu = cpu.hard.saturating_sub(self.cpu_used()?) / cpus;
+            let until_cpu = cpu.hard.saturating_sub(cpu_used) / cpus;
             wait = Some(wait.map_or(until_cpu, |w| w.min(until_cpu)));
         }
-        Ok(match wait {
+        match wait {
             None => PollTimeout::NONE,
             Some(wait) => {
                 let millis = wait.max(MIN_POLL).as_millis().min(i32::MAX as u128);
                 PollTimeout::try_from(millis as i32).unwrap_or(PollTimeout::MAX)
             }
-        })
+        }
     }
 
     fn cpu_used(&self) -> Result<Duration> {

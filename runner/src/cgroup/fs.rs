@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::parse::ParseResult;
 use crate::error::{Result, SandboxError};
-use crate::sys::file::read_from_start;
+use crate::sys::file::{read_from_start, Shown};
 
 /// mkdir and rmdir of a cgroup. The kernel fills a new cgroup directory with its control files
 /// and lets rmdir remove a directory that still lists them; tests substitute a fake that does
@@ -52,17 +52,27 @@ pub(crate) struct OpenFiles {
 }
 
 impl OpenFiles {
-    /// Read `path` and parse it, as [`read_parsed`] does.
+    /// Read the counter file `path` (shown whole, see [`Shown`]) and parse it, as
+    /// [`read_parsed`] does.
     pub(crate) fn read_parsed<T>(
         &self,
         path: &Path,
         parse: impl FnOnce(&str) -> ParseResult<T>,
     ) -> Result<T> {
-        parsed(path, &self.read(path)?, parse)
+        parsed(path, &self.read(path, Shown::Whole)?, parse)
     }
 
-    fn read(&self, path: &Path) -> Result<String> {
-        self.try_read(path)
+    /// Read the member list `path` (`cgroup.procs`, shown one pid at a time) and parse it.
+    pub(crate) fn read_parsed_list<T>(
+        &self,
+        path: &Path,
+        parse: impl FnOnce(&str) -> ParseResult<T>,
+    ) -> Result<T> {
+        parsed(path, &self.read(path, Shown::InRecords)?, parse)
+    }
+
+    fn read(&self, path: &Path, shown: Shown) -> Result<String> {
+        self.try_read(path, shown)
             .map_err(|err| SandboxError::io("read cgroup file", path, err))
     }
 
@@ -73,7 +83,7 @@ impl OpenFiles {
         path: &Path,
         parse: impl FnOnce(&str) -> Option<T>,
     ) -> Result<Option<T>> {
-        match self.try_read(path) {
+        match self.try_read(path, Shown::Whole) {
             Ok(text) => Ok(parse(&text)),
             Err(err)
                 if matches!(
@@ -87,9 +97,12 @@ impl OpenFiles {
         }
     }
 
-    fn try_read(&self, path: &Path) -> io::Result<String> {
+    fn try_read(&self, path: &Path, shown: Shown) -> io::Result<String> {
         let mut readers = self.readers.borrow_mut();
-        read_from_start(open_once(&mut readers, path, |path| File::open(path))?)
+        read_from_start(
+            open_once(&mut readers, path, |path| File::open(path))?,
+            shown,
+        )
     }
 
     /// [`write`] through a descriptor kept open. Only for cgroupfs: a plain file would keep

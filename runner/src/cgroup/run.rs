@@ -347,7 +347,7 @@ impl RunCgroup {
     pub fn pids(&self) -> Result<Vec<i32>> {
         let procs = self.members_dir().join("cgroup.procs");
         match self.unified {
-            Some(_) => self.files.read_parsed(&procs, parse::pids),
+            Some(_) => self.files.read_parsed_list(&procs, parse::pids),
             None => read_parsed(&procs, parse::pids),
         }
     }

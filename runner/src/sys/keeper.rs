@@ -9,7 +9,7 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 
-use crate::sys::file::read_from_start;
+use crate::sys::file::{read_from_start, Shown};
 
 /// Move the protocol off descriptors 0 and 1 (returned, close-on-exec) and put `/dev/null`
 /// there: runs inherit descriptor 0 when they are given no input, and must not read requests.
@@ -82,7 +82,9 @@ impl SysvTables {
 
     /// The objects that exist now.
     pub fn list(&self) -> io::Result<SysvObjects> {
-        let ids = |table: &File| Ok::<_, io::Error>(ids_of_table(&read_from_start(table)?));
+        let ids = |table: &File| {
+            Ok::<_, io::Error>(ids_of_table(&read_from_start(table, Shown::InRecords)?))
+        };
         Ok(SysvObjects {
             shared_memory: ids(&self.shared_memory)?,
             message_queues: ids(&self.message_queues)?,
