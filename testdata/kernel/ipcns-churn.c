@@ -1,9 +1,10 @@
-/* ci/vm/guest/ipcns-churn.c - the churn of ci/vm/demo-findings, built with gcc -static on the
- * host: LOOPS processes in parallel each make N/LOOPS IPC namespaces and drop them at once:
- * fork, the child moves itself into a fresh cgroup below CGROUP_PARENT (when given) and calls
- * unshare(CLONE_NEWIPC), then exits; the parent reaps it and removes the cgroup. A shell loop
- * of `unshare -i true` is too slow for this under QEMU's TCG (about 25 a second, below the
- * ~50 a second Linux 6.1 frees): no backlog would build.
+/* ipcns-churn.c - IPC-namespace churn, the reproducer of `ipc-ns-teardown`: LOOPS processes
+ * in parallel each make N/LOOPS IPC namespaces and drop them at once: fork, the child moves
+ * itself into a fresh cgroup below CGROUP_PARENT (when given) and calls unshare(CLONE_NEWIPC),
+ * then exits; the parent reaps it and removes the cgroup. The VM lane checks the finding with
+ * it on Linux 6.1 (ci/vm/guest/run-tests); ci/vm/demo-findings shows the figures. Built with
+ * gcc -static on the host. A shell loop of `unshare -i true` is too slow for this under QEMU's
+ * TCG (about 25 a second, below the ~50 a second Linux 6.1 frees): no backlog would build.
  * Usage: ipcns-churn N LOOPS [CGROUP_PARENT]
  * Prints one line: namespaces made, failures, seconds. Exit status 1 if any failed. */
 #define _GNU_SOURCE
