@@ -18,10 +18,13 @@
 //!    and run again from the start on the next start.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod hub;
 pub mod metrics;
+pub mod problems;
 pub mod store;
+pub mod upload;
 pub mod worker;
 
 use std::collections::{BTreeSet, HashMap};
@@ -153,17 +156,13 @@ struct Loaded {
     languages: Languages,
     available: BTreeSet<String>,
     profiles: SandboxProfiles,
+    tokens: Option<auth::Tokens>,
 }
 
 fn load(settings: &Settings) -> anyhow::Result<Loaded> {
     let shown = settings.source.as_ref().map_or_else(
         || "(no config file)".to_owned(),
         |p| p.display().to_string(),
-    );
-    anyhow::ensure!(
-        !settings.problems.is_empty(),
-        "no problems to judge: list problem package directories in [problems] dirs of \
-         `{shown}' (or give --problem DIR)"
     );
     let mut problems = HashMap::new();
     for (id, dir) in &settings.problems {
@@ -190,11 +189,16 @@ fn load(settings: &Settings) -> anyhow::Result<Loaded> {
         })
         .map(str::to_owned)
         .collect();
+    let tokens = match &settings.api.tokens_file {
+        Some(path) => Some(auth::Tokens::load(path)?),
+        None => None,
+    };
     Ok(Loaded {
         problems,
         languages,
         available,
         profiles,
+        tokens,
     })
 }
 
@@ -257,6 +261,8 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         )
     })?;
     prepare_scratch(&settings)?;
+    let problems = problems::Problems::fixed(loaded.problems)
+        .with_uploads(&settings.data_dir.join("problems"), settings.uploads)?;
     // Checked once here rather than failing every judging.
     crate::judge::ensure_searchable(&settings.scratch_dir.join("judged-x"), &user)
         .context("scratch_dir (default DATA_DIR/scratch) must be reachable by the run user")?;
@@ -280,7 +286,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let address = listener.local_addr()?;
     let daemon = Arc::new(Daemon {
         env: JudgeEnv {
-            problems: loaded.problems,
+            problems,
             languages: loaded.languages,
             available: loaded.available,
             runguard,
@@ -301,6 +307,15 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         wake: tokio::sync::Notify::new(),
         shutdown: CancellationToken::new(),
     });
+    // Other hosts' submissions (PostgreSQL NOTIFY) wake the dispatcher at once. Weak: the
+    // store's listener must not keep the daemon (and so the store) alive.
+    let weak = Arc::downgrade(&daemon);
+    daemon.store.watch_queue(Box::new(move || {
+        if let Some(daemon) = weak.upgrade() {
+            daemon.metrics.queue_notifications.inc();
+            daemon.wake.notify_one();
+        }
+    }));
     // Other hosts' judgings whose lease ran out while no daemon watched.
     worker::reclaim_expired(&daemon);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -308,16 +323,32 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         .thread_name("judged-serve")
         .build()
         .context("cannot start the async runtime")?;
+    let auth = Arc::new(auth::Auth::new(&settings.api, loaded.tokens));
+    if !auth.is_on() && !address.ip().is_loopback() {
+        eprintln!(
+            "judged serve: warning: listening on {address}, not a loopback address, without \
+             [api] tokens_file: anyone who reaches it can submit, cancel and upload problems"
+        );
+    }
+    if daemon.env.problems.is_empty() {
+        eprintln!("judged serve: no problems yet: upload one with PUT /problems/ID");
+    }
     eprintln!(
-        "judged serve: listening on http://{address} ({} problem(s), {} worker(s), database {})",
+        "judged serve: listening on http://{address} ({} problem(s), {} worker(s), database {}, \
+         {})",
         daemon.env.problems.len(),
         settings.workers,
-        settings.database_shown()
+        settings.database_shown(),
+        if auth.is_on() {
+            "bearer tokens required"
+        } else {
+            "no authentication"
+        }
     );
     // Kept out here: the store (a PostgreSQL client runs a runtime of its own) must not be
     // dropped on the runtime's threads.
     let kept = daemon.clone();
-    let result = runtime.block_on(run(daemon, listener, settings.shutdown_grace));
+    let result = runtime.block_on(run(daemon, auth, listener, settings.shutdown_grace));
     // Blocking threads of judgings handed back may still wait on a runguard step: do not
     // wait for them, the queue has them.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -363,6 +394,7 @@ fn prepare_scratch(settings: &Settings) -> anyhow::Result<()> {
 
 async fn run(
     daemon: Arc<Daemon>,
+    auth: Arc<auth::Auth>,
     listener: std::net::TcpListener,
     grace: Duration,
 ) -> anyhow::Result<()> {
@@ -370,7 +402,7 @@ async fn run(
     tokio::spawn(signals(shutdown.clone()));
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let server = {
-        let app = api::router(daemon.clone());
+        let app = api::router(daemon.clone(), auth);
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let result = axum::serve(listener, app)
@@ -451,14 +483,5 @@ mod tests {
             .unwrap();
         let error = format!("{:#}", load(&settings).err().unwrap());
         assert!(error.contains("problem `broken'"), "{error}");
-    }
-
-    #[test]
-    fn no_problems_is_refused() {
-        let settings = Config::default()
-            .validate(None, &Overrides::default(), "h")
-            .unwrap();
-        let error = format!("{:#}", load(&settings).err().unwrap());
-        assert!(error.contains("[problems] dirs"), "{error}");
     }
 }

@@ -303,7 +303,17 @@ pub trait Store: Send + Sync {
     /// instead, if a cancel was asked).
     fn reclaim_expired(&self) -> Result<Recovered, StoreError>;
     fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError>;
+    /// Judgings of `problem` queued or being judged, on any host.
+    fn unfinished(&self, problem: &str) -> Result<u64, StoreError>;
+    /// Call `wake` whenever another process may have queued work, so an idle dispatcher
+    /// claims at once rather than at its next poll. Engines that cannot tell do nothing (the
+    /// poll covers them): SQLite has one host, whose own submissions wake it directly.
+    fn watch_queue(&self, _wake: Box<dyn Fn() + Send + Sync>) {}
 }
+
+/// The judgings [`Store::unfinished`] counts, in both engines' SQL.
+const UNFINISHED: &str = "SELECT COUNT(*) FROM judgings \
+     WHERE problem = $1 AND status IN ('queued', 'judging')";
 
 pub struct SqliteStore {
     connection: Mutex<Connection>,
@@ -804,6 +814,14 @@ impl Store for SqliteStore {
         }
         Ok(counts)
     }
+
+    fn unfinished(&self, problem: &str) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .lock()
+            .query_row(&UNFINISHED.replace('$', "?"), [problem], |row| row.get(0))
+            .map_err(sql("count a problem's unfinished judgings"))?;
+        Ok(count as u64)
+    }
 }
 
 #[cfg(test)]
@@ -844,6 +862,22 @@ mod tests {
             compile_output: String::new(),
             tests: tests(names),
         }
+    }
+
+    #[test]
+    fn unfinished_counts_a_problems_queued_and_running_judgings() {
+        let store = SqliteStore::in_memory().unwrap();
+        let first = store.submit(&submission("p")).unwrap();
+        store.submit(&submission("p")).unwrap();
+        store.submit(&submission("q")).unwrap();
+        assert_eq!(store.unfinished("p").unwrap(), 2);
+        let claim = store.claim("h").unwrap().unwrap();
+        assert_eq!(claim.id, first);
+        assert_eq!(store.unfinished("p").unwrap(), 2);
+        assert!(store.finish(&claim, &done(&["x"])).unwrap());
+        assert_eq!(store.unfinished("p").unwrap(), 1);
+        assert_eq!(store.unfinished("q").unwrap(), 1);
+        assert_eq!(store.unfinished("r").unwrap(), 0);
     }
 
     #[test]

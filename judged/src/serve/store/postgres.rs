@@ -10,19 +10,27 @@
 //!   connected, so a second daemon under the same `host_id` is refused at start (it would
 //!   requeue the first one's judgings as its own crash's).
 //!
+//! * Every row that becomes `queued` (a submission, a hand back, a reclaim) fires a trigger
+//!   that sends `NOTIFY judged_queue`; [`Store::watch_queue`] listens on a connection of its
+//!   own (a thread, reconnecting with a backoff when the connection breaks), so an idle host
+//!   claims another host's submission at once, not at its next poll.
+//!
 //! One connection per daemon, behind a mutex (as SQLite's): the store is called on blocking
 //! threads. A broken connection is opened again on the next call.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use ::postgres::fallible_iterator::FallibleIterator;
 
 use ::postgres::{Client, NoTls, Row};
 
 use super::{
     finish_record, outcome_parts, parse_files, schema, CancelOutcome, Claim, Engine, JudgingRecord,
     NewJudging, Outcome, Recovered, Renewal, Status, Store, StoreError, TestRecord, DEFAULT_LEASE,
-    SCHEMA_VERSION,
+    SCHEMA_VERSION, UNFINISHED,
 };
 use crate::serve::config::redact_password;
 
@@ -36,6 +44,31 @@ fn pg(what: &'static str) -> impl FnOnce(::postgres::Error) -> StoreError {
     move |source| StoreError::Postgres { what, source }
 }
 
+/// The channel of "work may be queued".
+const CHANNEL: &str = "judged_queue";
+
+/// PostgreSQL only, beside the common schema: tell listeners of every row that becomes
+/// queued (NOTIFYs of one transaction are sent once, at its commit).
+const NOTIFY_TRIGGER: &str = "
+CREATE OR REPLACE FUNCTION judged_queue_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('judged_queue', '');
+    RETURN NULL;
+END $$;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'judged_queue_notify'
+                   AND tgrelid = 'judgings'::regclass) THEN
+        CREATE TRIGGER judged_queue_notify AFTER INSERT OR UPDATE OF status ON judgings
+            FOR EACH ROW WHEN (NEW.status = 'queued') EXECUTE FUNCTION judged_queue_notify();
+    END IF;
+END $$;
+";
+
+/// How long the listener waits between checks of its stop flag.
+const LISTEN_TICK: Duration = Duration::from_secs(1);
+/// The longest wait before the listener connects again.
+const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
 /// How long a connection attempt may take unless the URL says (`connect_timeout=`): a
 /// heartbeat waiting on a database that is not there holds every other store call.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +78,14 @@ pub struct PostgresStore {
     config: ::postgres::Config,
     host: String,
     lease: Duration,
+    /// Set on drop: the listener thread ends within a [`LISTEN_TICK`].
+    stop_listening: Arc<AtomicBool>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.stop_listening.store(true, Ordering::SeqCst);
+    }
 }
 
 impl PostgresStore {
@@ -90,6 +131,9 @@ impl PostgresStore {
         transaction
             .batch_execute(&schema(Engine::Postgres))
             .map_err(|e| open_error("cannot create the schema", Some(e)))?;
+        transaction
+            .batch_execute(NOTIFY_TRIGGER)
+            .map_err(|e| open_error("cannot create the queue's notify trigger", Some(e)))?;
         if version.is_none() {
             transaction
                 .execute(
@@ -115,6 +159,7 @@ impl PostgresStore {
             config,
             host: host.to_owned(),
             lease: DEFAULT_LEASE,
+            stop_listening: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -146,6 +191,62 @@ impl PostgresStore {
 
     fn lease_secs(&self) -> f64 {
         self.lease.as_secs_f64()
+    }
+}
+
+/// The listener: `LISTEN judged_queue` on a connection of its own, `wake` on each
+/// notification, until `stop`. A broken connection is opened again after a backoff, and
+/// `wake` is called then too (notifications sent while it was down are lost).
+fn listen(config: ::postgres::Config, stop: Arc<AtomicBool>, wake: Box<dyn Fn() + Send + Sync>) {
+    let mut backoff = LISTEN_TICK;
+    let mut connected_before = false;
+    while !stop.load(Ordering::SeqCst) {
+        let mut client = match config.connect(NoTls).and_then(|mut client| {
+            client
+                .batch_execute(&format!("LISTEN {CHANNEL}"))
+                .map(|()| client)
+        }) {
+            Ok(client) => client,
+            Err(error) => {
+                eprintln!(
+                    "judged serve: cannot listen for queued work (trying again in {} s; the \
+                     queue is polled meanwhile): {error}",
+                    backoff.as_secs()
+                );
+                sleep_unless(&stop, backoff);
+                backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
+                continue;
+            }
+        };
+        backoff = LISTEN_TICK;
+        if connected_before {
+            wake();
+        }
+        connected_before = true;
+        while !stop.load(Ordering::SeqCst) {
+            let next = client.notifications().timeout_iter(LISTEN_TICK).next();
+            match next {
+                Ok(Some(_)) => wake(),
+                Ok(None) if client.is_closed() => break,
+                Ok(None) => {}
+                Err(error) => {
+                    eprintln!("judged serve: the queue listener's connection broke: {error}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Sleep `duration`, waking early when `stop` is set.
+fn sleep_unless(stop: &AtomicBool, duration: Duration) {
+    let deadline = std::time::Instant::now() + duration;
+    while !stop.load(Ordering::SeqCst) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
     }
 }
 
@@ -450,6 +551,25 @@ impl Store for PostgresStore {
             }
         }
         Ok(counts)
+    }
+
+    fn watch_queue(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let (config, stop) = (self.config.clone(), self.stop_listening.clone());
+        let spawned = std::thread::Builder::new()
+            .name("judged-listen".into())
+            .spawn(move || listen(config, stop, wake));
+        if let Err(error) = spawned {
+            eprintln!("judged serve: cannot start the queue listener (polling only): {error}");
+        }
+    }
+
+    fn unfinished(&self, problem: &str) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .client()?
+            .query_one(UNFINISHED, &[&problem])
+            .map_err(pg("count a problem's unfinished judgings"))?
+            .get(0);
+        Ok(count as u64)
     }
 }
 
