@@ -18,7 +18,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use judged::serve::store::{
@@ -407,11 +407,17 @@ fn two_hosts_claiming_at_once_never_get_the_same_judging() {
 // End to end.
 
 /// One daemon's directory and config: its own data directory, the shared database.
-fn site(runguard: &Path, problem: &Path, database: &str, host: &str) -> tempfile::TempDir {
+fn site(
+    runguard: &Path,
+    problem: &Path,
+    database: &str,
+    host: &str,
+    workers: usize,
+) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let config = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nhost_id = {host:?}\nworkers = 2\n\
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nhost_id = {host:?}\nworkers = {workers}\n\
          runguard = {:?}\nprofiles = {:?}\n\
          [problems]\ndirs = [{:?}]\n\
          [database]\nurl = {database:?}\nlease_secs = 3\n",
@@ -436,8 +442,8 @@ fn two_daemons_on_one_database_one_killed_every_judging_judged_once() {
     let started = Instant::now();
     let problems = tempfile::tempdir().unwrap();
     let slow = slow_problem(problems.path(), SLOW_CASES);
-    let alpha_site = site(&runguard, &slow, postgres.url(), "alpha");
-    let beta_site = site(&runguard, &slow, postgres.url(), "beta");
+    let alpha_site = site(&runguard, &slow, postgres.url(), "alpha", 2);
+    let beta_site = site(&runguard, &slow, postgres.url(), "beta", 2);
     let alpha = Server::start(&alpha_site.path().join("serve.toml"));
     let beta = Server::start(&beta_site.path().join("serve.toml"));
     let ids: Vec<i64> = (0..JUDGINGS)
@@ -540,6 +546,60 @@ fn two_daemons_on_one_database_one_killed_every_judging_judged_once() {
     );
 }
 
+/// Submit through `store` until `heard` tells of it (the listener connects on its own thread,
+/// so the first submissions may come before it listens); how many it took.
+fn submit_until_heard(store: &PostgresStore, heard: &mpsc::Receiver<()>) -> usize {
+    for tries in 1..=40 {
+        // The first call after a cut finds the connection gone and fails.
+        if store.submit(&submission()).is_err() {
+            continue;
+        }
+        if heard.recv_timeout(Duration::from_millis(250)).is_ok() {
+            while heard.try_recv().is_ok() {}
+            return tries;
+        }
+    }
+    panic!("no notification of 40 submissions");
+}
+
+#[test]
+fn the_queue_listener_hears_other_hosts_and_listens_again_after_a_cut() {
+    let postgres = postgres_or_skip!();
+    let listener = PostgresStore::open(postgres.url(), "a").unwrap();
+    let other = PostgresStore::open(postgres.url(), "b").unwrap();
+    let (sender, heard) = mpsc::channel();
+    listener.watch_queue(Box::new(move || {
+        let _ = sender.send(());
+    }));
+    submit_until_heard(&other, &heard);
+    // A judging handed back is queued work too.
+    let claim = other.claim("b").unwrap().unwrap();
+    assert!(other.hand_back(&claim).unwrap());
+    heard
+        .recv_timeout(Duration::from_secs(5))
+        .expect("no notification of a hand back");
+    // Claiming and finishing queue nothing: no notification.
+    while heard.try_recv().is_ok() {}
+    let claim = other.claim("b").unwrap().unwrap();
+    assert!(other.finish(&claim, &done(&["x"])).unwrap());
+    assert!(heard.recv_timeout(Duration::from_millis(500)).is_err());
+    // Cut every connection but the admin's: the listener connects again, wakes once (it may
+    // have missed something), and hears the next submission.
+    postgres
+        .client()
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    heard
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no wake after the listener connected again");
+    let tries = submit_until_heard(&other, &heard);
+    assert!(tries <= 2, "{tries} submissions before one was heard");
+}
+
 #[test]
 fn a_broken_connection_is_opened_again() {
     let postgres = postgres_or_skip!();
@@ -583,8 +643,8 @@ fn a_cancel_asked_on_one_host_stops_the_judging_on_another() {
     let postgres = postgres_or_skip!();
     let problems = tempfile::tempdir().unwrap();
     let slow = slow_problem(problems.path(), SLOW_CASES);
-    let alpha_site = site(&runguard, &slow, postgres.url(), "alpha");
-    let beta_site = site(&runguard, &slow, postgres.url(), "beta");
+    let alpha_site = site(&runguard, &slow, postgres.url(), "alpha", 2);
+    let beta_site = site(&runguard, &slow, postgres.url(), "beta", 2);
     let alpha = Server::start(&alpha_site.path().join("serve.toml"));
     let beta = Server::start(&beta_site.path().join("serve.toml"));
     let id = alpha.submit(slow_submission(500));
@@ -633,4 +693,60 @@ fn a_cancel_asked_on_one_host_stops_the_judging_on_another() {
     assert_eq!(judging["claimed_by"], host, "{judging}");
     let judged = judging["tests"].as_array().unwrap().len();
     assert!((1..SLOW_CASES).contains(&judged), "{judging}");
+}
+
+/// `judged_queue_notifications_total` of a daemon.
+fn queue_notifications(server: &Server) -> u64 {
+    let metrics = ureq::get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("judged_queue_notifications_total "))
+        .unwrap_or_else(|| panic!("no judged_queue_notifications_total in\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_submission_on_one_host_wakes_an_idle_other_host_at_once() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let postgres = postgres_or_skip!();
+    let problems = tempfile::tempdir().unwrap();
+    let slow = slow_problem(problems.path(), SLOW_CASES);
+    let alpha_site = site(&runguard, &slow, postgres.url(), "alpha", 1);
+    let beta_site = site(&runguard, &slow, postgres.url(), "beta", 1);
+    // alpha's one worker is busy for a while; then beta starts, finds nothing and idles.
+    let alpha = Server::start(&alpha_site.path().join("serve.toml"));
+    let busy = alpha.submit(slow_submission(900));
+    alpha.wait_for(busy, 60, |j| j["claimed_by"] == "alpha");
+    let beta = Server::start(&beta_site.path().join("serve.toml"));
+    std::thread::sleep(Duration::from_millis(300));
+    let before = queue_notifications(&beta);
+    let submitted = Instant::now();
+    let id = alpha.submit(slow_submission(0));
+    let judging = beta.wait_for(id, 30, |j| j["status"] != "queued");
+    let latency = submitted.elapsed();
+    assert_eq!(judging["claimed_by"], "beta", "{judging}\n{}", beta.log());
+    assert_eq!(
+        alpha.judging(busy)["status"],
+        "judging",
+        "alpha was not busy throughout"
+    );
+    // beta heard of it (not only its poll, every 2 s, found it).
+    assert!(
+        queue_notifications(&beta) > before,
+        "beta got no notification\n{}",
+        beta.log()
+    );
+    eprintln!(
+        "submitted to alpha, claimed by beta after {:.0} ms",
+        latency.as_secs_f64() * 1000.0
+    );
 }

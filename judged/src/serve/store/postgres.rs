@@ -210,8 +210,9 @@ fn listen(config: ::postgres::Config, stop: Arc<AtomicBool>, wake: Box<dyn Fn() 
             Err(error) => {
                 eprintln!(
                     "judged serve: cannot listen for queued work (trying again in {} s; the \
-                     queue is polled meanwhile): {error}",
-                    backoff.as_secs()
+                     queue is polled meanwhile): {:#}",
+                    backoff.as_secs(),
+                    anyhow::Error::new(error)
                 );
                 sleep_unless(&stop, backoff);
                 backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
@@ -230,7 +231,10 @@ fn listen(config: ::postgres::Config, stop: Arc<AtomicBool>, wake: Box<dyn Fn() 
                 Ok(None) if client.is_closed() => break,
                 Ok(None) => {}
                 Err(error) => {
-                    eprintln!("judged serve: the queue listener's connection broke: {error}");
+                    eprintln!(
+                        "judged serve: the queue listener's connection broke: {:#}",
+                        anyhow::Error::new(error)
+                    );
                     break;
                 }
             }
