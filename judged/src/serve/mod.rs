@@ -53,7 +53,9 @@ their results kept there. A daemon killed mid-judging loses nothing: on its next
 judgings it had claimed run again from the start, and each is recorded exactly once. With
 [database] url, several daemons (one host_id each) share one PostgreSQL queue: a claim is a
 lease renewed by a heartbeat, and a daemon that dies has its judgings reclaimed by the others
-once its leases run out.
+once its leases run out; a submission on one host wakes the idle others at once (LISTEN/NOTIFY).
+Problems come from package directories ([problems] dirs) or are uploaded as .zip archives
+(PUT /problems/ID), kept under the data directory and registered again at each start.
 
 Examples:
   sudo judged serve --config /etc/judged/serve.toml
@@ -62,7 +64,8 @@ Examples:
 
 Config (TOML, every key optional; unknown keys are refused, errors name the key):
   listen = \"127.0.0.1:8080\"          the API's address
-  data_dir = \"/var/lib/judged\"       holds judged.db (queue and results) and judged.lock
+  data_dir = \"/var/lib/judged\"       holds judged.db (queue and results), judged.lock and
+                                     problems/ (the uploaded problems)
   workers = 1                        judgings run at the same time
   max_source_bytes = 262144          all files of a submission together
   shutdown_grace_secs = 30           how long a shutdown waits for running judgings
@@ -77,16 +80,27 @@ Config (TOML, every key optional; unknown keys are refused, errors name the key)
                                      --user
   [problems]
   dirs = [\"/srv/problems/aplusb\"]    problem packages; a problem's id is its directory name
+  max_archive_bytes = 268435456      an uploaded archive at most (256 MiB)
+  max_unpacked_bytes = 1073741824    what it may unpack to (1 GiB, bytes really written)
+  max_entries = 10000                files and directories it may hold
   [database]
   url = \"postgres://USER@HOST/DB\"   the queue in PostgreSQL, shared by several hosts (each
                                      with a host_id of its own); default: SQLite in DATA_DIR
   lease_secs = 30                    a claim holds this long without a heartbeat (renewed
                                      every third of it); a dead host's judgings are reclaimed
                                      by the others after it
+  [api]
+  tokens_file = \"/etc/judged/tokens\" bearer tokens, one `ROLE TOKEN' a line (submit: judgings
+                                     and GET /problems; admin: also uploads); default: none,
+                                     every request allowed (a warning when listen is not
+                                     loopback)
+  public = [\"health\", \"metrics\"]     routes open without a token when tokens are on
 Relative paths are relative to the config file. Without --config, /etc/judged/serve.toml is
 read when it exists, else the defaults apply. --listen, --data-dir and --problem override.
 
-API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field at fault):
+API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field at fault; with
+[api] tokens_file every request but the public ones needs `Authorization: Bearer TOKEN', else
+401, or 403 for an upload with a submit token):
   POST /judgings                {\"problem\": ID, \"language\": ID (default: from the first
                                 file's extension), \"files\": [{\"name\", \"content\"}]} -> 201 {\"id\"}
   GET  /judgings/ID             status (queued, judging, done, cancelled, failed), verdict,
@@ -95,6 +109,16 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
   GET  /judgings?status=S&limit=N
   POST /judgings/ID/cancel      queued: cancelled at once; judging: stops at its next test case
   GET  /judgings/ID/events      server-sent events: status, one test per test case, final
+  GET  /problems                {\"problems\": [{\"id\", \"name\", \"origin\" (config, upload),
+                                \"test_cases\", \"time_limit\"}]}
+  PUT  /problems/ID             body: a .zip of a problem package (problem.yaml at its top,
+                                or in its one top-level directory) -> 201, or 200 when it
+                                replaced an upload; refused: 400 (unsafe entry: absolute
+                                path, `..', symlink, device, a name twice; not a zip), 413
+                                (a limit above), 422 (not a valid package), 409 (judgings of
+                                it queued or running on any host, or a problem of [problems]
+                                dirs). Nothing of a refused archive stays on disk. With
+                                PostgreSQL each host keeps its own uploads: upload to each.
   GET  /health                  200 {\"status\": \"ok\"}, 503 while draining
   GET  /metrics                 Prometheus text: queue depth, judgings by status, workers by
                                 state, test case runs and verdicts, run CPU, wall and
@@ -467,6 +491,9 @@ mod tests {
     fn help_is_a_manual() {
         assert!(SERVE_HELP.contains("Exit status") && SERVE_HELP.contains("POST /judgings"));
         assert!(SERVE_HELP.contains("shutdown_grace_secs") && SERVE_HELP.contains("Examples"));
+        for key in ["tokens_file", "max_unpacked_bytes", "PUT  /problems/ID", "GET  /problems"] {
+            assert!(SERVE_HELP.contains(key), "{key}");
+        }
     }
 
     #[test]
