@@ -22,15 +22,15 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use judged::serve::store::{
-    Claim, NewJudging, Outcome, PostgresStore, Recovered, Renewal, SourceFile, Status, Store,
-    TestRecord,
+    Claim, NewJudging, Notice, Outcome, PostgresStore, Publish, Recovered, Renewal, SourceFile,
+    Status, Store, TestRecord,
 };
 use serde_json::Value;
 
 mod common;
 mod daemon;
 use common::{is_root, judging_prerequisites, skip};
-use daemon::{repo, slow_problem, slow_submission, Server};
+use daemon::{repo, slow_problem, slow_submission, zip_dir, Server};
 
 /// A PostgreSQL server for one test and a database of its own on it; a cluster this started
 /// is stopped and removed on drop.
@@ -568,8 +568,12 @@ fn the_queue_listener_hears_other_hosts_and_listens_again_after_a_cut() {
     let listener = PostgresStore::open(postgres.url(), "a").unwrap();
     let other = PostgresStore::open(postgres.url(), "b").unwrap();
     let (sender, heard) = mpsc::channel();
-    listener.watch_queue(Box::new(move || {
-        let _ = sender.send(());
+    let (problems_sender, problems_heard) = mpsc::channel();
+    listener.watch(Box::new(move |notice| {
+        let _ = match notice {
+            Notice::Queued => sender.send(()),
+            Notice::Problems => problems_sender.send(()),
+        };
     }));
     submit_until_heard(&other, &heard);
     // A judging handed back is queued work too.
@@ -598,6 +602,48 @@ fn the_queue_listener_hears_other_hosts_and_listens_again_after_a_cut() {
         .expect("no wake after the listener connected again");
     let tries = submit_until_heard(&other, &heard);
     assert!(tries <= 2, "{tries} submissions before one was heard");
+    // A problem published is heard on its own channel.
+    while problems_heard.try_recv().is_ok() {}
+    assert_eq!(
+        other.publish_problem("published", b"zip", "b").unwrap(),
+        Publish::Published { version: Some(1) }
+    );
+    problems_heard
+        .recv_timeout(Duration::from_secs(5))
+        .expect("no notification of a published problem");
+}
+
+#[test]
+fn problems_are_published_in_versions_and_not_while_judgings_of_them_wait() {
+    let postgres = postgres_or_skip!();
+    let a = PostgresStore::open(postgres.url(), "a").unwrap();
+    let b = PostgresStore::open(postgres.url(), "b").unwrap();
+    assert_eq!(b.problem_versions().unwrap(), []);
+    assert_eq!(
+        a.publish_problem("p", b"first", "a").unwrap(),
+        Publish::Published { version: Some(1) }
+    );
+    assert_eq!(
+        a.publish_problem("p", b"second", "a").unwrap(),
+        Publish::Published { version: Some(2) }
+    );
+    assert_eq!(b.problem_versions().unwrap(), [("p".to_owned(), 2)]);
+    assert_eq!(
+        b.problem_archive("p").unwrap(),
+        Some((2, b"second".to_vec()))
+    );
+    assert_eq!(b.problem_archive("q").unwrap(), None);
+    // A judging of it queued on any host holds it.
+    let judging = NewJudging {
+        problem: "p".into(),
+        ..submission()
+    };
+    b.submit(&judging).unwrap();
+    assert_eq!(
+        a.publish_problem("p", b"third", "a").unwrap(),
+        Publish::Busy(1)
+    );
+    assert_eq!(b.problem_archive("p").unwrap().unwrap().0, 2);
 }
 
 #[test]
@@ -749,4 +795,88 @@ fn a_submission_on_one_host_wakes_an_idle_other_host_at_once() {
         "submitted to alpha, claimed by beta after {:.0} ms",
         latency.as_secs_f64() * 1000.0
     );
+}
+
+/// `GET /problems` of a daemon: (id, origin, test cases).
+fn problems_of(server: &Server) -> Vec<(String, String, u64)> {
+    let (status, reply) = server.get("/problems");
+    assert_eq!(status, 200, "{reply}");
+    reply["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_owned(),
+                p["origin"].as_str().unwrap().to_owned(),
+                p["test_cases"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Poll `server` until it lists problem `id` with `cases` test cases.
+fn wait_for_problem(server: &Server, id: &str, cases: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !problems_of(server)
+        .iter()
+        .any(|(known, _, n)| known == id && *n == cases)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no `{id}' with {cases} test cases: {:?}\n{}",
+            problems_of(server),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Needs no judging (runguard is /bin/true): uploads only load packages.
+#[test]
+fn a_problem_uploaded_to_one_host_reaches_the_others() {
+    let postgres = postgres_or_skip!();
+    let runguard = Path::new("/bin/true");
+    let aplusb = repo().join("testdata/problems/aplusb");
+    let alpha_site = site(runguard, &aplusb, postgres.url(), "alpha", 1);
+    let beta_site = site(runguard, &aplusb, postgres.url(), "beta", 1);
+    let alpha = Server::start(&alpha_site.path().join("serve.toml"));
+    let beta = Server::start(&beta_site.path().join("serve.toml"));
+    let (status, reply) = alpha.upload("sum", &zip_dir(&aplusb), None);
+    assert_eq!(status, 201, "{reply}");
+    wait_for_problem(&beta, "sum", 4);
+    assert!(
+        beta.log().contains("installed problem `sum' version 1"),
+        "{}",
+        beta.log()
+    );
+    // A new version replaces it everywhere.
+    let smaller = tempfile::tempdir().unwrap();
+    std::fs::write(
+        smaller.path().join("problem.yaml"),
+        "limits:\n  time_limit: 1\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(smaller.path().join("data/secret")).unwrap();
+    std::fs::write(smaller.path().join("data/secret/1.in"), "1 2\n").unwrap();
+    std::fs::write(smaller.path().join("data/secret/1.ans"), "3\n").unwrap();
+    let (status, reply) = alpha.upload("sum", &zip_dir(smaller.path()), None);
+    assert_eq!(
+        (status, &reply["replaced"]),
+        (200, &Value::Bool(true)),
+        "{reply}"
+    );
+    wait_for_problem(&beta, "sum", 1);
+    // A host that starts later installs it at start; one restarted keeps its copy.
+    let gamma_site = site(runguard, &aplusb, postgres.url(), "gamma", 1);
+    let gamma = Server::start(&gamma_site.path().join("serve.toml"));
+    assert!(
+        problems_of(&gamma).contains(&("sum".to_owned(), "upload".to_owned(), 1)),
+        "{}",
+        gamma.log()
+    );
+    assert!(beta.terminate().success());
+    let beta = Server::start(&beta_site.path().join("serve.toml"));
+    assert!(problems_of(&beta).contains(&("sum".to_owned(), "upload".to_owned(), 1)));
+    assert!(!beta.log().contains("installed problem"), "{}", beta.log());
 }

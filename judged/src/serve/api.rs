@@ -359,7 +359,7 @@ async fn upload(
             daemon
                 .env
                 .problems
-                .install(&id, &body, daemon.store.as_ref())
+                .install(&id, &body, daemon.store.as_ref(), &daemon.host_id)
         })
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the upload panicked"))?

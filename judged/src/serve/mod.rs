@@ -331,13 +331,24 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         wake: tokio::sync::Notify::new(),
         shutdown: CancellationToken::new(),
     });
-    // Other hosts' submissions (PostgreSQL NOTIFY) wake the dispatcher at once. Weak: the
-    // store's listener must not keep the daemon (and so the store) alive.
+    // Problems other hosts uploaded (PostgreSQL) and this one lacks.
+    daemon.env.problems.sync(daemon.store.as_ref());
+    // Other hosts' submissions (PostgreSQL NOTIFY) wake the dispatcher at once, and their
+    // uploads are installed. Weak: the store's listener must not keep the daemon (and so the
+    // store) alive.
     let weak = Arc::downgrade(&daemon);
-    daemon.store.watch_queue(Box::new(move || {
-        if let Some(daemon) = weak.upgrade() {
-            daemon.metrics.queue_notifications.inc();
-            daemon.wake.notify_one();
+    daemon.store.watch(Box::new(move |notice| {
+        let Some(daemon) = weak.upgrade() else {
+            return;
+        };
+        match notice {
+            store::Notice::Queued => {
+                daemon.metrics.queue_notifications.inc();
+                daemon.wake.notify_one();
+            }
+            store::Notice::Problems => {
+                daemon.env.problems.sync(daemon.store.as_ref());
+            }
         }
     }));
     // Other hosts' judgings whose lease ran out while no daemon watched.
@@ -491,7 +502,12 @@ mod tests {
     fn help_is_a_manual() {
         assert!(SERVE_HELP.contains("Exit status") && SERVE_HELP.contains("POST /judgings"));
         assert!(SERVE_HELP.contains("shutdown_grace_secs") && SERVE_HELP.contains("Examples"));
-        for key in ["tokens_file", "max_unpacked_bytes", "PUT  /problems/ID", "GET  /problems"] {
+        for key in [
+            "tokens_file",
+            "max_unpacked_bytes",
+            "PUT  /problems/ID",
+            "GET  /problems",
+        ] {
             assert!(SERVE_HELP.contains(key), "{key}");
         }
     }

@@ -13,15 +13,19 @@
 //! the one package it was submitted for. Problems of `[problems] dirs` cannot be replaced by
 //! an upload.
 //!
-//! Uploads are kept by the host that received them: with a PostgreSQL store shared by several
-//! hosts, upload the package to each host (a host that lacks it and claims a judging of it
-//! records that judging `failed`).
+//! With a store shared by several hosts (PostgreSQL), an upload is also published there
+//! ([`Store::publish_problem`]: the archive and a version, checked and numbered in one
+//! transaction), and every host installs the versions it lacks ([`Problems::sync`]) at start
+//! and when the store tells of one (`NOTIFY`), from the same archive through the same checks.
+//! Each package directory keeps its version in `.judged-version`. A judging submitted to a
+//! host within moments of a re-upload elsewhere may be judged on the previous version by a
+//! host that has not installed the new one yet.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::store::Store;
+use super::store::{Publish, Store};
 use super::upload::{self, UploadError, UploadLimits};
 use crate::problem::Problem;
 
@@ -39,6 +43,18 @@ pub enum Origin {
 pub struct Registered {
     pub problem: Arc<Problem>,
     pub origin: Origin,
+    /// The published version of an upload (0: none, e.g. on SQLite or from the config).
+    pub version: i64,
+}
+
+/// In an uploaded package's directory: its published version.
+const VERSION_FILE: &str = ".judged-version";
+
+/// An upload unpacked and checked, not yet in place.
+struct Prepared {
+    /// Removed on drop, with whatever it still holds (the old version after a swap).
+    incoming: tempfile::TempDir,
+    root: PathBuf,
 }
 
 /// A problem's id as a URL path segment and directory name: ASCII letters, digits, `-_.`,
@@ -80,6 +96,7 @@ impl Problems {
                 let registered = Registered {
                     problem: Arc::new(problem),
                     origin: Origin::Config,
+                    version: 0,
                 };
                 (id, registered)
             })
@@ -132,11 +149,16 @@ impl Problems {
             }
             let problem = Problem::load(&path)
                 .with_context(|| format!("uploaded problem `{id}' (`{}')", path.display()))?;
+            let version = std::fs::read_to_string(path.join(VERSION_FILE))
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(0);
             entries.insert(
                 id,
                 Registered {
                     problem: Arc::new(problem),
                     origin: Origin::Upload,
+                    version,
                 },
             );
         }
@@ -177,24 +199,111 @@ impl Problems {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Unpack, check and register the archive as problem `id` (blocking: disk and store).
-    /// Whether it replaced an earlier upload.
+    /// Unpack, check, publish and register the archive as problem `id` (blocking: disk and
+    /// store). Whether it replaced an earlier upload.
     pub fn install(
         &self,
         id: &str,
         archive: &[u8],
         store: &dyn Store,
+        host: &str,
     ) -> Result<(Arc<Problem>, bool), UploadError> {
-        check_id(id).map_err(UploadError::BadId)?;
-        let Some(uploads) = &self.uploads else {
-            return Err(UploadError::Internal("this daemon takes no uploads".into()));
+        let _one = self.one_at_a_time();
+        let prepared = self.prepare(id, archive)?;
+        let mut entries = self.write();
+        let replaced = entries.contains_key(id);
+        // Under the write lock: no judging of it can be claimed and start meanwhile here.
+        let version = match store
+            .publish_problem(id, archive, host)
+            .map_err(|e| UploadError::Internal(format!("{e:#}")))?
+        {
+            Publish::Busy(busy) => {
+                return Err(UploadError::Conflict(format!(
+                    "problem `{id}' has {busy} judging(s) queued or being judged: upload it \
+                     again when they are done (or cancel them)"
+                )))
+            }
+            Publish::Published { version } => version,
         };
-        let internal =
-            |what: String| move |e: std::io::Error| UploadError::Internal(format!("{what}: {e}"));
-        let _one = self
-            .installing
+        let problem = self.put_in_place(&mut entries, id, prepared, version.unwrap_or(0))?;
+        Ok((problem, replaced))
+    }
+
+    /// Install every problem the store has published in a version newer than this host's
+    /// (another host's uploads); what cannot be installed is told on stderr and left for the
+    /// next time. How many were installed.
+    pub fn sync(&self, store: &dyn Store) -> usize {
+        let versions = match store.problem_versions() {
+            Ok(versions) => versions,
+            Err(error) => {
+                eprintln!("judged serve: cannot read the published problems: {error:#}");
+                return 0;
+            }
+        };
+        let mut installed = 0;
+        for (id, version) in versions {
+            let _one = self.one_at_a_time();
+            match self.read().get(&id) {
+                Some(known) if known.origin == Origin::Config => {
+                    eprintln!(
+                        "judged serve: problem `{id}' published by another host is one of \
+                         [problems] dirs here: keeping this host's"
+                    );
+                    continue;
+                }
+                Some(known) if known.version >= version => continue,
+                _ => {}
+            }
+            let result = store
+                .problem_archive(&id)
+                .map_err(|e| UploadError::Internal(format!("{e:#}")))
+                .and_then(|archive| {
+                    let (version, archive) = archive
+                        .ok_or_else(|| UploadError::Internal("no longer published".into()))?;
+                    let prepared = self.prepare(&id, &archive)?;
+                    let mut entries = self.write();
+                    self.put_in_place(&mut entries, &id, prepared, version)
+                        .map(|problem| (version, problem))
+                });
+            match result {
+                Ok((version, problem)) => {
+                    installed += 1;
+                    eprintln!(
+                        "judged serve: installed problem `{id}' version {version}, published by \
+                         another host ({} test case(s))",
+                        problem.test_cases.len()
+                    );
+                }
+                Err(error) => {
+                    eprintln!("judged serve: cannot install published problem `{id}': {error}")
+                }
+            }
+        }
+        installed
+    }
+
+    fn one_at_a_time(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.installing
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Registered>> {
+        self.entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn uploads_dir(&self) -> Result<&Path, UploadError> {
+        self.uploads
+            .as_deref()
+            .ok_or_else(|| UploadError::Internal("this daemon takes no uploads".into()))
+    }
+
+    /// Unpack and check `archive` in a fresh directory beside the uploads.
+    fn prepare(&self, id: &str, archive: &[u8]) -> Result<Prepared, UploadError> {
+        check_id(id).map_err(UploadError::BadId)?;
+        let uploads = self.uploads_dir()?;
         if self
             .read()
             .get(id)
@@ -208,7 +317,7 @@ impl Problems {
         let incoming = tempfile::Builder::new()
             .prefix(INCOMING)
             .tempdir_in(uploads)
-            .map_err(internal(format!(
+            .map_err(io_error(format!(
                 "cannot make a directory in `{}'",
                 uploads.display()
             )))?;
@@ -221,23 +330,24 @@ impl Problems {
             let prefix = format!("{}/", root.display());
             UploadError::Invalid(shown.replace(&prefix, ""))
         })?;
+        Ok(Prepared { incoming, root })
+    }
+
+    /// Move a prepared package into place as `id` (its version written beside it) and
+    /// register it.
+    fn put_in_place(
+        &self,
+        entries: &mut BTreeMap<String, Registered>,
+        id: &str,
+        prepared: Prepared,
+        version: i64,
+    ) -> Result<Arc<Problem>, UploadError> {
+        let uploads = self.uploads_dir()?;
+        let Prepared { incoming, root } = prepared;
         let target = uploads.join(id);
-        let mut entries = self
-            .entries
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let replaced = entries.contains_key(id);
-        if replaced {
-            // Held under the write lock: no judging of it can be claimed and start meanwhile.
-            let unfinished = store
-                .unfinished(id)
-                .map_err(|e| UploadError::Internal(format!("{e:#}")))?;
-            if unfinished > 0 {
-                return Err(UploadError::Conflict(format!(
-                    "problem `{id}' has {unfinished} judging(s) queued or being judged: upload \
-                     it again when they are done (or cancel them)"
-                )));
-            }
+        std::fs::write(root.join(VERSION_FILE), format!("{version}\n"))
+            .map_err(io_error(format!("cannot write `{VERSION_FILE}'")))?;
+        if target.exists() {
             // The old version goes to where the new one was, and is removed with `incoming`.
             nix::fcntl::renameat2(
                 nix::fcntl::AT_FDCWD,
@@ -246,15 +356,16 @@ impl Problems {
                 &target,
                 nix::fcntl::RenameFlags::RENAME_EXCHANGE,
             )
-            .map_err(|e| internal(format!("cannot swap `{}' in", target.display()))(e.into()))?;
+            .map_err(|e| io_error(format!("cannot swap `{}' in", target.display()))(e.into()))?;
         } else {
             std::fs::rename(&root, &target)
-                .map_err(internal(format!("cannot move `{}' in", target.display())))?;
+                .map_err(io_error(format!("cannot move `{}' in", target.display())))?;
         }
+        drop(incoming);
         // The rename survives a power cut once the directory is synced.
         std::fs::File::open(uploads)
             .and_then(|dir| dir.sync_all())
-            .map_err(internal(format!("cannot sync `{}'", uploads.display())))?;
+            .map_err(io_error(format!("cannot sync `{}'", uploads.display())))?;
         let problem = Problem::load(&target)
             .map(Arc::new)
             .map_err(|e| UploadError::Internal(format!("{:#}", anyhow::Error::new(e))))?;
@@ -263,10 +374,16 @@ impl Problems {
             Registered {
                 problem: problem.clone(),
                 origin: Origin::Upload,
+                version,
             },
         );
-        Ok((problem, replaced))
+        Ok(problem)
     }
+}
+
+/// An I/O failure of the judge's own, with what it was doing.
+fn io_error(what: String) -> impl FnOnce(std::io::Error) -> UploadError {
+    move |error| UploadError::Internal(format!("{what}: {error}"))
 }
 
 #[cfg(test)]
