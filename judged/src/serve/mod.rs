@@ -118,7 +118,8 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
                                 (a limit above), 422 (not a valid package), 409 (judgings of
                                 it queued or running on any host, or a problem of [problems]
                                 dirs). Nothing of a refused archive stays on disk. With
-                                PostgreSQL each host keeps its own uploads: upload to each.
+                                PostgreSQL the archive is kept in the database too, and
+                                every host installs it (at once, and at its start).
   GET  /health                  200 {\"status\": \"ok\"}, 503 while draining
   GET  /metrics                 Prometheus text: queue depth, judgings by status, workers by
                                 state, test case runs and verdicts, run CPU, wall and
