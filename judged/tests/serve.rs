@@ -446,19 +446,11 @@ fn cancel_and_sigterm_hand_back() {
 }
 
 /// The ids and origins `GET /problems` lists.
-fn problems_listed(server: &Server, token: Option<&str>) -> Vec<(String, String)> {
-    let (status, reply) = server.request("GET", "/problems", token, b"");
-    assert_eq!(status, 200, "{reply}");
-    reply["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["id"].as_str().unwrap().to_owned(),
-                p["origin"].as_str().unwrap().to_owned(),
-            )
-        })
+fn problems_listed(server: &Server) -> Vec<(String, String)> {
+    let problems = server.problems();
+    problems
+        .into_iter()
+        .map(|(id, origin, _)| (id, origin))
         .collect()
 }
 
@@ -488,7 +480,7 @@ fn an_uploaded_problem_is_listed_kept_over_a_restart_and_replaced() {
         ("aplusb".to_owned(), "config".to_owned()),
         ("sum".to_owned(), "upload".to_owned()),
     ];
-    assert_eq!(problems_listed(&server, None), expected);
+    assert_eq!(problems_listed(&server), expected);
     // Submissions to it are taken.
     server.submit(c_submission("a.c", ""));
     let id = server.submit(json!({"problem": "sum", "files": [{"name": "a.c", "content": ""}]}));
@@ -505,7 +497,7 @@ fn an_uploaded_problem_is_listed_kept_over_a_restart_and_replaced() {
     std::fs::write(copy.join("data/secret/1.ans"), "3\n").unwrap();
 
     let server = site.start();
-    assert_eq!(problems_listed(&server, None), expected);
+    assert_eq!(problems_listed(&server), expected);
     let (status, reply) = server.upload("sum2", &zip_dir(top.path()), None);
     assert_eq!((status, &reply["test_cases"]), (201, &json!(1)), "{reply}");
     // Re-uploading replaces it (the judgings submitted before are over: runguard is
@@ -622,7 +614,7 @@ fn hostile_uploads_are_refused_and_leave_nothing() {
     assert!(!site.path("data/problems/evil.txt").exists());
     assert_eq!(uploads_dir_entries(&site), Vec::<String>::new());
     assert_eq!(
-        problems_listed(&server, None),
+        problems_listed(&server),
         [("aplusb".to_owned(), "config".to_owned())]
     );
 }
@@ -649,7 +641,9 @@ fn with_tokens_each_route_needs_one_of_its_role() {
         server.log()
     );
     let archive = zip_dir(&aplusb());
-    let cases: &[(&str, &str, Option<&str>, &[u8], u16, &str)] = &[
+    // (method, path, token, body, status, what the error says)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a [u8], u16, &'a str);
+    let cases: &[Case] = &[
         ("GET", "/health", None, b"", 200, ""),
         ("GET", "/metrics", None, b"", 401, "no token"),
         ("GET", "/metrics", Some(submit), b"", 200, ""),

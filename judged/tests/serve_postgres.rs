@@ -430,6 +430,20 @@ fn site(
 }
 
 const SLOW_CASES: usize = 6;
+
+/// The slow problem (in a directory kept while the sites are) and the sites of two daemons,
+/// alpha and beta, judging it on one database with `workers` each.
+fn slow_sites(
+    runguard: &Path,
+    database: &str,
+    workers: usize,
+) -> (tempfile::TempDir, tempfile::TempDir, tempfile::TempDir) {
+    let problems = tempfile::tempdir().unwrap();
+    let slow = slow_problem(problems.path(), SLOW_CASES);
+    let alpha = site(runguard, &slow, database, "alpha", workers);
+    let beta = site(runguard, &slow, database, "beta", workers);
+    (problems, alpha, beta)
+}
 const JUDGINGS: usize = 6;
 
 #[test]
@@ -440,10 +454,7 @@ fn two_daemons_on_one_database_one_killed_every_judging_judged_once() {
     };
     let postgres = postgres_or_skip!();
     let started = Instant::now();
-    let problems = tempfile::tempdir().unwrap();
-    let slow = slow_problem(problems.path(), SLOW_CASES);
-    let alpha_site = site(&runguard, &slow, postgres.url(), "alpha", 2);
-    let beta_site = site(&runguard, &slow, postgres.url(), "beta", 2);
+    let (_problems, alpha_site, beta_site) = slow_sites(&runguard, postgres.url(), 2);
     let alpha = Server::start(&alpha_site.path().join("serve.toml"));
     let beta = Server::start(&beta_site.path().join("serve.toml"));
     let ids: Vec<i64> = (0..JUDGINGS)
@@ -687,10 +698,7 @@ fn a_cancel_asked_on_one_host_stops_the_judging_on_another() {
         Err(reason) => return skip(&reason),
     };
     let postgres = postgres_or_skip!();
-    let problems = tempfile::tempdir().unwrap();
-    let slow = slow_problem(problems.path(), SLOW_CASES);
-    let alpha_site = site(&runguard, &slow, postgres.url(), "alpha", 2);
-    let beta_site = site(&runguard, &slow, postgres.url(), "beta", 2);
+    let (_problems, alpha_site, beta_site) = slow_sites(&runguard, postgres.url(), 2);
     let alpha = Server::start(&alpha_site.path().join("serve.toml"));
     let beta = Server::start(&beta_site.path().join("serve.toml"));
     let id = alpha.submit(slow_submission(500));
@@ -764,10 +772,7 @@ fn a_submission_on_one_host_wakes_an_idle_other_host_at_once() {
         Err(reason) => return skip(&reason),
     };
     let postgres = postgres_or_skip!();
-    let problems = tempfile::tempdir().unwrap();
-    let slow = slow_problem(problems.path(), SLOW_CASES);
-    let alpha_site = site(&runguard, &slow, postgres.url(), "alpha", 1);
-    let beta_site = site(&runguard, &slow, postgres.url(), "beta", 1);
+    let (_problems, alpha_site, beta_site) = slow_sites(&runguard, postgres.url(), 1);
     // alpha's one worker is busy for a while; then beta starts, finds nothing and idles.
     let alpha = Server::start(&alpha_site.path().join("serve.toml"));
     let busy = alpha.submit(slow_submission(900));
@@ -797,35 +802,18 @@ fn a_submission_on_one_host_wakes_an_idle_other_host_at_once() {
     );
 }
 
-/// `GET /problems` of a daemon: (id, origin, test cases).
-fn problems_of(server: &Server) -> Vec<(String, String, u64)> {
-    let (status, reply) = server.get("/problems");
-    assert_eq!(status, 200, "{reply}");
-    reply["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["id"].as_str().unwrap().to_owned(),
-                p["origin"].as_str().unwrap().to_owned(),
-                p["test_cases"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 /// Poll `server` until it lists problem `id` with `cases` test cases.
 fn wait_for_problem(server: &Server, id: &str, cases: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !problems_of(server)
+    while !server
+        .problems()
         .iter()
         .any(|(known, _, n)| known == id && *n == cases)
     {
         assert!(
             Instant::now() < deadline,
             "no `{id}' with {cases} test cases: {:?}\n{}",
-            problems_of(server),
+            server.problems(),
             server.log()
         );
         std::thread::sleep(Duration::from_millis(50));
@@ -871,12 +859,16 @@ fn a_problem_uploaded_to_one_host_reaches_the_others() {
     let gamma_site = site(runguard, &aplusb, postgres.url(), "gamma", 1);
     let gamma = Server::start(&gamma_site.path().join("serve.toml"));
     assert!(
-        problems_of(&gamma).contains(&("sum".to_owned(), "upload".to_owned(), 1)),
+        gamma
+            .problems()
+            .contains(&("sum".to_owned(), "upload".to_owned(), 1)),
         "{}",
         gamma.log()
     );
     assert!(beta.terminate().success());
     let beta = Server::start(&beta_site.path().join("serve.toml"));
-    assert!(problems_of(&beta).contains(&("sum".to_owned(), "upload".to_owned(), 1)));
+    assert!(beta
+        .problems()
+        .contains(&("sum".to_owned(), "upload".to_owned(), 1)));
     assert!(!beta.log().contains("installed problem"), "{}", beta.log());
 }

@@ -253,20 +253,14 @@ async fn submit(
         ));
     }
     let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "files: the request is too large for this judge's max_source_bytes ({})",
-                    daemon.max_source_bytes
-                ),
-            )
-        } else {
-            ApiError::bad(format!(
-                "cannot read the request: {}",
-                rejection.body_text()
-            ))
-        }
+        body_error(
+            &rejection,
+            format!(
+                "files: the request is too large for this judge's max_source_bytes ({})",
+                daemon.max_source_bytes
+            ),
+            "request",
+        )
     })?;
     let judging = {
         let env = &daemon.env;
@@ -337,20 +331,14 @@ async fn upload(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the archive is larger than this judge's [problems] max_archive_bytes ({})",
-                    daemon.env.problems.limits().max_archive_bytes
-                ),
-            )
-        } else {
-            ApiError::bad(format!(
-                "cannot read the archive: {}",
-                rejection.body_text()
-            ))
-        }
+        body_error(
+            &rejection,
+            format!(
+                "the archive is larger than this judge's [problems] max_archive_bytes ({})",
+                daemon.env.problems.limits().max_archive_bytes
+            ),
+            "archive",
+        )
     })?;
     let installed = {
         let daemon = daemon.clone();
@@ -389,6 +377,15 @@ async fn upload(
         StatusCode::CREATED
     };
     Ok((status, Json(reply)))
+}
+
+/// A body that could not be read: 413 with `too_large` past the limit, else 400.
+fn body_error(rejection: &BytesRejection, too_large: String, what: &str) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, too_large)
+    } else {
+        ApiError::bad(format!("cannot read the {what}: {}", rejection.body_text()))
+    }
 }
 
 fn parse_id(text: &str) -> Result<i64, ApiError> {

@@ -45,11 +45,13 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn load(path: &Path) -> Result<Tokens, TokensError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TokensError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Tokens::parse(&text, path)
+        match std::fs::read_to_string(path) {
+            Ok(text) => Tokens::parse(&text, path),
+            Err(source) => Err(TokensError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
     }
 
     /// Parse a tokens file (pure; `path` for messages).

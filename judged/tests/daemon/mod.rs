@@ -99,6 +99,24 @@ impl Server {
         self.request("POST", path, None, body.as_bytes())
     }
 
+    /// `GET /problems`: (id, origin, test cases) of each.
+    pub fn problems(&self) -> Vec<(String, String, u64)> {
+        let (status, reply) = self.get("/problems");
+        assert_eq!(status, 200, "{reply}");
+        reply["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["id"].as_str().unwrap().to_owned(),
+                    p["origin"].as_str().unwrap().to_owned(),
+                    p["test_cases"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
     /// `PUT /problems/ID` of a zip archive.
     pub fn upload(&self, id: &str, archive: &[u8], token: Option<&str>) -> (u16, Value) {
         self.request("PUT", &format!("/problems/{id}"), token, archive)
