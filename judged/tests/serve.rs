@@ -495,6 +495,18 @@ fn an_uploaded_problem_is_listed_kept_over_a_restart_and_replaced() {
     std::fs::create_dir_all(copy.join("data/secret")).unwrap();
     std::fs::write(copy.join("data/secret/1.in"), "1 2\n").unwrap();
     std::fs::write(copy.join("data/secret/1.ans"), "3\n").unwrap();
+    // An archive larger than the submissions' body limit (max_source_bytes 65536 here):
+    // uploads have a limit of their own. Bytes that do not compress.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..600_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(copy.join("attachment.bin"), noise).unwrap();
 
     let server = site.start();
     assert_eq!(problems_listed(&server), expected);

@@ -833,11 +833,12 @@ fn a_problem_uploaded_to_one_host_reaches_the_others() {
     let (status, reply) = alpha.upload("sum", &zip_dir(&aplusb), None);
     assert_eq!(status, 201, "{reply}");
     wait_for_problem(&beta, "sum", 4);
-    assert!(
-        beta.log().contains("installed problem `sum' version 1"),
-        "{}",
-        beta.log()
-    );
+    // Logged just after it is registered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !beta.log().contains("installed problem `sum' version 1") {
+        assert!(Instant::now() < deadline, "{}", beta.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // A new version replaces it everywhere.
     let smaller = tempfile::tempdir().unwrap();
     std::fs::write(

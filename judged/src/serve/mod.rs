@@ -2,9 +2,11 @@
 //!
 //! Shape (fixed; see ARCHITECTURE.md):
 //!
-//! 1. Before any runtime exists: the config is read and validated ([`config`]), the problems,
-//!    languages, sandbox profiles, run user and runguard are loaded, the data directory is
-//!    locked (one daemon per data directory), the database opened ([`store`]) and the
+//! 1. Before any runtime exists: the config is read and validated ([`config`]), the problems
+//!    (the config's, and the uploads kept in the data directory: [`problems`]), the API's
+//!    tokens ([`auth`]), languages, sandbox profiles, run user and runguard are loaded, the
+//!    data directory is locked (one daemon per data directory), the database opened
+//!    ([`store`]; other hosts' uploads installed from it) and the
 //!    judgings this host left `judging` are put back in the queue (crash recovery), as are
 //!    any host's whose lease ran out, and the listening socket is bound. Any failure here exits with status 2 naming the thing.
 //! 2. The runtime runs three things under one cancellation signal (SIGTERM, SIGINT, or the
