@@ -5,9 +5,10 @@
 //! relative path components (no absolute path, no `..` or `.`, no empty component, no
 //! backslash or NUL); only regular files and directories are written (a symlink, device or
 //! FIFO refuses the archive); a name given twice refuses it; files are created with
-//! `O_EXCL`, so nothing is ever written through an existing path; the bytes actually
-//! decompressed are counted against `max_unpacked_bytes` (the sizes the archive declares are
-//! checked too, but never trusted), and the entry count against `max_entries`. The caller
+//! `O_EXCL`, so nothing is ever written through an existing path; the sizes the archive
+//! declares are checked against `max_unpacked_bytes` before each entry is unpacked and the
+//! bytes actually decompressed counted against it (an entry unpacking to more than it
+//! declares is refused), and the entry count is checked against `max_entries`. The caller
 //! unpacks into a fresh temporary directory and removes it on any error, so a refused archive
 //! leaves nothing behind.
 
@@ -185,7 +186,9 @@ pub fn unpack(archive: &[u8], into: &Path, limits: &UploadLimits) -> Result<(), 
                     entry: name.clone(),
                     limit: limits.max_unpacked_bytes,
                 };
-                // What the archive says first (cheap); then what it really holds.
+                // What the archive says first (cheap); then what it really holds (the zip
+                // reader also refuses an entry that unpacks to more than it says: kept as a
+                // second guard, the limit must hold whatever the reader does).
                 if file.size() > left {
                     return Err(too_large());
                 }
@@ -348,6 +351,29 @@ mod tests {
         patched
     }
 
+    /// An entry that says it unpacks to 10 bytes and unpacks to `content`.
+    fn lying_size(content: &[u8]) -> Vec<u8> {
+        let archive = zip_of(|w| {
+            w.start_file(
+                "liar",
+                SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated),
+            )
+            .unwrap();
+            w.write_all(content).unwrap();
+        });
+        let (real, told) = ((content.len() as u32).to_le_bytes(), 10u32.to_le_bytes());
+        let mut patched = archive.clone();
+        let mut found = 0;
+        for at in 0..archive.len() - 4 {
+            if archive[at..at + 4] == real {
+                patched[at..at + 4].copy_from_slice(&told);
+                found += 1;
+            }
+        }
+        assert_eq!(found, 2, "the local and the central header");
+        patched
+    }
+
     /// Each hostile archive is refused with a message naming the entry or the limit.
     #[test]
     fn hostile_archives_are_refused() {
@@ -405,6 +431,11 @@ mod tests {
                     file(w, "a/b", b"");
                 }),
                 "`a/b': cannot make its directory",
+            ),
+            (
+                "a size it lies about",
+                lying_size(&zeros),
+                "`liar': cannot unpack it: File is larger than its declared uncompressed size",
             ),
             ("duplicate", duplicate_names(), "given twice"),
             (
