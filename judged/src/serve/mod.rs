@@ -125,13 +125,13 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
   GET  /health                  200 {\"status\": \"ok\"}, 503 while draining
   GET  /metrics                 Prometheus text: queue depth, judgings by status, workers by
                                 state, test case runs and verdicts, run CPU, wall and
-                                wall-minus-CPU histograms
+                                wall-minus-CPU histograms, queue notifications heard
 
 Signals: SIGTERM or SIGINT stop taking work and drain (see shutdown_grace_secs).
 
 Exit status: 0 after a clean shutdown (or a valid --check-config), 2 when nothing started
-(bad config, problem, language, profiles, run user, runguard, database, busy address or data
-directory; the message names it).";
+(bad config, problem (configured or uploaded), tokens file, language, profiles, run user,
+runguard, database, busy address or data directory; the message names it).";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
