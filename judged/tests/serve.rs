@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 mod common;
 mod daemon;
 use common::{judging_prerequisites, skip};
-use daemon::{repo, slow_problem, slow_submission, Server};
+use daemon::{repo, slow_problem, slow_submission, zip_dir, zip_of, Entry, Server};
 
 fn aplusb() -> PathBuf {
     repo().join("testdata/problems/aplusb")
@@ -36,6 +36,16 @@ struct Site {
 
 impl Site {
     fn new(runguard: &Path, problems: &[&Path], extra: &str) -> Site {
+        Site::with_sections(runguard, problems, extra, "")
+    }
+
+    /// `extra`: top-level keys; `problems_keys`: more `[problems]` keys, then any sections.
+    fn with_sections(
+        runguard: &Path,
+        problems: &[&Path],
+        extra: &str,
+        problems_keys: &str,
+    ) -> Site {
         let dir = tempfile::tempdir().unwrap();
         // The run user must reach the scratch directory below it (data/scratch).
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -46,13 +56,17 @@ impl Site {
         let config = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
              runguard = {:?}\nprofiles = {:?}\nmax_source_bytes = 65536\n{extra}\n\
-             [problems]\ndirs = [{}]\n",
+             [problems]\ndirs = [{}]\n{problems_keys}\n",
             runguard.display().to_string(),
             repo().join("profiles").display().to_string(),
             dirs.join(", ")
         );
         std::fs::write(dir.path().join("serve.toml"), config).unwrap();
         Site { dir }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
     }
 
     fn config(&self) -> PathBuf {
@@ -429,4 +443,314 @@ fn cancel_and_sigterm_hand_back() {
         test_results_in_database(&site.database(), kept).len(),
         SLOW_CASES
     );
+}
+
+/// The ids and origins `GET /problems` lists.
+fn problems_listed(server: &Server) -> Vec<(String, String)> {
+    let problems = server.problems();
+    problems
+        .into_iter()
+        .map(|(id, origin, _)| (id, origin))
+        .collect()
+}
+
+fn uploads_dir_entries(site: &Site) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(site.path("data/problems"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Needs no judging: an upload is checked, kept and listed, and survives a restart.
+#[test]
+fn an_uploaded_problem_is_listed_kept_over_a_restart_and_replaced() {
+    let site = Site::new(Path::new("/bin/true"), &[&aplusb()], "");
+    let server = site.start();
+    let archive = zip_dir(&aplusb());
+    let (status, reply) = server.upload("sum", &archive, None);
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(
+        (&reply["test_cases"], &reply["replaced"]),
+        (&json!(4), &json!(false)),
+        "{reply}"
+    );
+    let expected = vec![
+        ("aplusb".to_owned(), "config".to_owned()),
+        ("sum".to_owned(), "upload".to_owned()),
+    ];
+    assert_eq!(problems_listed(&server), expected);
+    // Submissions to it are taken.
+    server.submit(c_submission("a.c", ""));
+    let id = server.submit(json!({"problem": "sum", "files": [{"name": "a.c", "content": ""}]}));
+    server.wait_final(id);
+    assert!(server.terminate().success());
+    assert_eq!(uploads_dir_entries(&site), ["sum"]);
+    // A zip of the package directory itself (one top-level directory) is taken too.
+    let top = tempfile::tempdir().unwrap();
+    let copy = top.path().join("sum2");
+    std::fs::create_dir(&copy).unwrap();
+    std::fs::write(copy.join("problem.yaml"), "limits:\n  time_limit: 1\n").unwrap();
+    std::fs::create_dir_all(copy.join("data/secret")).unwrap();
+    std::fs::write(copy.join("data/secret/1.in"), "1 2\n").unwrap();
+    std::fs::write(copy.join("data/secret/1.ans"), "3\n").unwrap();
+    // An archive larger than the submissions' body limit (max_source_bytes 65536 here):
+    // uploads have a limit of their own. Bytes that do not compress.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..600_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(copy.join("attachment.bin"), noise).unwrap();
+
+    let server = site.start();
+    assert_eq!(problems_listed(&server), expected);
+    let (status, reply) = server.upload("sum2", &zip_dir(top.path()), None);
+    assert_eq!((status, &reply["test_cases"]), (201, &json!(1)), "{reply}");
+    // Re-uploading replaces it (the judgings submitted before are over: runguard is
+    // /bin/true here).
+    let (status, reply) = server.upload("sum", &zip_dir(&copy), None);
+    assert_eq!(
+        (status, &reply["replaced"], &reply["test_cases"]),
+        (200, &json!(true), &json!(1)),
+        "{reply}"
+    );
+    assert_eq!(uploads_dir_entries(&site), ["sum", "sum2"]);
+    assert!(server.log().contains("problem `sum' replaced by an upload"));
+}
+
+/// Each hostile or broken upload is refused naming what is wrong, and leaves no file.
+#[test]
+fn hostile_uploads_are_refused_and_leave_nothing() {
+    let site = Site::with_sections(
+        Path::new("/bin/true"),
+        &[&aplusb()],
+        "",
+        "max_archive_bytes = 100000\nmax_unpacked_bytes = 200000\nmax_entries = 50\n",
+    );
+    let server = site.start();
+    let base = aplusb();
+    let outside = std::env::temp_dir().join(format!("judged-upload-evil-{}", std::process::id()));
+    let outside_name = outside.display().to_string();
+    let zeros = vec![0u8; 300_000];
+    let many: Vec<String> = (0..60).map(|i| format!("extra/{i}")).collect();
+    let many_entries: Vec<Entry> = many.iter().map(|n| Entry::File(n, b"")).collect();
+    let not_a_package = tempfile::tempdir().unwrap();
+    std::fs::write(not_a_package.path().join("readme"), "hi").unwrap();
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "traversal",
+            zip_of(Some(&base), &[Entry::File("../evil.txt", b"x")]),
+            400,
+            "entry `../evil.txt': `.' or `..' path component",
+        ),
+        (
+            "absolute",
+            zip_of(Some(&base), &[Entry::File(&outside_name, b"x")]),
+            400,
+            "absolute path",
+        ),
+        (
+            "symlink",
+            zip_of(Some(&base), &[Entry::Symlink("answers", "/etc")]),
+            400,
+            "entry `answers': symbolic links",
+        ),
+        (
+            "bomb",
+            zip_of(Some(&base), &[Entry::File("big", &zeros)]),
+            413,
+            "max_unpacked_bytes (200000 bytes), at entry `big'",
+        ),
+        (
+            "many",
+            zip_of(Some(&base), &many_entries),
+            413,
+            "more than this judge's [problems] max_entries (50)",
+        ),
+        (
+            "large",
+            vec![b'x'; 150_000],
+            413,
+            "max_archive_bytes (100000)",
+        ),
+        ("not a zip", b"hello".to_vec(), 400, "not a zip archive"),
+        (
+            "no problem.yaml",
+            zip_dir(not_a_package.path()),
+            422,
+            "no problem.yaml",
+        ),
+        (
+            "bad problem.yaml",
+            zip_of(
+                None,
+                &[
+                    Entry::File("problem.yaml", b"limits:\n  time_limit: -1\n"),
+                    Entry::File("data/secret/1.in", b""),
+                    Entry::File("data/secret/1.ans", b""),
+                ],
+            ),
+            422,
+            "`problem.yaml': limits.time_limit must be a positive number",
+        ),
+    ];
+    for (what, archive, expected, needle) in &cases {
+        let (status, reply) = server.upload("evil", archive, None);
+        let message = reply["error"].as_str().unwrap_or_default();
+        assert_eq!(status, *expected, "{what}: {reply}");
+        assert!(
+            message.contains(needle),
+            "{what}: {message:?} lacks {needle:?}"
+        );
+        assert!(!message.contains(".incoming"), "{what}: {message}");
+        assert_eq!(uploads_dir_entries(&site), Vec::<String>::new(), "{what}");
+    }
+    let (status, reply) = server.upload("a%20b", &zip_dir(&base), None);
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["error"]
+        .as_str()
+        .unwrap()
+        .contains("`a b' is not a problem id"));
+    let (status, reply) = server.upload("aplusb", &zip_dir(&base), None);
+    assert_eq!(status, 409, "{reply}");
+    assert!(reply["error"].as_str().unwrap().contains("[problems] dirs"));
+    // Nothing was written anywhere.
+    assert!(!outside.exists());
+    assert!(!site.path("data/evil.txt").exists());
+    assert!(!site.path("data/problems/evil.txt").exists());
+    assert_eq!(uploads_dir_entries(&site), Vec::<String>::new());
+    assert_eq!(
+        problems_listed(&server),
+        [("aplusb".to_owned(), "config".to_owned())]
+    );
+}
+
+#[test]
+fn with_tokens_each_route_needs_one_of_its_role() {
+    let submit = "submit-0123456789abcdef";
+    let admin = "admin-0123456789abcdef";
+    let site = Site::with_sections(
+        Path::new("/bin/true"),
+        &[&aplusb()],
+        "",
+        "[api]\ntokens_file = \"tokens\"\npublic = [\"health\"]\n",
+    );
+    std::fs::write(
+        site.path("tokens"),
+        format!("# role token\nsubmit {submit}\nadmin {admin}\n"),
+    )
+    .unwrap();
+    let server = site.start();
+    assert!(
+        server.log().contains("bearer tokens required"),
+        "{}",
+        server.log()
+    );
+    let archive = zip_dir(&aplusb());
+    // (method, path, token, body, status, what the error says)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a [u8], u16, &'a str);
+    let cases: &[Case] = &[
+        ("GET", "/health", None, b"", 200, ""),
+        ("GET", "/metrics", None, b"", 401, "no token"),
+        ("GET", "/metrics", Some(submit), b"", 200, ""),
+        (
+            "GET",
+            "/judgings",
+            None,
+            b"",
+            401,
+            "Authorization: Bearer TOKEN",
+        ),
+        (
+            "GET",
+            "/judgings",
+            Some("wrong-0123456789abcdef"),
+            b"",
+            401,
+            "not one of",
+        ),
+        ("GET", "/judgings", Some(submit), b"", 200, ""),
+        ("GET", "/problems", Some(submit), b"", 200, ""),
+        (
+            "PUT",
+            "/problems/sum",
+            Some(submit),
+            &archive,
+            403,
+            "needs an admin token",
+        ),
+        ("PUT", "/problems/sum", None, &archive, 401, "no token"),
+        ("PUT", "/problems/sum", Some(admin), &archive, 201, ""),
+    ];
+    for (method, path, token, body, expected, needle) in cases {
+        let (status, reply) = server.request(method, path, *token, body);
+        assert_eq!(status, *expected, "{method} {path} {token:?}: {reply}");
+        if !needle.is_empty() {
+            let message = reply["error"].as_str().unwrap_or_default();
+            assert!(message.contains(needle), "{method} {path}: {message:?}");
+        }
+    }
+    let submitted = server.request(
+        "POST",
+        "/judgings",
+        Some(submit),
+        json!({"problem": "sum", "files": [{"name": "a.c", "content": ""}]})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(submitted.0, 201, "{}", submitted.1);
+}
+
+#[test]
+fn a_daemon_open_to_the_network_without_tokens_warns() {
+    let site = Site::new(Path::new("/bin/true"), &[&aplusb()], "");
+    let server = Server::start_with(&site.config(), &["--listen", "0.0.0.0:0"]);
+    assert!(
+        server.log().contains("warning: listening on 0.0.0.0:")
+            && server.log().contains("without [api] tokens_file"),
+        "{}",
+        server.log()
+    );
+    drop(server);
+    let server = site.start();
+    assert!(!server.log().contains("warning"), "{}", server.log());
+}
+
+#[test]
+fn an_uploaded_problem_is_judged() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let problems = tempfile::tempdir().unwrap();
+    let slow = slow_problem(problems.path(), SLOW_CASES);
+    let site = Site::new(&runguard, &[&aplusb()], "");
+    let server = site.start();
+    let (status, reply) = server.upload("slowsum", &zip_dir(&slow), None);
+    assert_eq!(status, 201, "{reply}");
+    let running = server.submit(slow_submission(300));
+    server.wait_for(running, 60, |j| j["status"] == "judging");
+    // Not replaced under a running judging.
+    let (status, reply) = server.upload("slowsum", &zip_dir(&slow), None);
+    assert_eq!(status, 409, "{reply}");
+    let judging = server.wait_final(running);
+    assert_eq!(judging["verdict"], "correct", "{judging}");
+    assert_eq!(judging["tests"].as_array().unwrap().len(), SLOW_CASES);
+    // Replaced once idle, and judged on the new package after a restart.
+    std::fs::remove_file(slow.join("data/secret/00.in")).unwrap();
+    std::fs::remove_file(slow.join("data/secret/00.ans")).unwrap();
+    let (status, reply) = server.upload("slowsum", &zip_dir(&slow), None);
+    assert_eq!((status, &reply["replaced"]), (200, &json!(true)), "{reply}");
+    assert!(server.terminate().success());
+    let server = site.start();
+    let again = server.submit(slow_submission(0));
+    let judging = server.wait_final(again);
+    assert_eq!(judging["verdict"], "correct", "{judging}");
+    assert_eq!(judging["tests"].as_array().unwrap().len(), SLOW_CASES - 1);
 }

@@ -18,19 +18,19 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use judged::serve::store::{
-    Claim, NewJudging, Outcome, PostgresStore, Recovered, Renewal, SourceFile, Status, Store,
-    TestRecord,
+    Claim, NewJudging, Notice, Outcome, PostgresStore, Publish, Recovered, Renewal, SourceFile,
+    Status, Store, TestRecord,
 };
 use serde_json::Value;
 
 mod common;
 mod daemon;
 use common::{is_root, judging_prerequisites, skip};
-use daemon::{repo, slow_problem, slow_submission, Server};
+use daemon::{repo, slow_problem, slow_submission, zip_dir, Server};
 
 /// A PostgreSQL server for one test and a database of its own on it; a cluster this started
 /// is stopped and removed on drop.
@@ -407,11 +407,17 @@ fn two_hosts_claiming_at_once_never_get_the_same_judging() {
 // End to end.
 
 /// One daemon's directory and config: its own data directory, the shared database.
-fn site(runguard: &Path, problem: &Path, database: &str, host: &str) -> tempfile::TempDir {
+fn site(
+    runguard: &Path,
+    problem: &Path,
+    database: &str,
+    host: &str,
+    workers: usize,
+) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let config = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nhost_id = {host:?}\nworkers = 2\n\
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nhost_id = {host:?}\nworkers = {workers}\n\
          runguard = {:?}\nprofiles = {:?}\n\
          [problems]\ndirs = [{:?}]\n\
          [database]\nurl = {database:?}\nlease_secs = 3\n",
@@ -424,6 +430,20 @@ fn site(runguard: &Path, problem: &Path, database: &str, host: &str) -> tempfile
 }
 
 const SLOW_CASES: usize = 6;
+
+/// The slow problem (in a directory kept while the sites are) and the sites of two daemons,
+/// alpha and beta, judging it on one database with `workers` each.
+fn slow_sites(
+    runguard: &Path,
+    database: &str,
+    workers: usize,
+) -> (tempfile::TempDir, tempfile::TempDir, tempfile::TempDir) {
+    let problems = tempfile::tempdir().unwrap();
+    let slow = slow_problem(problems.path(), SLOW_CASES);
+    let alpha = site(runguard, &slow, database, "alpha", workers);
+    let beta = site(runguard, &slow, database, "beta", workers);
+    (problems, alpha, beta)
+}
 const JUDGINGS: usize = 6;
 
 #[test]
@@ -434,10 +454,7 @@ fn two_daemons_on_one_database_one_killed_every_judging_judged_once() {
     };
     let postgres = postgres_or_skip!();
     let started = Instant::now();
-    let problems = tempfile::tempdir().unwrap();
-    let slow = slow_problem(problems.path(), SLOW_CASES);
-    let alpha_site = site(&runguard, &slow, postgres.url(), "alpha");
-    let beta_site = site(&runguard, &slow, postgres.url(), "beta");
+    let (_problems, alpha_site, beta_site) = slow_sites(&runguard, postgres.url(), 2);
     let alpha = Server::start(&alpha_site.path().join("serve.toml"));
     let beta = Server::start(&beta_site.path().join("serve.toml"));
     let ids: Vec<i64> = (0..JUDGINGS)
@@ -540,6 +557,106 @@ fn two_daemons_on_one_database_one_killed_every_judging_judged_once() {
     );
 }
 
+/// Submit through `store` until `heard` tells of it (the listener connects on its own thread,
+/// so the first submissions may come before it listens); how many it took.
+fn submit_until_heard(store: &PostgresStore, heard: &mpsc::Receiver<()>) -> usize {
+    for tries in 1..=40 {
+        // The first call after a cut finds the connection gone and fails.
+        if store.submit(&submission()).is_err() {
+            continue;
+        }
+        if heard.recv_timeout(Duration::from_millis(250)).is_ok() {
+            while heard.try_recv().is_ok() {}
+            return tries;
+        }
+    }
+    panic!("no notification of 40 submissions");
+}
+
+#[test]
+fn the_queue_listener_hears_other_hosts_and_listens_again_after_a_cut() {
+    let postgres = postgres_or_skip!();
+    let listener = PostgresStore::open(postgres.url(), "a").unwrap();
+    let other = PostgresStore::open(postgres.url(), "b").unwrap();
+    let (sender, heard) = mpsc::channel();
+    let (problems_sender, problems_heard) = mpsc::channel();
+    listener.watch(Box::new(move |notice| {
+        let _ = match notice {
+            Notice::Queued => sender.send(()),
+            Notice::Problems => problems_sender.send(()),
+        };
+    }));
+    submit_until_heard(&other, &heard);
+    // A judging handed back is queued work too.
+    let claim = other.claim("b").unwrap().unwrap();
+    assert!(other.hand_back(&claim).unwrap());
+    heard
+        .recv_timeout(Duration::from_secs(5))
+        .expect("no notification of a hand back");
+    // Claiming and finishing queue nothing: no notification.
+    while heard.try_recv().is_ok() {}
+    let claim = other.claim("b").unwrap().unwrap();
+    assert!(other.finish(&claim, &done(&["x"])).unwrap());
+    assert!(heard.recv_timeout(Duration::from_millis(500)).is_err());
+    // Cut every connection but the admin's: the listener connects again, wakes once (it may
+    // have missed something), and hears the next submission.
+    postgres
+        .client()
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    heard
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no wake after the listener connected again");
+    let tries = submit_until_heard(&other, &heard);
+    assert!(tries <= 2, "{tries} submissions before one was heard");
+    // A problem published is heard on its own channel.
+    while problems_heard.try_recv().is_ok() {}
+    assert_eq!(
+        other.publish_problem("published", b"zip", "b").unwrap(),
+        Publish::Published { version: Some(1) }
+    );
+    problems_heard
+        .recv_timeout(Duration::from_secs(5))
+        .expect("no notification of a published problem");
+}
+
+#[test]
+fn problems_are_published_in_versions_and_not_while_judgings_of_them_wait() {
+    let postgres = postgres_or_skip!();
+    let a = PostgresStore::open(postgres.url(), "a").unwrap();
+    let b = PostgresStore::open(postgres.url(), "b").unwrap();
+    assert_eq!(b.problem_versions().unwrap(), []);
+    assert_eq!(
+        a.publish_problem("p", b"first", "a").unwrap(),
+        Publish::Published { version: Some(1) }
+    );
+    assert_eq!(
+        a.publish_problem("p", b"second", "a").unwrap(),
+        Publish::Published { version: Some(2) }
+    );
+    assert_eq!(b.problem_versions().unwrap(), [("p".to_owned(), 2)]);
+    assert_eq!(
+        b.problem_archive("p").unwrap(),
+        Some((2, b"second".to_vec()))
+    );
+    assert_eq!(b.problem_archive("q").unwrap(), None);
+    // A judging of it queued on any host holds it.
+    let judging = NewJudging {
+        problem: "p".into(),
+        ..submission()
+    };
+    b.submit(&judging).unwrap();
+    assert_eq!(
+        a.publish_problem("p", b"third", "a").unwrap(),
+        Publish::Busy(1)
+    );
+    assert_eq!(b.problem_archive("p").unwrap().unwrap().0, 2);
+}
+
 #[test]
 fn a_broken_connection_is_opened_again() {
     let postgres = postgres_or_skip!();
@@ -581,10 +698,7 @@ fn a_cancel_asked_on_one_host_stops_the_judging_on_another() {
         Err(reason) => return skip(&reason),
     };
     let postgres = postgres_or_skip!();
-    let problems = tempfile::tempdir().unwrap();
-    let slow = slow_problem(problems.path(), SLOW_CASES);
-    let alpha_site = site(&runguard, &slow, postgres.url(), "alpha");
-    let beta_site = site(&runguard, &slow, postgres.url(), "beta");
+    let (_problems, alpha_site, beta_site) = slow_sites(&runguard, postgres.url(), 2);
     let alpha = Server::start(&alpha_site.path().join("serve.toml"));
     let beta = Server::start(&beta_site.path().join("serve.toml"));
     let id = alpha.submit(slow_submission(500));
@@ -633,4 +747,129 @@ fn a_cancel_asked_on_one_host_stops_the_judging_on_another() {
     assert_eq!(judging["claimed_by"], host, "{judging}");
     let judged = judging["tests"].as_array().unwrap().len();
     assert!((1..SLOW_CASES).contains(&judged), "{judging}");
+}
+
+/// `judged_queue_notifications_total` of a daemon.
+fn queue_notifications(server: &Server) -> u64 {
+    let metrics = ureq::get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("judged_queue_notifications_total "))
+        .unwrap_or_else(|| panic!("no judged_queue_notifications_total in\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_submission_on_one_host_wakes_an_idle_other_host_at_once() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let postgres = postgres_or_skip!();
+    let (_problems, alpha_site, beta_site) = slow_sites(&runguard, postgres.url(), 1);
+    // alpha's one worker is busy for a while; then beta starts, finds nothing and idles.
+    let alpha = Server::start(&alpha_site.path().join("serve.toml"));
+    let busy = alpha.submit(slow_submission(900));
+    alpha.wait_for(busy, 60, |j| j["claimed_by"] == "alpha");
+    let beta = Server::start(&beta_site.path().join("serve.toml"));
+    std::thread::sleep(Duration::from_millis(300));
+    let before = queue_notifications(&beta);
+    let submitted = Instant::now();
+    let id = alpha.submit(slow_submission(0));
+    let judging = beta.wait_for(id, 30, |j| j["status"] != "queued");
+    let latency = submitted.elapsed();
+    assert_eq!(judging["claimed_by"], "beta", "{judging}\n{}", beta.log());
+    assert_eq!(
+        alpha.judging(busy)["status"],
+        "judging",
+        "alpha was not busy throughout"
+    );
+    // beta heard of it (not only its poll, every 2 s, found it).
+    assert!(
+        queue_notifications(&beta) > before,
+        "beta got no notification\n{}",
+        beta.log()
+    );
+    eprintln!(
+        "submitted to alpha, claimed by beta after {:.0} ms",
+        latency.as_secs_f64() * 1000.0
+    );
+}
+
+/// Poll `server` until it lists problem `id` with `cases` test cases.
+fn wait_for_problem(server: &Server, id: &str, cases: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server
+        .problems()
+        .iter()
+        .any(|(known, _, n)| known == id && *n == cases)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no `{id}' with {cases} test cases: {:?}\n{}",
+            server.problems(),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Needs no judging (runguard is /bin/true): uploads only load packages.
+#[test]
+fn a_problem_uploaded_to_one_host_reaches_the_others() {
+    let postgres = postgres_or_skip!();
+    let runguard = Path::new("/bin/true");
+    let aplusb = repo().join("testdata/problems/aplusb");
+    let alpha_site = site(runguard, &aplusb, postgres.url(), "alpha", 1);
+    let beta_site = site(runguard, &aplusb, postgres.url(), "beta", 1);
+    let alpha = Server::start(&alpha_site.path().join("serve.toml"));
+    let beta = Server::start(&beta_site.path().join("serve.toml"));
+    let (status, reply) = alpha.upload("sum", &zip_dir(&aplusb), None);
+    assert_eq!(status, 201, "{reply}");
+    wait_for_problem(&beta, "sum", 4);
+    // Logged just after it is registered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !beta.log().contains("installed problem `sum' version 1") {
+        assert!(Instant::now() < deadline, "{}", beta.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A new version replaces it everywhere.
+    let smaller = tempfile::tempdir().unwrap();
+    std::fs::write(
+        smaller.path().join("problem.yaml"),
+        "limits:\n  time_limit: 1\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(smaller.path().join("data/secret")).unwrap();
+    std::fs::write(smaller.path().join("data/secret/1.in"), "1 2\n").unwrap();
+    std::fs::write(smaller.path().join("data/secret/1.ans"), "3\n").unwrap();
+    let (status, reply) = alpha.upload("sum", &zip_dir(smaller.path()), None);
+    assert_eq!(
+        (status, &reply["replaced"]),
+        (200, &Value::Bool(true)),
+        "{reply}"
+    );
+    wait_for_problem(&beta, "sum", 1);
+    // A host that starts later installs it at start; one restarted keeps its copy.
+    let gamma_site = site(runguard, &aplusb, postgres.url(), "gamma", 1);
+    let gamma = Server::start(&gamma_site.path().join("serve.toml"));
+    assert!(
+        gamma
+            .problems()
+            .contains(&("sum".to_owned(), "upload".to_owned(), 1)),
+        "{}",
+        gamma.log()
+    );
+    assert!(beta.terminate().success());
+    let beta = Server::start(&beta_site.path().join("serve.toml"));
+    assert!(beta
+        .problems()
+        .contains(&("sum".to_owned(), "upload".to_owned(), 1)));
+    assert!(!beta.log().contains("installed problem"), "{}", beta.log());
 }

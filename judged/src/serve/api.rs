@@ -8,8 +8,13 @@
 //! | `GET /judgings?status=&limit=` | newest first, without test results |
 //! | `POST /judgings/{id}/cancel` | queued: cancelled (200); judging: stops at its next test case (202) |
 //! | `GET /judgings/{id}/events` | SSE: `status`, one `test` per finished test case, a `final` |
+//! | `GET /problems` | the problems judged here: id, name, origin (config, upload), test cases |
+//! | `PUT /problems/{id}` | a problem package as a `.zip` body ([`super::problems`]) → 201, or 200 when it replaced an upload |
 //! | `GET /health` | 200 `{status: ok}`, 503 while draining |
 //! | `GET /metrics` | Prometheus text |
+//!
+//! With `[api] tokens_file`, every route but the public ones needs `Authorization: Bearer
+//! TOKEN` ([`super::auth`]).
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -19,18 +24,21 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
+use super::auth::Auth;
 use super::hub::HubEvent;
 use super::store::{CancelOutcome, JudgingRecord, NewJudging, SourceFile, Status, Store};
+use super::upload::UploadError;
 use super::worker::{is_plain_file_name, Daemon};
 use crate::language::Languages;
 
@@ -65,22 +73,51 @@ const BODY_OVERHEAD: usize = 64 * 1024;
 /// Most judgings `GET /judgings` returns.
 const MAX_LIST: usize = 1000;
 
-pub fn router(daemon: Arc<Daemon>) -> Router {
+pub fn router(daemon: Arc<Daemon>, auth: Arc<Auth>) -> Router {
     // A source's bytes may take up to 6 in JSON (`\u0000`); larger bodies are refused
     // before they are read whole.
     let body_limit = (daemon.max_source_bytes as usize)
         .saturating_mul(6)
         .saturating_add(BODY_OVERHEAD);
+    let archive_limit =
+        usize::try_from(daemon.env.problems.limits().max_archive_bytes).unwrap_or(usize::MAX);
     Router::new()
         .route("/judgings", post(submit).get(list))
         .route("/judgings/{id}", get(get_one))
         .route("/judgings/{id}/cancel", post(cancel))
         .route("/judgings/{id}/events", get(events))
+        .route("/problems", get(problems))
+        .route(
+            "/problems/{id}",
+            put(upload).layer(DefaultBodyLimit::max(archive_limit)),
+        )
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(auth, authorize))
         .with_state(daemon)
+}
+
+/// Refuse a request without the token its route needs (see [`Auth::check`]).
+async fn authorize(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|value| value.as_bytes());
+    match auth.check(request.method(), request.uri().path(), header) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            let mut response = ApiError::new(refusal.status, refusal.message).into_response();
+            if refusal.status == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+            }
+            response
+        }
+    }
 }
 
 /// Run a store call on a blocking thread.
@@ -216,28 +253,21 @@ async fn submit(
         ));
     }
     let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "files: the request is too large for this judge's max_source_bytes ({})",
-                    daemon.max_source_bytes
-                ),
-            )
-        } else {
-            ApiError::bad(format!(
-                "cannot read the request: {}",
-                rejection.body_text()
-            ))
-        }
+        body_error(
+            &rejection,
+            format!(
+                "files: the request is too large for this judge's max_source_bytes ({})",
+                daemon.max_source_bytes
+            ),
+            "request",
+        )
     })?;
     let judging = {
         let env = &daemon.env;
-        let mut problem_ids: Vec<&str> = env.problems.keys().map(String::as_str).collect();
-        problem_ids.sort_unstable();
+        let known = env.problems.all();
         let catalog = Catalog {
-            problems: &|id| env.problems.contains_key(id),
-            problem_ids,
+            problems: &|id| known.contains_key(id),
+            problem_ids: known.keys().map(String::as_str).collect(),
             languages: &env.languages,
             available: &env.available,
             max_source_bytes: daemon.max_source_bytes,
@@ -251,6 +281,111 @@ async fn submit(
         StatusCode::CREATED,
         Json(json!({ "id": id, "status": "queued" })),
     ))
+}
+
+async fn problems(State(daemon): State<Arc<Daemon>>) -> Json<serde_json::Value> {
+    let problems: Vec<serde_json::Value> = daemon
+        .env
+        .problems
+        .all()
+        .iter()
+        .map(|(id, registered)| problem_json(id, &registered.problem, registered.origin))
+        .collect();
+    Json(json!({ "problems": problems }))
+}
+
+fn problem_json(
+    id: &str,
+    problem: &crate::problem::Problem,
+    origin: super::problems::Origin,
+) -> serde_json::Value {
+    json!({
+        "id": id,
+        "name": problem.name,
+        "origin": origin,
+        "test_cases": problem.test_cases.len(),
+        "time_limit": problem.limits.time.as_secs_f64(),
+    })
+}
+
+impl From<UploadError> for ApiError {
+    fn from(error: UploadError) -> ApiError {
+        let status = match &error {
+            UploadError::TooManyEntries { .. } | UploadError::TooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            UploadError::Invalid(_) | UploadError::NoPackage => StatusCode::UNPROCESSABLE_ENTITY,
+            UploadError::Conflict(_) => StatusCode::CONFLICT,
+            UploadError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            UploadError::NotZip(_) | UploadError::BadEntry { .. } | UploadError::BadId(_) => {
+                StatusCode::BAD_REQUEST
+            }
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+async fn upload(
+    State(daemon): State<Arc<Daemon>>,
+    UrlPath(id): UrlPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let body = body.map_err(|rejection| {
+        body_error(
+            &rejection,
+            format!(
+                "the archive is larger than this judge's [problems] max_archive_bytes ({})",
+                daemon.env.problems.limits().max_archive_bytes
+            ),
+            "archive",
+        )
+    })?;
+    let installed = {
+        let daemon = daemon.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || {
+            daemon
+                .env
+                .problems
+                .install(&id, &body, daemon.store.as_ref(), &daemon.host_id)
+        })
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the upload panicked"))?
+    };
+    let (problem, replaced) = installed.map_err(|error| {
+        let error = ApiError::from(error);
+        eprintln!(
+            "judged serve: upload of problem `{id}' refused: {}",
+            error.message
+        );
+        error
+    })?;
+    eprintln!(
+        "judged serve: problem `{id}' {} ({} test case(s))",
+        if replaced {
+            "replaced by an upload"
+        } else {
+            "uploaded"
+        },
+        problem.test_cases.len()
+    );
+    let mut reply = problem_json(&id, &problem, super::problems::Origin::Upload);
+    reply["replaced"] = json!(replaced);
+    let status = if replaced {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(reply)))
+}
+
+/// A body that could not be read: 413 with `too_large` past the limit, else 400.
+fn body_error(rejection: &BytesRejection, too_large: String, what: &str) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, too_large)
+    } else {
+        ApiError::bad(format!("cannot read the {what}: {}", rejection.body_text()))
+    }
 }
 
 fn parse_id(text: &str) -> Result<i64, ApiError> {

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::upload::{UploadLimits, DEFAULT_LIMITS};
+
 /// Where `judged serve` looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/judged/serve.toml";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -74,6 +76,27 @@ pub struct Config {
     pub problems: ProblemsConfig,
     #[serde(default)]
     pub database: DatabaseConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// `[api]`: who may use the HTTP API.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Bearer tokens, one `ROLE TOKEN` a line (roles `submit`, `admin`). Absent: no
+    /// authentication (keep `listen` on loopback then).
+    pub tokens_file: Option<PathBuf>,
+    /// Routes open without a token when tokens are on: of `health`, `metrics` (default both).
+    pub public: Option<Vec<String>>,
+}
+
+/// `[api]` resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    pub tokens_file: Option<PathBuf>,
+    pub public_health: bool,
+    pub public_metrics: bool,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -93,6 +116,12 @@ pub struct ProblemsConfig {
     /// Problem package directories; a problem's id is its directory's name.
     #[serde(default)]
     pub dirs: Vec<PathBuf>,
+    /// Uploads (`PUT /problems/{id}`): the largest archive, in bytes.
+    pub max_archive_bytes: Option<u64>,
+    /// The most bytes an uploaded archive may unpack to.
+    pub max_unpacked_bytes: Option<u64>,
+    /// The most files and directories an uploaded archive may hold.
+    pub max_entries: Option<usize>,
 }
 
 /// A validated config: every value resolved, defaults applied, paths relative to the config
@@ -124,6 +153,9 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// `[database] lease_secs`.
     pub lease: Duration,
+    /// `[problems] max_*`: what an uploaded package may be.
+    pub uploads: UploadLimits,
+    pub api: ApiSettings,
 }
 
 impl Settings {
@@ -301,6 +333,45 @@ impl Config {
                 "must be at least 2 (the heartbeat renews a lease every third of it)".into(),
             ));
         }
+        let positive = |key: &str, value: Option<u64>, default: u64| match value {
+            Some(0) => Err(invalid(key, "must be at least 1".into())),
+            value => Ok(value.unwrap_or(default)),
+        };
+        let uploads = UploadLimits {
+            max_archive_bytes: positive(
+                "problems.max_archive_bytes",
+                self.problems.max_archive_bytes,
+                DEFAULT_LIMITS.max_archive_bytes,
+            )?,
+            max_unpacked_bytes: positive(
+                "problems.max_unpacked_bytes",
+                self.problems.max_unpacked_bytes,
+                DEFAULT_LIMITS.max_unpacked_bytes,
+            )?,
+            max_entries: positive(
+                "problems.max_entries",
+                self.problems.max_entries.map(|n| n as u64),
+                DEFAULT_LIMITS.max_entries as u64,
+            )? as usize,
+        };
+        let public = self
+            .api
+            .public
+            .unwrap_or_else(|| vec!["health".into(), "metrics".into()]);
+        if let Some(other) = public
+            .iter()
+            .find(|r| !["health", "metrics"].contains(&r.as_str()))
+        {
+            return Err(invalid(
+                "api.public",
+                format!("`{other}' is not a route that may be public (health, metrics)"),
+            ));
+        }
+        let api = ApiSettings {
+            tokens_file: self.api.tokens_file.map(resolve),
+            public_health: public.iter().any(|r| r == "health"),
+            public_metrics: public.iter().any(|r| r == "metrics"),
+        };
         let scratch_is_private = self.scratch_dir.is_none();
         let scratch_dir = self
             .scratch_dir
@@ -328,6 +399,8 @@ impl Config {
             problems,
             database_url: self.database.url,
             lease: Duration::from_secs(lease_secs),
+            uploads,
+            api,
         })
     }
 }
@@ -368,6 +441,40 @@ mod tests {
         assert!(settings.problems.is_empty());
         assert_eq!(settings.database_url, None);
         assert_eq!(settings.lease, Duration::from_secs(DEFAULT_LEASE_SECS));
+        assert_eq!(settings.uploads, DEFAULT_LIMITS);
+        assert_eq!(
+            settings.api,
+            ApiSettings {
+                tokens_file: None,
+                public_health: true,
+                public_metrics: true
+            }
+        );
+    }
+
+    #[test]
+    fn upload_limits_and_the_api_section_are_read() {
+        let settings = validate(
+            "[problems]\nmax_archive_bytes = 10\nmax_unpacked_bytes = 20\nmax_entries = 3\n\
+             [api]\ntokens_file = \"tokens\"\npublic = [\"health\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.uploads,
+            UploadLimits {
+                max_archive_bytes: 10,
+                max_unpacked_bytes: 20,
+                max_entries: 3
+            }
+        );
+        assert_eq!(
+            settings.api,
+            ApiSettings {
+                tokens_file: Some(PathBuf::from("/etc/judged/tokens")),
+                public_health: true,
+                public_metrics: false
+            }
+        );
     }
 
     #[test]
@@ -447,6 +554,16 @@ mod tests {
                 &["problems.dirs[1]", "`p'"],
             ),
             ("[problems]\ndirs = [\"/\"]\n", &["problems.dirs[0]"]),
+            ("[problems]\nmax_entries = 0\n", &["problems.max_entries"]),
+            (
+                "[problems]\nmax_unpacked_bytes = 0\n",
+                &["problems.max_unpacked_bytes"],
+            ),
+            (
+                "[api]\npublic = [\"judgings\"]\n",
+                &["api.public", "`judgings'"],
+            ),
+            ("[api]\ntoken_file = \"x\"\n", &["token_file"]),
         ];
         for (text, needles) in cases {
             let message = validate(text).unwrap_err().to_string();

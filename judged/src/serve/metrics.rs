@@ -38,6 +38,8 @@ pub struct Metrics {
     judgings: Family<StatusLabel, Gauge>,
     worker_states: Family<StateLabel, Gauge>,
     pub submitted: Counter,
+    /// "Work may be queued" notifications from the store (PostgreSQL LISTEN).
+    pub queue_notifications: Counter,
     pub test_case_runs: Counter,
     pub test_case_verdicts: Family<VerdictLabel, Counter>,
     /// Finished judgings by outcome: their verdict, or `cancelled` / `failed`.
@@ -59,6 +61,7 @@ impl Metrics {
             judgings: Family::default(),
             worker_states: Family::default(),
             submitted: Counter::default(),
+            queue_notifications: Counter::default(),
             test_case_runs: Counter::default(),
             test_case_verdicts: Family::default(),
             judging_outcomes: Family::default(),
@@ -87,6 +90,11 @@ impl Metrics {
             "submissions",
             "Judgings submitted to this process",
             metrics.submitted.clone(),
+        );
+        registry.register(
+            "queue_notifications",
+            "Notifications that work may be queued, from any host (PostgreSQL LISTEN/NOTIFY)",
+            metrics.queue_notifications.clone(),
         );
         registry.register(
             "test_case_runs",

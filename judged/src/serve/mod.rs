@@ -2,9 +2,11 @@
 //!
 //! Shape (fixed; see ARCHITECTURE.md):
 //!
-//! 1. Before any runtime exists: the config is read and validated ([`config`]), the problems,
-//!    languages, sandbox profiles, run user and runguard are loaded, the data directory is
-//!    locked (one daemon per data directory), the database opened ([`store`]) and the
+//! 1. Before any runtime exists: the config is read and validated ([`config`]), the problems
+//!    (the config's, and the uploads kept in the data directory: [`problems`]), the API's
+//!    tokens ([`auth`]), languages, sandbox profiles, run user and runguard are loaded, the
+//!    data directory is locked (one daemon per data directory), the database opened
+//!    ([`store`]; other hosts' uploads installed from it) and the
 //!    judgings this host left `judging` are put back in the queue (crash recovery), as are
 //!    any host's whose lease ran out, and the listening socket is bound. Any failure here exits with status 2 naming the thing.
 //! 2. The runtime runs three things under one cancellation signal (SIGTERM, SIGINT, or the
@@ -18,10 +20,13 @@
 //!    and run again from the start on the next start.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod hub;
 pub mod metrics;
+pub mod problems;
 pub mod store;
+pub mod upload;
 pub mod worker;
 
 use std::collections::{BTreeSet, HashMap};
@@ -50,7 +55,9 @@ their results kept there. A daemon killed mid-judging loses nothing: on its next
 judgings it had claimed run again from the start, and each is recorded exactly once. With
 [database] url, several daemons (one host_id each) share one PostgreSQL queue: a claim is a
 lease renewed by a heartbeat, and a daemon that dies has its judgings reclaimed by the others
-once its leases run out.
+once its leases run out; a submission on one host wakes the idle others at once (LISTEN/NOTIFY).
+Problems come from package directories ([problems] dirs) or are uploaded as .zip archives
+(PUT /problems/ID), kept under the data directory and registered again at each start.
 
 Examples:
   sudo judged serve --config /etc/judged/serve.toml
@@ -59,7 +66,8 @@ Examples:
 
 Config (TOML, every key optional; unknown keys are refused, errors name the key):
   listen = \"127.0.0.1:8080\"          the API's address
-  data_dir = \"/var/lib/judged\"       holds judged.db (queue and results) and judged.lock
+  data_dir = \"/var/lib/judged\"       holds judged.db (queue and results), judged.lock and
+                                     problems/ (the uploaded problems)
   workers = 1                        judgings run at the same time
   max_source_bytes = 262144          all files of a submission together
   shutdown_grace_secs = 30           how long a shutdown waits for running judgings
@@ -74,16 +82,27 @@ Config (TOML, every key optional; unknown keys are refused, errors name the key)
                                      --user
   [problems]
   dirs = [\"/srv/problems/aplusb\"]    problem packages; a problem's id is its directory name
+  max_archive_bytes = 268435456      an uploaded archive at most (256 MiB)
+  max_unpacked_bytes = 1073741824    what it may unpack to (1 GiB, bytes really written)
+  max_entries = 10000                files and directories it may hold
   [database]
   url = \"postgres://USER@HOST/DB\"   the queue in PostgreSQL, shared by several hosts (each
                                      with a host_id of its own); default: SQLite in DATA_DIR
   lease_secs = 30                    a claim holds this long without a heartbeat (renewed
                                      every third of it); a dead host's judgings are reclaimed
                                      by the others after it
+  [api]
+  tokens_file = \"/etc/judged/tokens\" bearer tokens, one `ROLE TOKEN' a line (submit: judgings
+                                     and GET /problems; admin: also uploads); default: none,
+                                     every request allowed (a warning when listen is not
+                                     loopback)
+  public = [\"health\", \"metrics\"]     routes open without a token when tokens are on
 Relative paths are relative to the config file. Without --config, /etc/judged/serve.toml is
 read when it exists, else the defaults apply. --listen, --data-dir and --problem override.
 
-API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field at fault):
+API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field at fault; with
+[api] tokens_file every request but the public ones needs `Authorization: Bearer TOKEN', else
+401, or 403 for an upload with a submit token):
   POST /judgings                {\"problem\": ID, \"language\": ID (default: from the first
                                 file's extension), \"files\": [{\"name\", \"content\"}]} -> 201 {\"id\"}
   GET  /judgings/ID             status (queued, judging, done, cancelled, failed), verdict,
@@ -92,16 +111,27 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
   GET  /judgings?status=S&limit=N
   POST /judgings/ID/cancel      queued: cancelled at once; judging: stops at its next test case
   GET  /judgings/ID/events      server-sent events: status, one test per test case, final
+  GET  /problems                {\"problems\": [{\"id\", \"name\", \"origin\" (config, upload),
+                                \"test_cases\", \"time_limit\"}]}
+  PUT  /problems/ID             body: a .zip of a problem package (problem.yaml at its top,
+                                or in its one top-level directory) -> 201, or 200 when it
+                                replaced an upload; refused: 400 (unsafe entry: absolute
+                                path, `..', symlink, device, a name twice; not a zip), 413
+                                (a limit above), 422 (not a valid package), 409 (judgings of
+                                it queued or running on any host, or a problem of [problems]
+                                dirs). Nothing of a refused archive stays on disk. With
+                                PostgreSQL the archive is kept in the database too, and
+                                every host installs it (at once, and at its start).
   GET  /health                  200 {\"status\": \"ok\"}, 503 while draining
   GET  /metrics                 Prometheus text: queue depth, judgings by status, workers by
                                 state, test case runs and verdicts, run CPU, wall and
-                                wall-minus-CPU histograms
+                                wall-minus-CPU histograms, queue notifications heard
 
 Signals: SIGTERM or SIGINT stop taking work and drain (see shutdown_grace_secs).
 
 Exit status: 0 after a clean shutdown (or a valid --check-config), 2 when nothing started
-(bad config, problem, language, profiles, run user, runguard, database, busy address or data
-directory; the message names it).";
+(bad config, problem (configured or uploaded), tokens file, language, profiles, run user,
+runguard, database, busy address or data directory; the message names it).";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -153,17 +183,13 @@ struct Loaded {
     languages: Languages,
     available: BTreeSet<String>,
     profiles: SandboxProfiles,
+    tokens: Option<auth::Tokens>,
 }
 
 fn load(settings: &Settings) -> anyhow::Result<Loaded> {
     let shown = settings.source.as_ref().map_or_else(
         || "(no config file)".to_owned(),
         |p| p.display().to_string(),
-    );
-    anyhow::ensure!(
-        !settings.problems.is_empty(),
-        "no problems to judge: list problem package directories in [problems] dirs of \
-         `{shown}' (or give --problem DIR)"
     );
     let mut problems = HashMap::new();
     for (id, dir) in &settings.problems {
@@ -190,11 +216,16 @@ fn load(settings: &Settings) -> anyhow::Result<Loaded> {
         })
         .map(str::to_owned)
         .collect();
+    let tokens = match &settings.api.tokens_file {
+        Some(path) => Some(auth::Tokens::load(path)?),
+        None => None,
+    };
     Ok(Loaded {
         problems,
         languages,
         available,
         profiles,
+        tokens,
     })
 }
 
@@ -257,6 +288,8 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         )
     })?;
     prepare_scratch(&settings)?;
+    let problems = problems::Problems::fixed(loaded.problems)
+        .with_uploads(&settings.data_dir.join("problems"), settings.uploads)?;
     // Checked once here rather than failing every judging.
     crate::judge::ensure_searchable(&settings.scratch_dir.join("judged-x"), &user)
         .context("scratch_dir (default DATA_DIR/scratch) must be reachable by the run user")?;
@@ -280,7 +313,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let address = listener.local_addr()?;
     let daemon = Arc::new(Daemon {
         env: JudgeEnv {
-            problems: loaded.problems,
+            problems,
             languages: loaded.languages,
             available: loaded.available,
             runguard,
@@ -301,6 +334,26 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         wake: tokio::sync::Notify::new(),
         shutdown: CancellationToken::new(),
     });
+    // Problems other hosts uploaded (PostgreSQL) and this one lacks.
+    daemon.env.problems.sync(daemon.store.as_ref());
+    // Other hosts' submissions (PostgreSQL NOTIFY) wake the dispatcher at once, and their
+    // uploads are installed. Weak: the store's listener must not keep the daemon (and so the
+    // store) alive.
+    let weak = Arc::downgrade(&daemon);
+    daemon.store.watch(Box::new(move |notice| {
+        let Some(daemon) = weak.upgrade() else {
+            return;
+        };
+        match notice {
+            store::Notice::Queued => {
+                daemon.metrics.queue_notifications.inc();
+                daemon.wake.notify_one();
+            }
+            store::Notice::Problems => {
+                daemon.env.problems.sync(daemon.store.as_ref());
+            }
+        }
+    }));
     // Other hosts' judgings whose lease ran out while no daemon watched.
     worker::reclaim_expired(&daemon);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -308,16 +361,32 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         .thread_name("judged-serve")
         .build()
         .context("cannot start the async runtime")?;
+    let auth = Arc::new(auth::Auth::new(&settings.api, loaded.tokens));
+    if !auth.is_on() && !address.ip().is_loopback() {
+        eprintln!(
+            "judged serve: warning: listening on {address}, not a loopback address, without \
+             [api] tokens_file: anyone who reaches it can submit, cancel and upload problems"
+        );
+    }
+    if daemon.env.problems.is_empty() {
+        eprintln!("judged serve: no problems yet: upload one with PUT /problems/ID");
+    }
     eprintln!(
-        "judged serve: listening on http://{address} ({} problem(s), {} worker(s), database {})",
+        "judged serve: listening on http://{address} ({} problem(s), {} worker(s), database {}, \
+         {})",
         daemon.env.problems.len(),
         settings.workers,
-        settings.database_shown()
+        settings.database_shown(),
+        if auth.is_on() {
+            "bearer tokens required"
+        } else {
+            "no authentication"
+        }
     );
     // Kept out here: the store (a PostgreSQL client runs a runtime of its own) must not be
     // dropped on the runtime's threads.
     let kept = daemon.clone();
-    let result = runtime.block_on(run(daemon, listener, settings.shutdown_grace));
+    let result = runtime.block_on(run(daemon, auth, listener, settings.shutdown_grace));
     // Blocking threads of judgings handed back may still wait on a runguard step: do not
     // wait for them, the queue has them.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -363,6 +432,7 @@ fn prepare_scratch(settings: &Settings) -> anyhow::Result<()> {
 
 async fn run(
     daemon: Arc<Daemon>,
+    auth: Arc<auth::Auth>,
     listener: std::net::TcpListener,
     grace: Duration,
 ) -> anyhow::Result<()> {
@@ -370,7 +440,7 @@ async fn run(
     tokio::spawn(signals(shutdown.clone()));
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let server = {
-        let app = api::router(daemon.clone());
+        let app = api::router(daemon.clone(), auth);
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let result = axum::serve(listener, app)
@@ -435,6 +505,14 @@ mod tests {
     fn help_is_a_manual() {
         assert!(SERVE_HELP.contains("Exit status") && SERVE_HELP.contains("POST /judgings"));
         assert!(SERVE_HELP.contains("shutdown_grace_secs") && SERVE_HELP.contains("Examples"));
+        for key in [
+            "tokens_file",
+            "max_unpacked_bytes",
+            "PUT  /problems/ID",
+            "GET  /problems",
+        ] {
+            assert!(SERVE_HELP.contains(key), "{key}");
+        }
     }
 
     #[test]
@@ -451,14 +529,5 @@ mod tests {
             .unwrap();
         let error = format!("{:#}", load(&settings).err().unwrap());
         assert!(error.contains("problem `broken'"), "{error}");
-    }
-
-    #[test]
-    fn no_problems_is_refused() {
-        let settings = Config::default()
-            .validate(None, &Overrides::default(), "h")
-            .unwrap();
-        let error = format!("{:#}", load(&settings).err().unwrap());
-        assert!(error.contains("[problems] dirs"), "{error}");
     }
 }

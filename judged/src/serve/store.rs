@@ -303,7 +303,55 @@ pub trait Store: Send + Sync {
     /// instead, if a cancel was asked).
     fn reclaim_expired(&self) -> Result<Recovered, StoreError>;
     fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError>;
+    /// Judgings of `problem` queued or being judged, on any host.
+    fn unfinished(&self, problem: &str) -> Result<u64, StoreError>;
+    /// Make `archive` the next version of uploaded problem `id` for every host of the store,
+    /// unless judgings of it are queued or being judged. Engines of one host keep no archive
+    /// (the uploading daemon's copy on disk is the only one): they only check.
+    fn publish_problem(&self, id: &str, archive: &[u8], host: &str) -> Result<Publish, StoreError> {
+        let _ = (archive, host);
+        Ok(match self.unfinished(id)? {
+            0 => Publish::Published { version: None },
+            busy => Publish::Busy(busy),
+        })
+    }
+    /// Every published problem and its version.
+    fn problem_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// A published problem's version and archive.
+    fn problem_archive(&self, id: &str) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        let _ = id;
+        Ok(None)
+    }
+    /// Call `notify` whenever another process may have queued work (so an idle dispatcher
+    /// claims at once rather than at its next poll) or published a problem. Engines that
+    /// cannot tell do nothing (the poll covers them): SQLite has one host, whose own
+    /// submissions wake it directly.
+    fn watch(&self, _notify: Box<dyn Fn(Notice) + Send + Sync>) {}
 }
+
+/// What [`Store::publish_problem`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// The new version (`None`: this engine keeps no archives).
+    Published { version: Option<i64> },
+    /// Refused: this many judgings of the problem are queued or being judged.
+    Busy(u64),
+}
+
+/// What [`Store::watch`] tells of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// Work may be queued.
+    Queued,
+    /// A problem may have been published.
+    Problems,
+}
+
+/// The judgings [`Store::unfinished`] counts, in both engines' SQL.
+const UNFINISHED: &str = "SELECT COUNT(*) FROM judgings \
+     WHERE problem = $1 AND status IN ('queued', 'judging')";
 
 pub struct SqliteStore {
     connection: Mutex<Connection>,
@@ -804,6 +852,14 @@ impl Store for SqliteStore {
         }
         Ok(counts)
     }
+
+    fn unfinished(&self, problem: &str) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .lock()
+            .query_row(&UNFINISHED.replace('$', "?"), [problem], |row| row.get(0))
+            .map_err(sql("count a problem's unfinished judgings"))?;
+        Ok(count as u64)
+    }
 }
 
 #[cfg(test)]
@@ -844,6 +900,32 @@ mod tests {
             compile_output: String::new(),
             tests: tests(names),
         }
+    }
+
+    #[test]
+    fn unfinished_counts_a_problems_queued_and_running_judgings() {
+        let store = SqliteStore::in_memory().unwrap();
+        let first = store.submit(&submission("p")).unwrap();
+        store.submit(&submission("p")).unwrap();
+        store.submit(&submission("q")).unwrap();
+        assert_eq!(store.unfinished("p").unwrap(), 2);
+        let claim = store.claim("h").unwrap().unwrap();
+        assert_eq!(claim.id, first);
+        assert_eq!(store.unfinished("p").unwrap(), 2);
+        assert!(store.finish(&claim, &done(&["x"])).unwrap());
+        assert_eq!(store.unfinished("p").unwrap(), 1);
+        assert_eq!(store.unfinished("q").unwrap(), 1);
+        assert_eq!(store.unfinished("r").unwrap(), 0);
+        // Publishing checks the same, and keeps no archive here.
+        assert_eq!(
+            store.publish_problem("p", b"zip", "h").unwrap(),
+            Publish::Busy(1)
+        );
+        assert_eq!(
+            store.publish_problem("r", b"zip", "h").unwrap(),
+            Publish::Published { version: None }
+        );
+        assert_eq!(store.problem_versions().unwrap(), []);
     }
 
     #[test]

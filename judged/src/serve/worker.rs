@@ -8,7 +8,7 @@
 //! on another host reaches it here) and the reaper (any host's judging whose lease ran out
 //! goes back to the queue).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -21,17 +21,19 @@ use tokio_util::task::TaskTracker;
 
 use super::hub::{self, Hub};
 use super::metrics::Metrics;
+use super::problems::Problems;
 use super::store::{Claim, Outcome, Renewal, Status, Store, TestRecord};
 use crate::diagnostics::thresholds::RunThresholds;
 use crate::judge::{Judge, Options, Progress, TestResult};
 use crate::language::Languages;
-use crate::problem::{Problem, TestCase};
+use crate::problem::TestCase;
 use crate::sandbox::{Runguard, SandboxProfiles};
 use crate::users::RunUser;
 
 /// What judging needs, loaded once before the runtime starts.
 pub struct JudgeEnv {
-    pub problems: HashMap<String, Problem>,
+    /// Those of the config and the uploaded ones ([`super::problems`]).
+    pub problems: Problems,
     pub languages: Languages,
     /// Languages whose toolchain is installed here.
     pub available: BTreeSet<String>,
@@ -311,7 +313,7 @@ fn judge_blocking(daemon: &Daemon, claim: &Claim, stop: &AtomicU8) -> anyhow::Re
         sources.push(path);
     }
     let judge = Judge {
-        problem,
+        problem: &problem,
         languages: &env.languages,
         sandbox: &env.runguard,
         profiles: &env.profiles,

@@ -27,9 +27,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(config: &Path) -> Server {
+        Server::start_with(config, &[])
+    }
+
+    /// With more `judged serve` options (e.g. `--listen`).
+    pub fn start_with(config: &Path, options: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_judged"))
             .args(["serve", "--config"])
             .arg(config)
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -43,13 +49,16 @@ impl Server {
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines() {
                     let Ok(line) = line else { break };
+                    // Logged first: the log holds the line when `start` returns.
+                    {
+                        let mut all = stderr.lock().unwrap();
+                        all.push_str(&line);
+                        all.push('\n');
+                    }
                     if let Some((_, rest)) = line.split_once("listening on http://") {
                         let address = rest.split_whitespace().next().unwrap_or("").to_owned();
                         let _ = address_sender.send(address);
                     }
-                    let mut all = stderr.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
                 }
             });
         }
@@ -83,15 +92,54 @@ impl Server {
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
-        response(ureq::get(&self.url(path)).call())
+        self.request("GET", path, None, b"")
     }
 
     pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        response(
-            ureq::post(&self.url(path))
-                .set("Content-Type", "application/json")
-                .send_string(body),
-        )
+        self.request("POST", path, None, body.as_bytes())
+    }
+
+    /// `GET /problems`: (id, origin, test cases) of each.
+    pub fn problems(&self) -> Vec<(String, String, u64)> {
+        let (status, reply) = self.get("/problems");
+        assert_eq!(status, 200, "{reply}");
+        reply["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["id"].as_str().unwrap().to_owned(),
+                    p["origin"].as_str().unwrap().to_owned(),
+                    p["test_cases"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// `PUT /problems/ID` of a zip archive.
+    pub fn upload(&self, id: &str, archive: &[u8], token: Option<&str>) -> (u16, Value) {
+        self.request("PUT", &format!("/problems/{id}"), token, archive)
+    }
+
+    /// Any request, with a bearer token when given.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> (u16, Value) {
+        let mut request = ureq::request(method, &self.url(path));
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        let content_type = if path.starts_with("/problems/") {
+            "application/zip"
+        } else {
+            "application/json"
+        };
+        response(request.set("Content-Type", content_type).send_bytes(body))
     }
 
     pub fn submit(&self, body: Value) -> i64 {
@@ -174,6 +222,58 @@ pub fn response(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
     let text = response.into_string().unwrap();
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, value)
+}
+
+type ZipWriter = zip::ZipWriter<std::io::Cursor<Vec<u8>>>;
+
+/// One entry of a hand-made archive.
+pub enum Entry<'a> {
+    File(&'a str, &'a [u8]),
+    Symlink(&'a str, &'a str),
+}
+
+/// A zip of the files below `base` (when given, their paths relative to it), then `entries`.
+pub fn zip_of(base: Option<&Path>, entries: &[Entry]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    if let Some(dir) = base {
+        add_dir(&mut zip, dir, dir);
+    }
+    let options = zip::write::SimpleFileOptions::default();
+    for entry in entries {
+        match entry {
+            Entry::File(name, content) => {
+                zip.start_file(*name, options).unwrap();
+                zip.write_all(content).unwrap();
+            }
+            Entry::Symlink(name, target) => zip.add_symlink(*name, *target, options).unwrap(),
+        }
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// A zip of the files below `dir`, as a problem archive.
+pub fn zip_dir(dir: &Path) -> Vec<u8> {
+    zip_of(Some(dir), &[])
+}
+
+fn add_dir(zip: &mut ZipWriter, root: &Path, dir: &Path) {
+    use std::io::Write;
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            add_dir(zip, root, &path);
+        } else {
+            let name = path.strip_prefix(root).unwrap().to_str().unwrap();
+            zip.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(&std::fs::read(&path).unwrap()).unwrap();
+        }
+    }
 }
 
 /// A copy of A+B with `cases` secret test cases, and a C submission that sleeps `sleep_ms`

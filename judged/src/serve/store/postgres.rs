@@ -10,19 +10,30 @@
 //!   connected, so a second daemon under the same `host_id` is refused at start (it would
 //!   requeue the first one's judgings as its own crash's).
 //!
+//! * Every row that becomes `queued` (a submission, a hand back, a reclaim) fires a trigger
+//!   that sends `NOTIFY judged_queue`; [`Store::watch`] listens on a connection of its
+//!   own (a thread, reconnecting with a backoff when the connection breaks), so an idle host
+//!   claims another host's submission at once, not at its next poll.
+//! * Uploaded problems are published for every host: `problem_archives` holds each one's
+//!   latest archive and version (a trigger sends `NOTIFY judged_problems`), and each host
+//!   installs the versions it lacks at start and when told.
+//!
 //! One connection per daemon, behind a mutex (as SQLite's): the store is called on blocking
 //! threads. A broken connection is opened again on the next call.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use ::postgres::fallible_iterator::FallibleIterator;
 
 use ::postgres::{Client, NoTls, Row};
 
 use super::{
     finish_record, outcome_parts, parse_files, schema, CancelOutcome, Claim, Engine, JudgingRecord,
-    NewJudging, Outcome, Recovered, Renewal, Status, Store, StoreError, TestRecord, DEFAULT_LEASE,
-    SCHEMA_VERSION,
+    NewJudging, Notice, Outcome, Publish, Recovered, Renewal, Status, Store, StoreError,
+    TestRecord, DEFAULT_LEASE, SCHEMA_VERSION, UNFINISHED,
 };
 use crate::serve::config::redact_password;
 
@@ -36,6 +47,50 @@ fn pg(what: &'static str) -> impl FnOnce(::postgres::Error) -> StoreError {
     move |source| StoreError::Postgres { what, source }
 }
 
+/// The channels of "work may be queued" and "a problem was published".
+const QUEUE_CHANNEL: &str = "judged_queue";
+const PROBLEMS_CHANNEL: &str = "judged_problems";
+
+/// PostgreSQL only, beside the common schema: the uploaded problems shared by the hosts, and
+/// triggers that tell listeners of every judging that becomes queued and every problem
+/// published (NOTIFYs of one transaction are sent once, at its commit).
+const SHARED_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS problem_archives (
+    id          TEXT PRIMARY KEY,
+    version     BIGINT NOT NULL,
+    archive     BYTEA NOT NULL,
+    uploaded_by TEXT NOT NULL,
+    uploaded_at DOUBLE PRECISION NOT NULL
+);
+CREATE OR REPLACE FUNCTION judged_queue_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('judged_queue', '');
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION judged_problems_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('judged_problems', NEW.id);
+    RETURN NULL;
+END $$;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'judged_queue_notify'
+                   AND tgrelid = 'judgings'::regclass) THEN
+        CREATE TRIGGER judged_queue_notify AFTER INSERT OR UPDATE OF status ON judgings
+            FOR EACH ROW WHEN (NEW.status = 'queued') EXECUTE FUNCTION judged_queue_notify();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'judged_problems_notify'
+                   AND tgrelid = 'problem_archives'::regclass) THEN
+        CREATE TRIGGER judged_problems_notify AFTER INSERT OR UPDATE ON problem_archives
+            FOR EACH ROW EXECUTE FUNCTION judged_problems_notify();
+    END IF;
+END $$;
+";
+
+/// How long the listener waits between checks of its stop flag.
+const LISTEN_TICK: Duration = Duration::from_secs(1);
+/// The longest wait before the listener connects again.
+const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
 /// How long a connection attempt may take unless the URL says (`connect_timeout=`): a
 /// heartbeat waiting on a database that is not there holds every other store call.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +100,14 @@ pub struct PostgresStore {
     config: ::postgres::Config,
     host: String,
     lease: Duration,
+    /// Set on drop: the listener thread ends within a [`LISTEN_TICK`].
+    stop_listening: Arc<AtomicBool>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.stop_listening.store(true, Ordering::SeqCst);
+    }
 }
 
 impl PostgresStore {
@@ -90,6 +153,12 @@ impl PostgresStore {
         transaction
             .batch_execute(&schema(Engine::Postgres))
             .map_err(|e| open_error("cannot create the schema", Some(e)))?;
+        transaction.batch_execute(SHARED_SCHEMA).map_err(|e| {
+            open_error(
+                "cannot create the problem archives and the notify triggers",
+                Some(e),
+            )
+        })?;
         if version.is_none() {
             transaction
                 .execute(
@@ -115,6 +184,7 @@ impl PostgresStore {
             config,
             host: host.to_owned(),
             lease: DEFAULT_LEASE,
+            stop_listening: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -146,6 +216,76 @@ impl PostgresStore {
 
     fn lease_secs(&self) -> f64 {
         self.lease.as_secs_f64()
+    }
+}
+
+/// The listener: `LISTEN` to both channels on a connection of its own, `notify` on each
+/// notification, until `stop`. A broken connection is opened again after a backoff, and
+/// `notify` is called then too, of both (notifications sent while it was down are lost).
+fn listen(
+    config: ::postgres::Config,
+    stop: Arc<AtomicBool>,
+    notify: Box<dyn Fn(Notice) + Send + Sync>,
+) {
+    let mut backoff = LISTEN_TICK;
+    let mut connected_before = false;
+    while !stop.load(Ordering::SeqCst) {
+        let mut client = match config.connect(NoTls).and_then(|mut client| {
+            client
+                .batch_execute(&format!(
+                    "LISTEN {QUEUE_CHANNEL}; LISTEN {PROBLEMS_CHANNEL}"
+                ))
+                .map(|()| client)
+        }) {
+            Ok(client) => client,
+            Err(error) => {
+                eprintln!(
+                    "judged serve: cannot listen for queued work (trying again in {} s; the \
+                     queue is polled meanwhile): {:#}",
+                    backoff.as_secs(),
+                    anyhow::Error::new(error)
+                );
+                sleep_unless(&stop, backoff);
+                backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
+                continue;
+            }
+        };
+        backoff = LISTEN_TICK;
+        if connected_before {
+            notify(Notice::Queued);
+            notify(Notice::Problems);
+        }
+        connected_before = true;
+        while !stop.load(Ordering::SeqCst) {
+            let next = client.notifications().timeout_iter(LISTEN_TICK).next();
+            match next {
+                Ok(Some(notification)) if notification.channel() == PROBLEMS_CHANNEL => {
+                    notify(Notice::Problems)
+                }
+                Ok(Some(_)) => notify(Notice::Queued),
+                Ok(None) if client.is_closed() => break,
+                Ok(None) => {}
+                Err(error) => {
+                    eprintln!(
+                        "judged serve: the queue listener's connection broke: {:#}",
+                        anyhow::Error::new(error)
+                    );
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Sleep `duration`, waking early when `stop` is set.
+fn sleep_unless(stop: &AtomicBool, duration: Duration) {
+    let deadline = std::time::Instant::now() + duration;
+    while !stop.load(Ordering::SeqCst) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
     }
 }
 
@@ -450,6 +590,80 @@ impl Store for PostgresStore {
             }
         }
         Ok(counts)
+    }
+
+    fn watch(&self, notify: Box<dyn Fn(Notice) + Send + Sync>) {
+        let (config, stop) = (self.config.clone(), self.stop_listening.clone());
+        let spawned = std::thread::Builder::new()
+            .name("judged-listen".into())
+            .spawn(move || listen(config, stop, notify));
+        if let Err(error) = spawned {
+            eprintln!("judged serve: cannot start the queue listener (polling only): {error}");
+        }
+    }
+
+    fn publish_problem(&self, id: &str, archive: &[u8], host: &str) -> Result<Publish, StoreError> {
+        let mut client = self.client()?;
+        let mut transaction = client.transaction().map_err(pg("begin a transaction"))?;
+        // One publisher of a problem at a time, whatever the host.
+        transaction
+            .execute(
+                "SELECT pg_advisory_xact_lock(hashtext('judged problem ' || $1))",
+                &[&id],
+            )
+            .map_err(pg("lock a problem"))?;
+        let busy: i64 = transaction
+            .query_one(UNFINISHED, &[&id])
+            .map_err(pg("count a problem's unfinished judgings"))?
+            .get(0);
+        if busy > 0 {
+            return Ok(Publish::Busy(busy as u64));
+        }
+        let version: i64 = transaction
+            .query_one(
+                &format!(
+                    "INSERT INTO problem_archives (id, version, archive, uploaded_by, \
+                     uploaded_at) VALUES ($1, 1, $2, $3, {NOW}) \
+                     ON CONFLICT (id) DO UPDATE SET version = problem_archives.version + 1, \
+                     archive = EXCLUDED.archive, uploaded_by = EXCLUDED.uploaded_by, \
+                     uploaded_at = EXCLUDED.uploaded_at RETURNING version"
+                ),
+                &[&id, &archive, &host],
+            )
+            .map_err(pg("publish a problem"))?
+            .get(0);
+        transaction.commit().map_err(pg("commit a problem"))?;
+        Ok(Publish::Published {
+            version: Some(version),
+        })
+    }
+
+    fn problem_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = self
+            .client()?
+            .query("SELECT id, version FROM problem_archives ORDER BY id", &[])
+            .map_err(pg("list the published problems"))?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    fn problem_archive(&self, id: &str) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        let row = self
+            .client()?
+            .query_opt(
+                "SELECT version, archive FROM problem_archives WHERE id = $1",
+                &[&id],
+            )
+            .map_err(pg("read a published problem"))?;
+        Ok(row.map(|row| (row.get(0), row.get(1))))
+    }
+
+    fn unfinished(&self, problem: &str) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .client()?
+            .query_one(UNFINISHED, &[&problem])
+            .map_err(pg("count a problem's unfinished judgings"))?
+            .get(0);
+        Ok(count as u64)
     }
 }
 
