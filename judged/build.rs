@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PROGRAMS: [&str; 3] = ["workqueue", "lock", "probe"];
+const PROGRAMS: [&str; 4] = ["workqueue", "lock", "fork", "probe"];
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(judged_no_bpf)");

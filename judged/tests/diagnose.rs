@@ -5,14 +5,12 @@
 //! The host may be busy (other builds, other tests), so the tests assert only what is
 //! physically true of the run whatever the load: findings about the host may appear.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
 mod common;
-use common::{is_root, runguard, skip};
+use common::{is_root, reproducer, runguard, skip};
 
 /// `judged diagnose --json ARGS`, or `None` after a printed skip.
 fn diagnose(args: &[&str]) -> Option<Value> {
@@ -139,35 +137,6 @@ fn two_busy_tasks_on_one_cpu_wait_for_each_other_without_a_finding_for_it() {
             "{found:?}\n{json:#}"
         );
     }
-}
-
-/// `testdata/kernel/NAME.c` built with gcc into a directory the run user can read (the
-/// reproducers of kernel trouble: see testdata/kernel/README.md).
-fn reproducer(name: &str, extra_flags: &[&str]) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::Builder::new()
-        .prefix("judged-reproducer-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/kernel")
-        .join(format!("{name}.c"));
-    let binary = dir.path().join(name);
-    let built = Command::new("gcc")
-        .args(["-O2", "-pthread"])
-        .args(extra_flags)
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .expect("gcc (ci/setup installs it)");
-    assert!(
-        built.status.success(),
-        "gcc {}: {}",
-        source.display(),
-        String::from_utf8_lossy(&built.stderr)
-    );
-    (dir, binary)
 }
 
 #[test]

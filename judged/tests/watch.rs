@@ -5,6 +5,9 @@
 //! Kernels ≥ 6.3 free them in batches (one `free_ipc` work item frees every namespace dropped
 //! since the last one ran, in about one RCU grace period), so the test asserts that free_ipc
 //! items are counted and timed, not one item per namespace, and not a finding.
+//!
+//! Forks are timed per calling process: `testdata/kernel/forkstorm.c` from 3 GiB is
+//! `slow-fork`, the same program from 10 MiB is counted and is not.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
@@ -15,7 +18,7 @@ use serde_json::Value;
 
 #[allow(dead_code)]
 mod common;
-use common::{is_root, skip};
+use common::{is_root, reproducer, skip};
 
 /// One watch at a time: the last test checks that no program of ours is left loaded.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -68,6 +71,104 @@ fn watch(args: &[&str], churn: usize) -> (Vec<Value>, String) {
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect();
     (lines, stderr)
+}
+
+/// A child process killed (and reaped) when dropped, so that a failed assertion leaves
+/// nothing running.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `forkstorm MIB 30` started, once it has touched its memory; its pid.
+fn forkstorm(binary: &std::path::Path, mib: u32) -> (Killed, u32) {
+    let mut child = Command::new(binary)
+        .args([&mib.to_string(), "30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    let pid = ready
+        .strip_prefix("ready ")
+        .and_then(|pid| pid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("forkstorm said {ready:?}"));
+    (Killed(child), pid)
+}
+
+#[test]
+fn forks_from_a_large_process_are_slow_fork_and_from_a_small_one_not() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !can_watch() {
+        return;
+    }
+    let (_dir, binary) = reproducer("forkstorm", &[]);
+    // Both fork until killed: alive at the window's end, when their resident sets are read.
+    let (large, large_pid) = forkstorm(&binary, 3072);
+    let (small, small_pid) = forkstorm(&binary, 10);
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_judged"))
+        .args(["watch", "--json", "--interval", "2", "--count", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = String::new();
+    BufReader::new(watch.stderr.take().unwrap())
+        .read_line(&mut status)
+        .unwrap();
+    assert!(status.contains("fork yes"), "{status}");
+    let output = watch.wait_with_output().unwrap();
+    drop((large, small));
+    assert_eq!(output.status.code(), Some(0), "judged watch failed");
+    let line: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let forks = line["forks"].as_array().expect("fork counts");
+    let caller = |pid: u32| {
+        forks
+            .iter()
+            .find(|f| f["pid"] == pid)
+            .unwrap_or_else(|| panic!("no forks counted for {pid}: {forks:#?}"))
+    };
+    let mean_ms = |f: &Value| f["total_ns"].as_f64().unwrap() / f["count"].as_f64().unwrap() / 1e6;
+    let (large_forks, small_forks) = (caller(large_pid), caller(small_pid));
+    eprintln!(
+        "fork mean: {:.3} ms from 3 GiB ({} forks), {:.3} ms from 10 MiB ({} forks)",
+        mean_ms(large_forks),
+        large_forks["count"],
+        mean_ms(small_forks),
+        small_forks["count"]
+    );
+    assert!(
+        large_forks["rss_kib"].as_u64().unwrap() >= 3 << 20,
+        "{large_forks}"
+    );
+    let slow: Vec<&Value> = line["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "slow-fork")
+        .collect();
+    assert_eq!(slow.len(), 1, "one slow-fork finding: {line:#}");
+    let evidence = &slow[0]["evidence"];
+    assert_eq!(evidence["pid"], large_pid, "{line:#}");
+    assert!(
+        evidence["rss_mib"].as_f64().unwrap() >= 3072.0,
+        "{evidence}"
+    );
+    let others = evidence["other_slow_callers"].as_array().unwrap();
+    assert!(
+        !others
+            .iter()
+            .any(|o| o.as_str().unwrap().contains(&format!("({small_pid})"))),
+        "the small process is called slow: {evidence}"
+    );
 }
 
 fn programs_run(line: &Value) -> bool {
@@ -163,7 +264,9 @@ fn sigint_ends_the_watch_and_detaches() {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     assert!(
-        !attached.contains("workqueue_execute_start") && !attached.contains("contention_begin"),
+        !attached.contains("workqueue_execute_start")
+            && !attached.contains("contention_begin")
+            && !attached.contains("sched_process_fork"),
         "programs still loaded after exit: {attached}"
     );
 }

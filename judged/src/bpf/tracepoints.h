@@ -1,7 +1,7 @@
 /* The records of the classic tracepoints judged's BPF programs read, written by hand from
  * /sys/kernel/tracing/events/<category>/<name>/format. Classic tracepoints rather than tp_btf
  * with a generated vmlinux.h: these records have kept the same layout since the events were
- * added (workqueue in 3.x, lock contention in 5.19), they need neither BTF nor bpftool at build
+ * added (workqueue in 3.x, lock contention in 5.19, syscall records since 2.6.33), they need neither BTF nor bpftool at build
  * time, and the loader checks every offset below against the running kernel's format files
  * before loading, so a kernel that moved a field reports that program unavailable instead of
  * reading garbage. Keep the offsets in sync with FORMATS in diagnostics/ebpf/mod.rs. */
@@ -46,5 +46,24 @@ struct contention_end_args {
 	__u64 lock_addr; /* offset 8 */
 	__s32 ret;       /* offset 16 */
 };
+
+/* syscalls:sys_enter_fork has no arguments; syscalls:sys_enter_clone (the rest unused). */
+struct sys_enter_clone_args {
+	struct trace_common common;
+	__s32 syscall_nr;   /* offset 8 */
+	__u32 pad;
+	__u64 clone_flags;  /* offset 16 */
+};
+
+/* syscalls:sys_enter_clone3: the flags are the first field of the user's struct clone_args. */
+struct sys_enter_clone3_args {
+	struct trace_common common;
+	__s32 syscall_nr;   /* offset 8 */
+	__u32 pad;
+	__u64 uargs;        /* offset 16: struct clone_args __user * */
+};
+
+/* sched:sched_process_fork fires in the parent once the child is copied; no field is read
+ * (its comm fields became __data_loc in 6.x, so no layout is assumed). */
 
 #endif

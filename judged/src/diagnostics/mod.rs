@@ -3,7 +3,7 @@
 //! Measurements come from procfs and cgroupfs ([`procfs`], [`host`]); the decisions are pure
 //! functions of plain numbers ([`run::classify`], [`host::classify`]) against thresholds that
 //! are data ([`thresholds`], `profiles/diagnostics.toml`). The eBPF watcher ([`ebpf`]) measures
-//! workqueue latency and lock contention per window; [`events::classify`] turns a window into
+//! workqueue latency, lock contention and fork latency per window; [`events::classify`] turns a window into
 //! findings. D-state stacks are not here yet.
 
 pub mod ebpf;
@@ -47,6 +47,8 @@ pub enum Kind {
     CgroupLockContention,
     /// Kernel work items waited long for a worker.
     WorkqueueLatency,
+    /// A process's forks took long: they copy its page tables, which grow with its memory.
+    SlowFork,
 }
 
 impl Kind {

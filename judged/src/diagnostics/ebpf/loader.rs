@@ -8,13 +8,15 @@ use aya::programs::{BtfTracePoint, FEntry, KProbe, Program, RawTracePoint, Trace
 use aya::{include_bytes_aligned, Btf, Ebpf};
 
 use super::format::check_tracepoint;
-use super::raw::{self, RawContentionKey, RawContentionStat, RawWorkStat};
+use super::raw::{self, RawContentionKey, RawContentionStat, RawForkStat, RawWorkStat};
 use super::{Probe, Status, LOCK_WAITS_KEPT};
 use crate::diagnostics::events::EventWindow;
 use crate::diagnostics::kallsyms::Symbols;
+use crate::diagnostics::procfs;
 
 static WORKQUEUE: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/workqueue.bpf.o"));
 static LOCK: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lock.bpf.o"));
+static FORK: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/fork.bpf.o"));
 static PROBE: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probe.bpf.o"));
 
 /// Where tracefs is expected (aya looks here, then under debugfs).
@@ -39,10 +41,18 @@ const LOCK_PROGRAMS: [(&str, &str, &str); 2] = [
     ("contention_end", "lock", "contention_end"),
 ];
 
+const FORK_PROGRAMS: [(&str, &str, &str); 4] = [
+    ("sys_enter_fork", "syscalls", "sys_enter_fork"),
+    ("sys_enter_clone", "syscalls", "sys_enter_clone"),
+    ("sys_enter_clone3", "syscalls", "sys_enter_clone3"),
+    ("sched_process_fork", "sched", "sched_process_fork"),
+];
+
 /// The running programs; dropping it detaches them and unmounts tracefs if we mounted it.
 pub struct Watcher {
     workqueue: Option<Ebpf>,
     lock: Option<Ebpf>,
+    fork: Option<Ebpf>,
     mounted_tracefs: bool,
 }
 
@@ -51,6 +61,7 @@ impl Drop for Watcher {
         // Programs first: their tracepoint links hold tracefs event ids.
         self.workqueue.take();
         self.lock.take();
+        self.fork.take();
         if self.mounted_tracefs {
             let _ = nix::mount::umount(TRACEFS);
         }
@@ -211,21 +222,24 @@ impl Watcher {
         let mut watcher = Watcher {
             workqueue: None,
             lock: None,
+            fork: None,
             mounted_tracefs,
         };
         status.attach_types = probe_attach_types();
         let workqueue = load_tracepoints(WORKQUEUE, &WORKQUEUE_PROGRAMS);
         let lock = load_tracepoints(LOCK, &LOCK_PROGRAMS);
+        let fork = load_tracepoints(FORK, &FORK_PROGRAMS);
+        let result =
+            |object: &Result<Ebpf, String>| object.as_ref().map(drop).map_err(Clone::clone);
         status.programs = vec![
-            Probe::result(
-                "workqueue",
-                workqueue.as_ref().map(drop).map_err(Clone::clone),
-            ),
-            Probe::result("lock", lock.as_ref().map(drop).map_err(Clone::clone)),
+            Probe::result("workqueue", result(&workqueue)),
+            Probe::result("lock", result(&lock)),
+            Probe::result("fork", result(&fork)),
         ];
         watcher.workqueue = workqueue.ok();
         watcher.lock = lock.ok();
-        if watcher.workqueue.is_none() && watcher.lock.is_none() {
+        watcher.fork = fork.ok();
+        if watcher.workqueue.is_none() && watcher.lock.is_none() && watcher.fork.is_none() {
             let reasons: Vec<String> = status
                 .programs
                 .iter()
@@ -248,8 +262,19 @@ impl Watcher {
                 let (raw, stacks) = drain_contention(bpf).ok()?;
                 Some(raw::lock_waits(&raw, &stacks, symbols, LOCK_WAITS_KEPT))
             }),
+            forks: self.fork.as_mut().and_then(|bpf| {
+                let raw: Vec<(u32, RawForkStat)> = drain_hash(bpf, "fork_stats").ok()?;
+                Some(raw::fork_callers(&raw, resident_kib))
+            }),
         }
     }
+}
+
+/// The resident set of process `pid` now, from `/proc/PID/statm`.
+fn resident_kib(pid: u32) -> Option<u64> {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    procfs::statm_rss_kib(&statm, u64::try_from(page).ok()? / 1024)
 }
 
 fn map<'a>(bpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map, aya::maps::MapError> {
@@ -272,22 +297,30 @@ fn drain_work_stats(bpf: &mut Ebpf) -> Result<Vec<(u64, RawWorkStat)>, aya::maps
     Ok(raw)
 }
 
+/// Every entry of hash map `name`, each deleted once read.
+fn drain_hash<K: aya::Pod, V: aya::Pod>(
+    bpf: &mut Ebpf,
+    name: &str,
+) -> Result<Vec<(K, V)>, aya::maps::MapError> {
+    let mut entries: BpfHashMap<&mut MapData, K, V> = BpfHashMap::try_from(map(bpf, name)?)?;
+    let keys: Vec<K> = entries.keys().filter_map(Result::ok).collect();
+    let mut raw = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Ok(value) = entries.get(&key, 0) {
+            raw.push((key, value));
+        }
+        let _ = entries.remove(&key);
+    }
+    Ok(raw)
+}
+
 type Contention = (
     Vec<(RawContentionKey, RawContentionStat)>,
     HashMap<i64, Vec<u64>>,
 );
 
 fn drain_contention(bpf: &mut Ebpf) -> Result<Contention, aya::maps::MapError> {
-    let mut contention: BpfHashMap<&mut MapData, RawContentionKey, RawContentionStat> =
-        BpfHashMap::try_from(map(bpf, "contention")?)?;
-    let keys: Vec<RawContentionKey> = contention.keys().filter_map(Result::ok).collect();
-    let mut raw = Vec::with_capacity(keys.len());
-    for key in keys {
-        if let Ok(stat) = contention.get(&key, 0) {
-            raw.push((key, stat));
-        }
-        let _ = contention.remove(&key);
-    }
+    let raw: Vec<(RawContentionKey, RawContentionStat)> = drain_hash(bpf, "contention")?;
     let mut stacks_map: StackTraceMap<&mut MapData> = StackTraceMap::try_from(map(bpf, "stacks")?)?;
     let mut stacks = HashMap::new();
     for (key, _) in &raw {

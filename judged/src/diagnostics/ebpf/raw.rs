@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::diagnostics::events::{LockWait, WorkFunction};
+use crate::diagnostics::events::{ForkCaller, LockWait, WorkFunction};
 use crate::diagnostics::kallsyms::Symbols;
 
 /// `struct work_stat` of `workqueue.bpf.c`: one work function's totals on one CPU.
@@ -40,6 +40,20 @@ pub struct RawContentionStat {
     pub max_ns: u64,
 }
 
+/// Buckets of `struct fork_stat`'s histogram (`FORK_BUCKETS` of `fork.bpf.c`).
+pub const FORK_BUCKETS: usize = 24;
+
+/// `struct fork_stat` of `fork.bpf.c`: one process's forks in a window.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawForkStat {
+    pub count: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+    pub histogram: [u64; FORK_BUCKETS],
+    pub comm: [u8; 16],
+}
+
 // SAFETY: plain `repr(C)` structs of integers without padding (sizes are multiples of 8 and
 // every field is 8 bytes or a pair of 4-byte fields), so any bit pattern is a valid value and
 // aya may copy them to and from the kernel as bytes.
@@ -48,6 +62,8 @@ unsafe impl aya::Pod for RawWorkStat {}
 unsafe impl aya::Pod for RawContentionKey {}
 // SAFETY: as above: `repr(C)`, three u64.
 unsafe impl aya::Pod for RawContentionStat {}
+// SAFETY: as above: `repr(C)`, 27 u64 and 16 bytes (a multiple of 8: no padding).
+unsafe impl aya::Pod for RawForkStat {}
 
 /// One function's totals over all CPUs: sums, and the largest maximum.
 pub fn sum_cpus(values: &[RawWorkStat]) -> RawWorkStat {
@@ -171,6 +187,36 @@ pub fn lock_waits(
     waits
 }
 
+/// Forking processes, longest fork first (then most forks, then pid); `rss_kib` tells a
+/// pid's resident set (read at the window's end).
+pub fn fork_callers(
+    raw: &[(u32, RawForkStat)],
+    rss_kib: impl Fn(u32) -> Option<u64>,
+) -> Vec<ForkCaller> {
+    let mut callers: Vec<ForkCaller> = raw
+        .iter()
+        .map(|(pid, s)| {
+            let used = s
+                .histogram
+                .iter()
+                .rposition(|&n| n > 0)
+                .map_or(0, |i| i + 1);
+            let comm_len = s.comm.iter().position(|&b| b == 0).unwrap_or(s.comm.len());
+            ForkCaller {
+                pid: *pid,
+                comm: String::from_utf8_lossy(&s.comm[..comm_len]).into_owned(),
+                count: s.count,
+                total_ns: s.total_ns,
+                max_ns: s.max_ns,
+                histogram_log2_us: s.histogram[..used].to_vec(),
+                rss_kib: rss_kib(*pid),
+            }
+        })
+        .collect();
+    callers.sort_by(|a, b| (b.max_ns, b.count, a.pid).cmp(&(a.max_ns, a.count, b.pid)));
+    callers
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -187,6 +233,10 @@ mod tests {
         assert_eq!(std::mem::size_of::<RawWorkStat>(), 7 * 8);
         assert_eq!(std::mem::size_of::<RawContentionKey>(), 24);
         assert_eq!(std::mem::size_of::<RawContentionStat>(), 24);
+        assert_eq!(
+            std::mem::size_of::<RawForkStat>(),
+            (3 + FORK_BUCKETS) * 8 + 16
+        );
     }
 
     #[test]
@@ -309,5 +359,47 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn fork_callers_are_named_trimmed_and_ordered() {
+        let stat = |max_ns, comm: &[u8], histogram: &[u64]| {
+            let mut raw = RawForkStat {
+                count: histogram.iter().sum(),
+                total_ns: max_ns,
+                max_ns,
+                histogram: [0; FORK_BUCKETS],
+                comm: [0; 16],
+            };
+            raw.histogram[..histogram.len()].copy_from_slice(histogram);
+            raw.comm[..comm.len()].copy_from_slice(comm);
+            raw
+        };
+        let raw = [
+            (40, stat(600_000, b"sh", &[3, 0, 0, 0])),
+            (
+                41,
+                stat(
+                    120_000_000,
+                    b"forkstorm",
+                    &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1],
+                ),
+            ),
+            (42, stat(0, b"0123456789abcdef", &[])),
+        ];
+        let callers = fork_callers(&raw, |pid| (pid == 41).then_some(3_145_728));
+        let summary: Vec<(u32, &str, usize, Option<u64>)> = callers
+            .iter()
+            .map(|c| (c.pid, c.comm.as_str(), c.histogram_log2_us.len(), c.rss_kib))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (41, "forkstorm", 18, Some(3_145_728)),
+                (40, "sh", 1, None),
+                (42, "0123456789abcdef", 0, None),
+            ]
+        );
+        assert_eq!(callers[0].count, 3);
     }
 }
