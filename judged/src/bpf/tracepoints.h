@@ -66,4 +66,25 @@ struct sys_enter_clone3_args {
 /* sched:sched_process_fork fires in the parent once the child is copied; no field is read
  * (its comm fields became __data_loc in 6.x, so no layout is assumed). */
 
+/* sched:sched_switch (fires in the task switched out: current is prev). */
+struct sched_switch_args {
+	struct trace_common common;
+	char prev_comm[16]; /* offset 8 */
+	__s32 prev_pid;     /* offset 24 */
+	__s32 prev_prio;    /* offset 28 */
+	__s64 prev_state;   /* offset 32: TASK_UNINTERRUPTIBLE is 2 */
+	char next_comm[16]; /* offset 40 */
+	__s32 next_pid;     /* offset 56 */
+	__s32 next_prio;    /* offset 60 */
+};
+
+/* sched:sched_wakeup (fires in the waker: the woken task is `pid'). */
+struct sched_wakeup_args {
+	struct trace_common common;
+	char comm[16];      /* offset 8 */
+	__s32 pid;          /* offset 24 */
+	__s32 prio;         /* offset 28 */
+	__s32 target_cpu;   /* offset 32 */
+};
+
 #endif

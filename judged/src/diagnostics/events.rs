@@ -81,6 +81,57 @@ impl ForkCaller {
     }
 }
 
+/// Time one run's tasks slept uninterruptibly (D state) on one kernel stack. Nanoseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct DStateStack {
+    pub count: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+    /// The sleeping task's kernel stack at the switch, innermost first (`name+0xoffset`).
+    pub stack: Vec<String>,
+}
+
+/// A run's D-state time: the total and per stack, largest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct DState {
+    pub total_ns: u64,
+    pub count: u64,
+    pub stacks: Vec<DStateStack>,
+}
+
+/// D-state stacks shown in a `dstate-io` finding's evidence.
+pub const DSTATE_STACKS_SHOWN: usize = 3;
+
+/// Frames of each D-state stack in the evidence: past the scheduler's own frames, the first
+/// ones say what the task waited for (a folio lock, a page read, a journal commit).
+const DSTATE_FRAMES_SHOWN: usize = 12;
+
+/// Add the run's D-state time and its top stacks to its `dstate-io` finding, if it has one:
+/// where the stall PSI measured was spent.
+pub fn explain_dstate(findings: &mut [Finding], dstate: &DState) {
+    let Some(finding) = findings.iter_mut().find(|f| f.kind == Kind::DstateIo) else {
+        return;
+    };
+    let stacks: Vec<serde_json::Value> = dstate
+        .stacks
+        .iter()
+        .take(DSTATE_STACKS_SHOWN)
+        .map(|s| {
+            serde_json::json!({
+                "ms": millis(ns(s.total_ns)),
+                "count": s.count,
+                "stack": s.stack.iter().take(DSTATE_FRAMES_SHOWN).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    finding
+        .evidence
+        .insert("dstate_ms".to_owned(), millis(ns(dstate.total_ns)).into());
+    finding
+        .evidence
+        .insert("dstate_top_stacks".to_owned(), stacks.into());
+}
+
 /// What the eBPF watcher measured over a window; `None` where that program is not running.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct EventWindow {
@@ -555,6 +606,40 @@ mod tests {
     fn means_do_not_divide_by_zero() {
         assert_eq!(WorkFunction::default().latency_mean_ns(), 0);
         assert_eq!(work("f", 4, 8, 3, 0).latency_mean_ns(), 2 * MS);
+    }
+
+    #[test]
+    fn dstate_stacks_explain_the_dstate_io_finding() {
+        let stack = |total_ms: u64, frame: &str| DStateStack {
+            count: 3,
+            total_ns: total_ms * MS,
+            max_ns: total_ms * MS / 2,
+            stack: vec!["__schedule+0x3a".to_owned(), frame.to_owned()],
+        };
+        let dstate = DState {
+            total_ns: 170 * MS,
+            count: 12,
+            stacks: vec![
+                stack(100, "folio_wait_bit_common+0x13c"),
+                stack(40, "filemap_fault+0x5a"),
+                stack(20, "jbd2_log_wait_commit+0xb2"),
+                stack(10, "io_schedule+0x12"),
+            ],
+        };
+        let io = Finding::new(Kind::DstateIo, "stalled".to_owned(), "");
+        let other = Finding::new(Kind::MemcgReclaim, "reclaim".to_owned(), "");
+        let mut findings = vec![other.clone(), io];
+        explain_dstate(&mut findings, &dstate);
+        assert_eq!(findings[0], other);
+        let evidence = &findings[1].evidence;
+        assert_eq!(evidence["dstate_ms"], 170.0);
+        let top = evidence["dstate_top_stacks"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        assert_eq!(top[0]["ms"], 100.0);
+        assert_eq!(top[0]["stack"][1], "folio_wait_bit_common+0x13c");
+        let mut without = vec![other.clone()];
+        explain_dstate(&mut without, &dstate);
+        assert_eq!(without, [other]);
     }
 
     fn forker(pid: u32, count: u64, mean_ms: u64, rss_kib: Option<u64>) -> ForkCaller {

@@ -8,7 +8,7 @@ pub type Field = (&'static str, usize, usize);
 
 /// Every tracepoint the programs read, with the fields they read (keep in sync with
 /// `src/bpf/tracepoints.h`).
-pub const FORMATS: [(&str, &str, &[Field]); 9] = [
+pub const FORMATS: [(&str, &str, &[Field]); 11] = [
     (
         "workqueue",
         "workqueue_queue_work",
@@ -39,6 +39,8 @@ pub const FORMATS: [(&str, &str, &[Field]); 9] = [
     ("syscalls", "sys_enter_clone3", &[("uargs", 16, 8)]),
     // Only fired on, not read.
     ("sched", "sched_process_fork", &[]),
+    ("sched", "sched_switch", &[("prev_state", 32, 8)]),
+    ("sched", "sched_wakeup", &[("pid", 24, 4)]),
 ];
 
 /// `(name, offset, size)` of each field of a format file

@@ -3,20 +3,21 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap, StackTraceMap};
+use aya::maps::{CgroupArray, HashMap as BpfHashMap, MapData, PerCpuHashMap, StackTraceMap};
 use aya::programs::{BtfTracePoint, FEntry, KProbe, Program, RawTracePoint, TracePoint};
 use aya::{include_bytes_aligned, Btf, Ebpf};
 
 use super::format::check_tracepoint;
 use super::raw::{self, RawContentionKey, RawContentionStat, RawForkStat, RawWorkStat};
 use super::{Probe, Status, LOCK_WAITS_KEPT};
-use crate::diagnostics::events::EventWindow;
+use crate::diagnostics::events::{DState, EventWindow};
 use crate::diagnostics::kallsyms::Symbols;
 use crate::diagnostics::procfs;
 
 static WORKQUEUE: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/workqueue.bpf.o"));
 static LOCK: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lock.bpf.o"));
 static FORK: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/fork.bpf.o"));
+static DSTATE: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dstate.bpf.o"));
 static PROBE: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probe.bpf.o"));
 
 /// Where tracefs is expected (aya looks here, then under debugfs).
@@ -48,23 +49,51 @@ const FORK_PROGRAMS: [(&str, &str, &str); 4] = [
     ("sched_process_fork", "sched", "sched_process_fork"),
 ];
 
+const DSTATE_PROGRAMS: [(&str, &str, &str); 2] = [
+    ("sched_switch", "sched", "sched_switch"),
+    ("sched_wakeup", "sched", "sched_wakeup"),
+];
+
+/// tracefs where aya and the format checks look; unmounted when dropped if we mounted it.
+struct Tracefs {
+    mounted: bool,
+}
+
+impl Drop for Tracefs {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = nix::mount::umount(TRACEFS);
+        }
+    }
+}
+
+/// Root, and tracefs mounted (by us if need be): what loading any program needs.
+fn prerequisites() -> Result<Tracefs, String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(
+            "not root (loading BPF programs and reading kernel addresses needs root)".to_owned(),
+        );
+    }
+    Ok(Tracefs {
+        mounted: ensure_tracefs()?,
+    })
+}
+
 /// The running programs; dropping it detaches them and unmounts tracefs if we mounted it.
 pub struct Watcher {
     workqueue: Option<Ebpf>,
     lock: Option<Ebpf>,
     fork: Option<Ebpf>,
-    mounted_tracefs: bool,
+    /// Last: fields drop in order, and the programs' tracepoint links hold tracefs event ids.
+    _tracefs: Tracefs,
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        // Programs first: their tracepoint links hold tracefs event ids.
+        // Programs first, explicitly, before the fields (tracefs) go.
         self.workqueue.take();
         self.lock.take();
         self.fork.take();
-        if self.mounted_tracefs {
-            let _ = nix::mount::umount(TRACEFS);
-        }
     }
 }
 
@@ -123,12 +152,23 @@ where
 
 /// Load an object of classic tracepoint programs and attach them all.
 fn load_tracepoints(bytes: &[u8], programs: &[(&str, &str, &str)]) -> Result<Ebpf, String> {
+    let mut bpf = load(bytes, programs)?;
+    attach(&mut bpf, programs)?;
+    Ok(bpf)
+}
+
+/// Load an object of classic tracepoint programs, their record layouts checked first.
+fn load(bytes: &[u8], programs: &[(&str, &str, &str)]) -> Result<Ebpf, String> {
     for (_, category, name) in programs {
         check_tracepoint(tracefs_root(), category, name)?;
     }
-    let mut bpf = Ebpf::load(bytes).map_err(|e| format!("loading the object: {}", chain(&e)))?;
+    Ebpf::load(bytes).map_err(|e| format!("loading the object: {}", chain(&e)))
+}
+
+/// Load each program of a loaded object into the kernel and attach it to its tracepoint.
+fn attach(bpf: &mut Ebpf, programs: &[(&str, &str, &str)]) -> Result<(), String> {
     for (name, category, tracepoint) in programs {
-        let program: &mut TracePoint = program(&mut bpf, name)?;
+        let program: &mut TracePoint = program(bpf, name)?;
         program
             .load()
             .map_err(|e| format!("loading {name}: {}", chain(&e)))?;
@@ -136,7 +176,7 @@ fn load_tracepoints(bytes: &[u8], programs: &[(&str, &str, &str)]) -> Result<Ebp
             .attach(category, tracepoint)
             .map_err(|e| format!("attaching {name} to {category}:{tracepoint}: {}", chain(&e)))?;
     }
-    Ok(bpf)
+    Ok(())
 }
 
 /// Which attach types work: one trivial program each, loaded, attached and detached again.
@@ -204,26 +244,19 @@ impl Watcher {
     /// no program runs (the status then names every reason).
     pub fn start() -> (Option<Watcher>, Status) {
         let mut status = Status::default();
-        if !nix::unistd::geteuid().is_root() {
-            status.unavailable = Some(
-                "not root (loading BPF programs and reading kernel addresses needs root)"
-                    .to_owned(),
-            );
-            return (None, status);
-        }
-        let mounted_tracefs = match ensure_tracefs() {
-            Ok(mounted) => mounted,
+        let tracefs = match prerequisites() {
+            Ok(tracefs) => tracefs,
             Err(reason) => {
                 status.unavailable = Some(reason);
                 return (None, status);
             }
         };
-        status.mounted_tracefs = mounted_tracefs;
+        status.mounted_tracefs = tracefs.mounted;
         let mut watcher = Watcher {
             workqueue: None,
             lock: None,
             fork: None,
-            mounted_tracefs,
+            _tracefs: tracefs,
         };
         status.attach_types = probe_attach_types();
         let workqueue = load_tracepoints(WORKQUEUE, &WORKQUEUE_PROGRAMS);
@@ -321,12 +354,21 @@ type Contention = (
 
 fn drain_contention(bpf: &mut Ebpf) -> Result<Contention, aya::maps::MapError> {
     let raw: Vec<(RawContentionKey, RawContentionStat)> = drain_hash(bpf, "contention")?;
+    let stacks = drain_stacks(bpf, raw.iter().map(|(key, _)| key.stack_id))?;
+    Ok((raw, stacks))
+}
+
+/// The frames of each of `ids` in the stack trace map `stacks`, which is then emptied.
+fn drain_stacks(
+    bpf: &mut Ebpf,
+    ids: impl Iterator<Item = i64>,
+) -> Result<HashMap<i64, Vec<u64>>, aya::maps::MapError> {
     let mut stacks_map: StackTraceMap<&mut MapData> = StackTraceMap::try_from(map(bpf, "stacks")?)?;
     let mut stacks = HashMap::new();
-    for (key, _) in &raw {
-        if let Ok(id) = u32::try_from(key.stack_id) {
+    for stack_id in ids {
+        if let Ok(id) = u32::try_from(stack_id) {
             if let Ok(trace) = stacks_map.get(&id, 0) {
-                stacks.insert(key.stack_id, trace.frames().iter().map(|f| f.ip).collect());
+                stacks.insert(stack_id, trace.frames().iter().map(|f| f.ip).collect());
             }
         }
     }
@@ -334,5 +376,45 @@ fn drain_contention(bpf: &mut Ebpf) -> Result<Contention, aya::maps::MapError> {
     for id in ids {
         let _ = stacks_map.remove(&id);
     }
-    Ok((raw, stacks))
+    Ok(stacks)
+}
+
+/// D-state time of one run's tasks per kernel stack (`dstate.bpf.c`), from start to
+/// [`RunTracer::finish`]. Dropping it detaches the programs.
+pub struct RunTracer {
+    bpf: Ebpf,
+    /// Last: dropped after the programs.
+    _tracefs: Tracefs,
+}
+
+impl RunTracer {
+    /// Count the D-state sleeps of tasks in cgroup2 group `group` (a directory of the cgroup2
+    /// mount) and below it.
+    pub fn start(group: &Path) -> Result<RunTracer, String> {
+        use std::os::fd::AsRawFd;
+        let tracefs = prerequisites()?;
+        let directory = std::fs::File::open(group)
+            .map_err(|e| format!("cannot open cgroup `{}': {e}", group.display()))?;
+        let mut bpf = load(DSTATE, &DSTATE_PROGRAMS)?;
+        let mut target: CgroupArray<&mut MapData> = map(&mut bpf, "target")
+            .and_then(CgroupArray::try_from)
+            .map_err(|e| format!("the target map: {}", chain(&e)))?;
+        target
+            .set(0, directory.as_raw_fd(), 0)
+            .map_err(|e| format!("setting the target cgroup: {}", chain(&e)))?;
+        attach(&mut bpf, &DSTATE_PROGRAMS)?;
+        Ok(RunTracer {
+            bpf,
+            _tracefs: tracefs,
+        })
+    }
+
+    /// The D-state time counted so far, symbolized; the programs are detached.
+    pub fn finish(mut self, symbols: &Symbols) -> Result<DState, String> {
+        let raw: Vec<(i64, RawContentionStat)> =
+            drain_hash(&mut self.bpf, "dstate").map_err(|e| chain(&e))?;
+        let stacks =
+            drain_stacks(&mut self.bpf, raw.iter().map(|(id, _)| *id)).map_err(|e| chain(&e))?;
+        Ok(raw::dstate(&raw, &stacks, symbols))
+    }
 }

@@ -1,6 +1,9 @@
 //! The eBPF watcher: workqueue item latency per work function and kernel lock contention with
 //! the waiting caller's stack, read and reset once per window.
 //!
+//! [`RunTracer`] does the same for one run: D-state time per kernel stack of the tasks in one
+//! cgroup2 group, filtered in the kernel, read once at the run's end.
+//!
 //! Theory of operation. [`Watcher::start`] makes sure tracefs is mounted (mounting it at
 //! `/sys/kernel/tracing` when it is not, and unmounting it when dropped), probes which attach
 //! types this kernel allows (tracepoint, raw tracepoint, tp_btf, kprobe, fentry: reported, for
@@ -84,7 +87,7 @@ impl Status {
 #[cfg(judged_no_bpf)]
 mod loader {
     use super::Status;
-    use crate::diagnostics::events::EventWindow;
+    use crate::diagnostics::events::{DState, EventWindow};
     use crate::diagnostics::kallsyms::Symbols;
 
     /// Built without clang: nothing to load.
@@ -111,9 +114,25 @@ mod loader {
             EventWindow::default()
         }
     }
+
+    /// Built without clang: no D-state tracing (never constructed).
+    pub enum RunTracer {}
+
+    impl RunTracer {
+        pub fn start(_group: &std::path::Path) -> Result<RunTracer, String> {
+            Err(format!(
+                "built without clang ({})",
+                env!("JUDGED_NO_BPF_REASON")
+            ))
+        }
+
+        pub fn finish(self, _symbols: &Symbols) -> Result<DState, String> {
+            match self {}
+        }
+    }
 }
 
 #[cfg(not(judged_no_bpf))]
 mod loader;
 
-pub use loader::Watcher;
+pub use loader::{RunTracer, Watcher};

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::diagnostics::events::{ForkCaller, LockWait, WorkFunction};
+use crate::diagnostics::events::{DState, DStateStack, ForkCaller, LockWait, WorkFunction};
 use crate::diagnostics::kallsyms::Symbols;
 
 /// `struct work_stat` of `workqueue.bpf.c`: one work function's totals on one CPU.
@@ -31,7 +31,8 @@ pub struct RawContentionKey {
     pub pad: u32,
 }
 
-/// `struct contention_stat` of `lock.bpf.c`.
+/// `struct contention_stat` of `lock.bpf.c`, and `struct dstate_stat` of `dstate.bpf.c`
+/// (the same three counters).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RawContentionStat {
@@ -174,10 +175,7 @@ pub fn lock_waits(
             count: stat.count,
             total_ns: stat.total_ns,
             max_ns: stat.max_ns,
-            stack: stacks
-                .get(&stack_id)
-                .map(|frames| frames.iter().map(|&ip| symbols.frame(ip)).collect())
-                .unwrap_or_default(),
+            stack: symbolize(stacks, stack_id, symbols),
         })
         .collect();
     waits.sort_by(|a, b| {
@@ -185,6 +183,37 @@ pub fn lock_waits(
     });
     waits.truncate(limit);
     waits
+}
+
+/// The frames of stack `id` by name, innermost first; none when the stack was not taken.
+fn symbolize(stacks: &HashMap<i64, Vec<u64>>, id: i64, symbols: &Symbols) -> Vec<String> {
+    stacks
+        .get(&id)
+        .map(|frames| frames.iter().map(|&ip| symbols.frame(ip)).collect())
+        .unwrap_or_default()
+}
+
+/// A run's D-state time per stack (`dstate.bpf.c`'s totals), largest total first.
+pub fn dstate(
+    raw: &[(i64, RawContentionStat)],
+    stacks: &HashMap<i64, Vec<u64>>,
+    symbols: &Symbols,
+) -> DState {
+    let mut per_stack: Vec<DStateStack> = raw
+        .iter()
+        .map(|(id, stat)| DStateStack {
+            count: stat.count,
+            total_ns: stat.total_ns,
+            max_ns: stat.max_ns,
+            stack: symbolize(stacks, *id, symbols),
+        })
+        .collect();
+    per_stack.sort_by(|a, b| (b.total_ns, b.count, &a.stack).cmp(&(a.total_ns, a.count, &b.stack)));
+    DState {
+        total_ns: per_stack.iter().map(|s| s.total_ns).sum(),
+        count: per_stack.iter().map(|s| s.count).sum(),
+        stacks: per_stack,
+    }
 }
 
 /// Forking processes, longest fork first (then most forks, then pid); `rss_kib` tells a
@@ -401,5 +430,31 @@ mod tests {
             ]
         );
         assert_eq!(callers[0].count, 3);
+    }
+
+    #[test]
+    fn dstate_sums_and_orders_stacks() {
+        let stat = |count, total_ns| RawContentionStat {
+            count,
+            total_ns,
+            max_ns: total_ns,
+        };
+        let raw = [(7, stat(2, 900)), (-14, stat(1, 100)), (3, stat(5, 4000))];
+        let stacks = HashMap::from([(7, vec![0xffffffff81e01240]), (3, vec![0xffffffff8144a14d])]);
+        let dstate = dstate(&raw, &stacks, &symbols());
+        assert_eq!((dstate.total_ns, dstate.count), (5000, 8));
+        let order: Vec<(u64, Vec<String>)> = dstate
+            .stacks
+            .into_iter()
+            .map(|s| (s.total_ns, s.stack))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (4000, vec!["cgroup_kn_lock_live+0x4d".to_owned()]),
+                (900, vec!["__mutex_lock+0x10".to_owned()]),
+                (100, vec![]),
+            ]
+        );
     }
 }
