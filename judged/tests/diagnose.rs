@@ -212,4 +212,60 @@ fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cach
         json["sample"]["memory"]["file_refaults"].as_u64().unwrap() > 10_000,
         "{json:#}"
     );
+    // Faulting its evicted pages back in, the run sleeps in D state on the page reads.
+    let dstate = &json["dstate"];
+    assert!(
+        dstate.is_object(),
+        "no D-state time: {}",
+        json["dstate_unavailable"]
+    );
+    let total_ms = dstate["total_ns"].as_f64().unwrap() / 1e6;
+    let stacks = dstate["stacks"].as_array().unwrap();
+    let top = &stacks[..stacks.len().min(3)];
+    eprintln!(
+        "D state {total_ms:.1} ms; top stack {:.1} ms: {}",
+        top[0]["total_ns"].as_f64().unwrap() / 1e6,
+        top[0]["stack"]
+    );
+    assert!(total_ms > 0.0, "{dstate:#}");
+    let page_io = |frame: &Value| {
+        let frame = frame.as_str().unwrap();
+        ["filemap", "folio", "io_schedule"]
+            .iter()
+            .any(|name| frame.contains(name))
+    };
+    assert!(
+        top.iter()
+            .any(|s| s["stack"].as_array().unwrap().iter().any(page_io)),
+        "no page-cache or IO wait among the top stacks: {dstate:#}"
+    );
+    if let Some(io) = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "dstate-io")
+    {
+        assert!(
+            io["evidence"]["dstate_top_stacks"].is_array(),
+            "dstate-io without its stacks: {io:#}"
+        );
+    }
+}
+
+#[test]
+fn d_state_is_counted_for_the_runs_tasks_only() {
+    // sleep(1) sleeps interruptibly: any D state counted would be someone else's (the
+    // host's, busy with builds, has hundreds of milliseconds of it in 0.3 s).
+    let Some(json) = diagnose(&["--", "/bin/sleep", "0.3"]) else {
+        return;
+    };
+    let dstate = &json["dstate"];
+    assert!(
+        dstate.is_object(),
+        "no D-state time: {}",
+        json["dstate_unavailable"]
+    );
+    let total_ms = dstate["total_ns"].as_f64().unwrap() / 1e6;
+    // Exec of a binary in page cache may wait a few ms for a page or a lock; nothing more.
+    assert!(total_ms < 50.0, "{dstate:#}");
 }
