@@ -442,38 +442,32 @@ pub fn show(diagnosis: &Diagnosis) -> String {
     );
     match (&diagnosis.dstate, &diagnosis.dstate_unavailable) {
         (Some(dstate), _) => {
-            let _ = writeln!(
-                out,
-                "{:<14}{} in {} sleeps{}",
+            let by_stack = if dstate.stacks.is_empty() {
+                ""
+            } else {
+                ", by stack:"
+            };
+            line(
                 "D state",
-                ms(Duration::from_nanos(dstate.total_ns)),
-                dstate.count,
-                if dstate.stacks.is_empty() {
-                    ""
-                } else {
-                    ", by stack:"
-                }
+                format!(
+                    "{} in {} sleeps{by_stack}",
+                    ms(Duration::from_nanos(dstate.total_ns)),
+                    dstate.count
+                ),
             );
             for stack in dstate.stacks.iter().take(DSTATE_STACKS_SHOWN) {
                 let frames: Vec<&str> = waiting_frames(&stack.stack).map(String::as_str).collect();
-                let _ = writeln!(
-                    out,
-                    "{:<14}  {} in {}: {}",
+                let took = ms(Duration::from_nanos(stack.sleeps.total_ns));
+                line(
                     "",
-                    ms(Duration::from_nanos(stack.total_ns)),
-                    stack.count,
-                    frames.join(" < ")
+                    format!("  {took} in {}: {}", stack.sleeps.count, frames.join(" < ")),
                 );
             }
         }
-        (None, reason) => {
-            let _ = writeln!(
-                out,
-                "{:<14}not measured ({})",
-                "D state",
-                reason.as_deref().unwrap_or("no eBPF")
-            );
-        }
+        (None, reason) => line(
+            "D state",
+            format!("not measured ({})", reason.as_deref().unwrap_or("no eBPF")),
+        ),
     }
     if diagnosis.findings.is_empty() {
         out.push_str("findings      none\n");

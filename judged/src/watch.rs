@@ -200,13 +200,12 @@ pub fn render(report: &WindowReport<'_>) -> String {
             }
         }
     }
-    match &report.locks {
-        None => {}
-        Some(locks) if locks.is_empty() => {
-            let _ = writeln!(out, "lock contention: none");
-        }
-        Some(locks) => {
-            let _ = writeln!(out, "lock contention, by total wait:");
+    section(
+        &mut out,
+        report.locks.as_deref(),
+        "lock contention",
+        "by total wait",
+        |out, locks| {
             for wait in locks.iter().take(TOP_LOCKS) {
                 let _ = writeln!(
                     out,
@@ -224,15 +223,14 @@ pub fn render(report: &WindowReport<'_>) -> String {
                     let _ = writeln!(out, "      ...");
                 }
             }
-        }
-    }
-    match &report.forks {
-        None => {}
-        Some(forks) if forks.is_empty() => {
-            let _ = writeln!(out, "forks: none");
-        }
-        Some(forks) => {
-            let _ = writeln!(out, "forks, by longest fork:");
+        },
+    );
+    section(
+        &mut out,
+        report.forks.as_deref(),
+        "forks",
+        "by longest fork",
+        |out, forks| {
             let _ = writeln!(
                 out,
                 "  {:<8} {:<16} {:>7} {:>9} {:>9} {:>10}",
@@ -247,14 +245,14 @@ pub fn render(report: &WindowReport<'_>) -> String {
                     "  {:<8} {:<16} {:>7} {:>9.3} {:>9.3} {:>10}",
                     f.pid,
                     f.comm,
-                    f.count,
-                    ns_ms(f.mean_ns()),
-                    ns_ms(f.max_ns),
+                    f.forks.count,
+                    ns_ms(f.forks.mean_ns()),
+                    ns_ms(f.forks.max_ns),
                     rss
                 );
             }
-        }
-    }
+        },
+    );
     let show = |value: Option<u64>| value.map_or_else(|| "?".to_owned(), |v| v.to_string());
     let _ = write!(
         out,
@@ -282,6 +280,27 @@ pub fn render(report: &WindowReport<'_>) -> String {
         }
     }
     out
+}
+
+/// One section of the text report: nothing where its program does not run, `NAME: none`
+/// when it counted nothing, else `NAME, ORDER:` and what `entries` writes.
+fn section<T>(
+    out: &mut String,
+    items: Option<&[T]>,
+    name: &str,
+    order: &str,
+    entries: impl Fn(&mut String, &[T]),
+) {
+    match items {
+        None => {}
+        Some([]) => {
+            let _ = writeln!(out, "{name}: none");
+        }
+        Some(items) => {
+            let _ = writeln!(out, "{name}, {order}:");
+            entries(out, items);
+        }
+    }
 }
 
 /// Block SIGINT and SIGTERM and receive them on a descriptor instead: the watch loop waits on
@@ -432,11 +451,13 @@ mod tests {
             forks: Some(vec![events::ForkCaller {
                 pid: 4242,
                 comm: "forkstorm".to_owned(),
-                count: 9,
-                total_ns: 1_062_000_000,
-                max_ns: 194_370_000,
-                histogram_log2_us: vec![],
                 rss_kib: Some(3_145_728),
+                forks: events::Totals {
+                    count: 9,
+                    total_ns: 1_062_000_000,
+                    max_ns: 194_370_000,
+                },
+                histogram_log2_us: vec![],
             }]),
             host: HostReport {
                 dying_cgroups: Some(3),

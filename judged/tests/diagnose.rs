@@ -70,6 +70,17 @@ fn kinds(json: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The run's D-state time (eBPF) and its total in milliseconds; it must have been measured.
+fn dstate(json: &Value) -> (&Value, f64) {
+    let dstate = &json["dstate"];
+    assert!(
+        dstate.is_object(),
+        "no D-state time: {}",
+        json["dstate_unavailable"]
+    );
+    (dstate, dstate["total_ns"].as_f64().unwrap() / 1e6)
+}
+
 /// The cgroup parent of the `judged` process `pid` is gone from every hierarchy.
 fn assert_cgroups_removed(pid: u32) {
     for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
@@ -213,13 +224,7 @@ fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cach
         "{json:#}"
     );
     // Faulting its evicted pages back in, the run sleeps in D state on the page reads.
-    let dstate = &json["dstate"];
-    assert!(
-        dstate.is_object(),
-        "no D-state time: {}",
-        json["dstate_unavailable"]
-    );
-    let total_ms = dstate["total_ns"].as_f64().unwrap() / 1e6;
+    let (dstate, total_ms) = dstate(&json);
     let stacks = dstate["stacks"].as_array().unwrap();
     let top = &stacks[..stacks.len().min(3)];
     eprintln!(
@@ -259,13 +264,7 @@ fn d_state_is_counted_for_the_runs_tasks_only() {
     let Some(json) = diagnose(&["--", "/bin/sleep", "0.3"]) else {
         return;
     };
-    let dstate = &json["dstate"];
-    assert!(
-        dstate.is_object(),
-        "no D-state time: {}",
-        json["dstate_unavailable"]
-    );
-    let total_ms = dstate["total_ns"].as_f64().unwrap() / 1e6;
+    let (dstate, total_ms) = dstate(&json);
     // Exec of a binary in page cache may wait a few ms for a page or a lock; nothing more.
     assert!(total_ms < 50.0, "{dstate:#}");
 }

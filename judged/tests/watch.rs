@@ -10,7 +10,7 @@
 //! `slow-fork`, the same program from 10 MiB is counted and is not.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::process::{ChildStderr, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,14 @@ use common::{is_root, reproducer, skip};
 
 /// One watch at a time: the last test checks that no program of ours is left loaded.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The watch tests' turn, or `None` (after a printed skip) where they cannot run.
+fn serial_watch() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let turn = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    can_watch().then_some(turn)
+}
 
 fn can_watch() -> bool {
     if !is_root() {
@@ -35,8 +43,9 @@ fn can_watch() -> bool {
     true
 }
 
-/// `judged watch --json ARGS` while `churn` namespaces are made; its lines and stderr.
-fn watch(args: &[&str], churn: usize) -> (Vec<Value>, String) {
+/// `judged watch --json ARGS` started, once its programs are attached (or failed): it, its
+/// stderr, and the status line read from it.
+fn start_watch(args: &[&str]) -> (std::process::Child, BufReader<ChildStderr>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_judged"))
         .args(["watch", "--json"])
         .args(args)
@@ -44,10 +53,15 @@ fn watch(args: &[&str], churn: usize) -> (Vec<Value>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The status line comes once the programs are attached (or failed): churn after it.
     let mut stderr_reader = BufReader::new(child.stderr.take().unwrap());
-    let mut stderr = String::new();
-    stderr_reader.read_line(&mut stderr).unwrap();
+    let mut status = String::new();
+    stderr_reader.read_line(&mut status).unwrap();
+    (child, stderr_reader, status)
+}
+
+/// `judged watch --json ARGS` while `churn` namespaces are made; its lines and stderr.
+fn watch(args: &[&str], churn: usize) -> (Vec<Value>, String) {
+    let (child, mut stderr_reader, mut stderr) = start_watch(args);
     let started = Instant::now();
     for _ in 0..churn {
         let status = Command::new("unshare")
@@ -104,26 +118,14 @@ fn forkstorm(binary: &std::path::Path, mib: u32) -> (Killed, u32) {
 
 #[test]
 fn forks_from_a_large_process_are_slow_fork_and_from_a_small_one_not() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !can_watch() {
+    let Some(_serial) = serial_watch() else {
         return;
-    }
+    };
     let (_dir, binary) = reproducer("forkstorm", &[]);
     // Both fork until killed: alive at the window's end, when their resident sets are read.
     let (large, large_pid) = forkstorm(&binary, 3072);
     let (small, small_pid) = forkstorm(&binary, 10);
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_judged"))
-        .args(["watch", "--json", "--interval", "2", "--count", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut status = String::new();
-    BufReader::new(watch.stderr.take().unwrap())
-        .read_line(&mut status)
-        .unwrap();
+    let (watch, _stderr, status) = start_watch(&["--interval", "2", "--count", "1"]);
     assert!(status.contains("fork yes"), "{status}");
     let output = watch.wait_with_output().unwrap();
     drop((large, small));
@@ -177,12 +179,9 @@ fn programs_run(line: &Value) -> bool {
 
 #[test]
 fn free_ipc_work_items_are_counted_while_namespaces_churn() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !can_watch() {
+    let Some(_serial) = serial_watch() else {
         return;
-    }
+    };
     let (lines, stderr) = watch(&["--interval", "1", "--count", "2"], 200);
     assert_eq!(lines.len(), 2, "one line per window: {stderr}");
     assert!(programs_run(&lines[0]), "eBPF unavailable: {stderr}");
@@ -211,12 +210,9 @@ fn free_ipc_work_items_are_counted_while_namespaces_churn() {
 
 #[test]
 fn lock_contention_is_a_list_with_stacks() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !can_watch() {
+    let Some(_serial) = serial_watch() else {
         return;
-    }
+    };
     let (lines, stderr) = watch(&["--interval", "1", "--count", "1"], 50);
     assert!(programs_run(&lines[0]), "eBPF unavailable: {stderr}");
     let locks = lines[0]["locks"].as_array().expect("a list of lock waits");
@@ -230,12 +226,9 @@ fn lock_contention_is_a_list_with_stacks() {
 
 #[test]
 fn sigint_ends_the_watch_and_detaches() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !can_watch() {
+    let Some(_serial) = serial_watch() else {
         return;
-    }
+    };
     let child = Command::new(env!("CARGO_BIN_EXE_judged"))
         .args(["watch", "--interval", "30"])
         .stdout(Stdio::piped())
@@ -273,12 +266,9 @@ fn sigint_ends_the_watch_and_detaches() {
 
 #[test]
 fn tracefs_is_mounted_when_missing_and_unmounted_after() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !can_watch() {
+    let Some(_serial) = serial_watch() else {
         return;
-    }
+    };
     // In a private mount namespace of its own, so the host's tracefs is never touched.
     let script = format!(
         "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; \

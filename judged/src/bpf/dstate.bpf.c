@@ -11,21 +11,15 @@
  * stack. Userspace reads the totals and the stacks once, after the run. */
 #include "tracepoints.h"
 #include <bpf/bpf_helpers.h>
+#include "stats.h"
+#include "stacks.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 #define TASK_UNINTERRUPTIBLE 0x0002
-#define STACK_DEPTH 32
-
 struct sleeping {
 	__u64 start_ns;
 	__s64 stack_id; /* negative: no stack (errno from bpf_get_stackid) */
-};
-
-struct dstate_stat {
-	__u64 count;
-	__u64 total_ns;
-	__u64 max_ns;
 };
 
 struct {
@@ -43,17 +37,10 @@ struct {
 } sleeping SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, 2048);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, STACK_DEPTH * sizeof(__u64));
-} stacks SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 2048);
 	__type(key, __s64);
-	__type(value, struct dstate_stat);
+	__type(value, struct wait_stat);
 } dstate SEC(".maps");
 
 SEC("tracepoint/sched/sched_switch")
@@ -76,24 +63,15 @@ int sched_switch(struct sched_switch_args *args)
 SEC("tracepoint/sched/sched_wakeup")
 int sched_wakeup(struct sched_wakeup_args *args)
 {
-	__u32 tid = (__u32)args->pid;
-	struct sleeping *entry = bpf_map_lookup_elem(&sleeping, &tid);
+	__u32 woken = (__u32)args->pid;
+	struct sleeping *entry = bpf_map_lookup_elem(&sleeping, &woken);
 	if (!entry)
 		return 0;
-	__u64 slept = bpf_ktime_get_ns() - entry->start_ns;
-	__s64 stack_id = entry->stack_id;
-	bpf_map_delete_elem(&sleeping, &tid);
-	struct dstate_stat *stat = bpf_map_lookup_elem(&dstate, &stack_id);
-	if (!stat) {
-		struct dstate_stat zero = {};
-		bpf_map_update_elem(&dstate, &stack_id, &zero, BPF_NOEXIST);
-		stat = bpf_map_lookup_elem(&dstate, &stack_id);
-		if (!stat)
-			return 0;
-	}
-	__sync_fetch_and_add(&stat->count, 1);
-	__sync_fetch_and_add(&stat->total_ns, slept);
-	if (slept > stat->max_ns)
-		stat->max_ns = slept; /* racy between CPUs: a maximum may be missed, never invented */
+	struct sleeping sleep = *entry;
+	bpf_map_delete_elem(&sleeping, &woken);
+	struct wait_stat zero = {};
+	struct wait_stat *stat = lookup_or_init(&dstate, &sleep.stack_id, &zero);
+	if (stat)
+		add_wait(stat, bpf_ktime_get_ns() - sleep.start_ns);
 	return 0;
 }

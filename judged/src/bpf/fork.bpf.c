@@ -11,6 +11,7 @@
  * deletes the totals each window, and reads each caller's RSS. */
 #include "tracepoints.h"
 #include <bpf/bpf_helpers.h>
+#include "stats.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -20,9 +21,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define FORK_BUCKETS 24
 
 struct fork_stat {
-	__u64 count;
-	__u64 total_ns;
-	__u64 max_ns;
+	struct wait_stat forks;
 	__u64 histogram[FORK_BUCKETS];
 	char comm[16];
 };
@@ -100,19 +99,12 @@ int sched_process_fork(void *args)
 		return 0;
 	__u64 took = bpf_ktime_get_ns() - *started;
 	bpf_map_delete_elem(&forking, &tid);
-	struct fork_stat *stat = bpf_map_lookup_elem(&fork_stats, &tgid);
-	if (!stat) {
-		struct fork_stat zero = {};
-		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
-		bpf_map_update_elem(&fork_stats, &tgid, &zero, BPF_NOEXIST);
-		stat = bpf_map_lookup_elem(&fork_stats, &tgid);
-		if (!stat)
-			return 0;
-	}
-	__sync_fetch_and_add(&stat->count, 1);
-	__sync_fetch_and_add(&stat->total_ns, took);
-	if (took > stat->max_ns)
-		stat->max_ns = took; /* racy between CPUs: a maximum may be missed, never invented */
+	struct fork_stat zero = {};
+	bpf_get_current_comm(zero.comm, sizeof(zero.comm));
+	struct fork_stat *stat = lookup_or_init(&fork_stats, &tgid, &zero);
+	if (!stat)
+		return 0;
+	add_wait(&stat->forks, took);
 	__u32 bucket = log2_us(took);
 	if (bucket < FORK_BUCKETS)
 		__sync_fetch_and_add(&stat->histogram[bucket], 1);

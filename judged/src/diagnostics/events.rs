@@ -56,39 +56,47 @@ pub struct LockWait {
     pub stack: Vec<String>,
 }
 
-/// The forks of one process in a window: fork, clone and clone3 calls that copy its address
-/// space (not threads, vfork or posix_spawn), timed from the syscall to the child copied.
-/// Times in nanoseconds.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-pub struct ForkCaller {
-    /// The calling process (tgid) and its command name when it first forked in the window.
-    pub pid: u32,
-    pub comm: String,
+/// How many waits (forks, sleeps), their summed and their longest time. Nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Totals {
     pub count: u64,
     pub total_ns: u64,
     pub max_ns: u64,
-    /// Forks per power of two of microseconds: entry i counts those of [2^i, 2^(i+1)) us
-    /// (entry 0 also those under 1 us); trailing empty entries left out.
-    pub histogram_log2_us: Vec<u64>,
-    /// The caller's resident set at the window's end (`/proc/PID/statm`); `None` when it
-    /// had exited by then.
-    pub rss_kib: Option<u64>,
 }
 
-impl ForkCaller {
+impl Totals {
     pub fn mean_ns(&self) -> u64 {
         self.total_ns.checked_div(self.count).unwrap_or(0)
     }
 }
 
+/// The forks of one process in a window: fork, clone and clone3 calls that copy its address
+/// space (not threads, vfork or posix_spawn), timed from the syscall to the child copied.
+/// Times in nanoseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ForkCaller {
+    /// The calling process (tgid).
+    pub pid: u32,
+    /// Its command name when it first forked in the window.
+    pub comm: String,
+    /// Its resident set at the window's end (`/proc/PID/statm`); `None` when it had exited.
+    pub rss_kib: Option<u64>,
+    /// Its forks (`count`, `total_ns`, `max_ns` in JSON).
+    #[serde(flatten)]
+    pub forks: Totals,
+    /// Forks per power of two of microseconds: entry i counts those of [2^i, 2^(i+1)) us
+    /// (entry 0 also those under 1 us); trailing empty entries left out.
+    pub histogram_log2_us: Vec<u64>,
+}
+
 /// Time one run's tasks slept uninterruptibly (D state) on one kernel stack. Nanoseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct DStateStack {
-    pub count: u64,
-    pub total_ns: u64,
-    pub max_ns: u64,
     /// The sleeping task's kernel stack at the switch, innermost first (`name+0xoffset`).
     pub stack: Vec<String>,
+    /// Its sleeps (`count`, `total_ns`, `max_ns` in JSON).
+    #[serde(flatten)]
+    pub sleeps: Totals,
 }
 
 /// A run's D-state time: the total and per stack, largest first.
@@ -118,8 +126,8 @@ pub fn explain_dstate(findings: &mut [Finding], dstate: &DState) {
         .take(DSTATE_STACKS_SHOWN)
         .map(|s| {
             serde_json::json!({
-                "ms": millis(ns(s.total_ns)),
-                "count": s.count,
+                "ms": millis(ns(s.sleeps.total_ns)),
+                "count": s.sleeps.count,
                 "stack": s.stack.iter().take(DSTATE_FRAMES_SHOWN).collect::<Vec<_>>(),
             })
         })
@@ -311,9 +319,9 @@ pub fn classify(
 fn slow_fork(forks: &[ForkCaller], window: Duration, t: &HostThresholds) -> Option<Finding> {
     let mut slow: Vec<&ForkCaller> = forks
         .iter()
-        .filter(|f| millis(ns(f.mean_ns())) >= t.fork_mean_max_ms)
+        .filter(|f| millis(ns(f.forks.mean_ns())) >= t.fork_mean_max_ms)
         .collect();
-    slow.sort_by_key(|f| std::cmp::Reverse(f.mean_ns()));
+    slow.sort_by_key(|f| std::cmp::Reverse(f.forks.mean_ns()));
     let worst = slow.first()?;
     let others: Vec<String> = slow[1..]
         .iter()
@@ -329,18 +337,18 @@ fn slow_fork(forks: &[ForkCaller], window: Duration, t: &HostThresholds) -> Opti
             "{} ({}, {rss}) forked {} times in the last {:.1} s, {:.1} ms per fork on average (longest {:.1} ms): fork copies the caller's page tables",
             worst.comm,
             worst.pid,
-            worst.count,
+            worst.forks.count,
             window.as_secs_f64(),
-            millis(ns(worst.mean_ns())),
-            millis(ns(worst.max_ns)),
+            millis(ns(worst.forks.mean_ns())),
+            millis(ns(worst.forks.max_ns)),
         ),
         "fork's time grows with the forking process's resident set: start runs with vfork or posix_spawn (which copy no page tables), fork from a small helper process instead of a large one, or back the large memory with transparent huge pages (one entry per 2 MiB)",
     )
     .with("pid", worst.pid)
     .with("comm", worst.comm.clone())
-    .with("forks", worst.count)
-    .with("fork_mean_ms", millis(ns(worst.mean_ns())))
-    .with("fork_max_ms", millis(ns(worst.max_ns)))
+    .with("forks", worst.forks.count)
+    .with("fork_mean_ms", millis(ns(worst.forks.mean_ns())))
+    .with("fork_max_ms", millis(ns(worst.forks.max_ns)))
     .with("histogram_log2_us", worst.histogram_log2_us.clone())
     .with("other_slow_callers", others)
     .with("window_ms", millis(window));
@@ -611,10 +619,12 @@ mod tests {
     #[test]
     fn dstate_stacks_explain_the_dstate_io_finding() {
         let stack = |total_ms: u64, frame: &str| DStateStack {
-            count: 3,
-            total_ns: total_ms * MS,
-            max_ns: total_ms * MS / 2,
             stack: vec!["__schedule+0x3a".to_owned(), frame.to_owned()],
+            sleeps: Totals {
+                count: 3,
+                total_ns: total_ms * MS,
+                max_ns: total_ms * MS / 2,
+            },
         };
         let dstate = DState {
             total_ns: 170 * MS,
@@ -646,11 +656,13 @@ mod tests {
         ForkCaller {
             pid,
             comm: format!("p{pid}"),
-            count,
-            total_ns: count * mean_ms * MS,
-            max_ns: 2 * mean_ms * MS,
-            histogram_log2_us: vec![0, 1],
             rss_kib,
+            forks: Totals {
+                count,
+                total_ns: count * mean_ms * MS,
+                max_ns: 2 * mean_ms * MS,
+            },
+            histogram_log2_us: vec![0, 1],
         }
     }
 

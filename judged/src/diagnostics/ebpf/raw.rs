@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::diagnostics::events::{DState, DStateStack, ForkCaller, LockWait, WorkFunction};
+use crate::diagnostics::events::{DState, DStateStack, ForkCaller, LockWait, Totals, WorkFunction};
 use crate::diagnostics::kallsyms::Symbols;
 
 /// `struct work_stat` of `workqueue.bpf.c`: one work function's totals on one CPU.
@@ -31,8 +31,8 @@ pub struct RawContentionKey {
     pub pad: u32,
 }
 
-/// `struct contention_stat` of `lock.bpf.c`, and `struct dstate_stat` of `dstate.bpf.c`
-/// (the same three counters).
+/// `struct wait_stat` of `stats.h`: `lock.bpf.c`'s waits per lock and stack, `dstate.bpf.c`'s
+/// sleeps per stack (and the head of `fork.bpf.c`'s `struct fork_stat`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RawContentionStat {
@@ -48,11 +48,19 @@ pub const FORK_BUCKETS: usize = 24;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawForkStat {
-    pub count: u64,
-    pub total_ns: u64,
-    pub max_ns: u64,
+    pub forks: RawContentionStat,
     pub histogram: [u64; FORK_BUCKETS],
     pub comm: [u8; 16],
+}
+
+impl RawContentionStat {
+    pub fn totals(&self) -> Totals {
+        Totals {
+            count: self.count,
+            total_ns: self.total_ns,
+            max_ns: self.max_ns,
+        }
+    }
 }
 
 // SAFETY: plain `repr(C)` structs of integers without padding (sizes are multiples of 8 and
@@ -63,7 +71,7 @@ unsafe impl aya::Pod for RawWorkStat {}
 unsafe impl aya::Pod for RawContentionKey {}
 // SAFETY: as above: `repr(C)`, three u64.
 unsafe impl aya::Pod for RawContentionStat {}
-// SAFETY: as above: `repr(C)`, 27 u64 and 16 bytes (a multiple of 8: no padding).
+// SAFETY: as above: `repr(C)`, 27 u64 (a RawContentionStat first) and 16 bytes (a multiple of 8: no padding).
 unsafe impl aya::Pod for RawForkStat {}
 
 /// One function's totals over all CPUs: sums, and the largest maximum.
@@ -202,16 +210,20 @@ pub fn dstate(
     let mut per_stack: Vec<DStateStack> = raw
         .iter()
         .map(|(id, stat)| DStateStack {
-            count: stat.count,
-            total_ns: stat.total_ns,
-            max_ns: stat.max_ns,
             stack: symbolize(stacks, *id, symbols),
+            sleeps: stat.totals(),
         })
         .collect();
-    per_stack.sort_by(|a, b| (b.total_ns, b.count, &a.stack).cmp(&(a.total_ns, a.count, &b.stack)));
+    per_stack.sort_by(|a, b| {
+        (b.sleeps.total_ns, b.sleeps.count, &a.stack).cmp(&(
+            a.sleeps.total_ns,
+            a.sleeps.count,
+            &b.stack,
+        ))
+    });
     DState {
-        total_ns: per_stack.iter().map(|s| s.total_ns).sum(),
-        count: per_stack.iter().map(|s| s.count).sum(),
+        total_ns: per_stack.iter().map(|s| s.sleeps.total_ns).sum(),
+        count: per_stack.iter().map(|s| s.sleeps.count).sum(),
         stacks: per_stack,
     }
 }
@@ -234,15 +246,15 @@ pub fn fork_callers(
             ForkCaller {
                 pid: *pid,
                 comm: String::from_utf8_lossy(&s.comm[..comm_len]).into_owned(),
-                count: s.count,
-                total_ns: s.total_ns,
-                max_ns: s.max_ns,
-                histogram_log2_us: s.histogram[..used].to_vec(),
                 rss_kib: rss_kib(*pid),
+                forks: s.forks.totals(),
+                histogram_log2_us: s.histogram[..used].to_vec(),
             }
         })
         .collect();
-    callers.sort_by(|a, b| (b.max_ns, b.count, a.pid).cmp(&(a.max_ns, a.count, b.pid)));
+    callers.sort_by(|a, b| {
+        (b.forks.max_ns, b.forks.count, a.pid).cmp(&(a.forks.max_ns, a.forks.count, b.pid))
+    });
     callers
 }
 
@@ -394,9 +406,11 @@ mod tests {
     fn fork_callers_are_named_trimmed_and_ordered() {
         let stat = |max_ns, comm: &[u8], histogram: &[u64]| {
             let mut raw = RawForkStat {
-                count: histogram.iter().sum(),
-                total_ns: max_ns,
-                max_ns,
+                forks: RawContentionStat {
+                    count: histogram.iter().sum(),
+                    total_ns: max_ns,
+                    max_ns,
+                },
                 histogram: [0; FORK_BUCKETS],
                 comm: [0; 16],
             };
@@ -429,7 +443,7 @@ mod tests {
                 (42, "0123456789abcdef", 0, None),
             ]
         );
-        assert_eq!(callers[0].count, 3);
+        assert_eq!(callers[0].forks.count, 3);
     }
 
     #[test]
@@ -446,7 +460,7 @@ mod tests {
         let order: Vec<(u64, Vec<String>)> = dstate
             .stacks
             .into_iter()
-            .map(|s| (s.total_ns, s.stack))
+            .map(|s| (s.sleeps.total_ns, s.stack))
             .collect();
         assert_eq!(
             order,
