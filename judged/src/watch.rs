@@ -75,8 +75,8 @@ eBPF: the workqueue and lock numbers come from BPF programs on the tracepoints
 workqueue:workqueue_queue_work/execute_start/execute_end, lock:contention_begin/end and
 syscalls:sys_enter_fork/clone/clone3 with sched:sched_process_fork,
 compiled into judged at build time with clang (without clang at build time judged has none).
-They need root. tracefs is mounted at /sys/kernel/tracing if it is not (and unmounted at the
-end). At start judged probes which attach types the kernel allows (tracepoint,
+They need root. tracefs is mounted at /sys/kernel/tracing if it is not (and unmounted once
+the programs are attached). At start judged probes which attach types the kernel allows (tracepoint,
 raw_tracepoint, tp_btf, kprobe, fentry) and prints one line on stderr saying which programs
 run, which attach types work, and why anything does not: \"eBPF unavailable: REASON\" when
 none runs (not root, built without clang, no BPF, a tracepoint record the programs do not
@@ -410,7 +410,7 @@ pub fn execute(args: WatchArgs) -> anyhow::Result<u8> {
         before = after;
         started = ended;
     }
-    // Detach every program (and unmount tracefs if we mounted it) before exiting.
+    // Detach every program before exiting.
     drop(watcher);
     Ok(0)
 }

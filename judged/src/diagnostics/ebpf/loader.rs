@@ -54,9 +54,18 @@ const DSTATE_PROGRAMS: [(&str, &str, &str); 2] = [
     ("sched_wakeup", "sched", "sched_wakeup"),
 ];
 
-/// tracefs where aya and the format checks look; unmounted when dropped if we mounted it.
+/// Held by every judged process while it loads and attaches programs (`judged watch`,
+/// `judged diagnose` and the daemon may start at the same time).
+const TRACEFS_LOCK: &str = "/run/judged-tracefs.lock";
+
+/// tracefs where aya and the format checks look, for as long as programs are being loaded
+/// and attached: they need it only to find each tracepoint's format and id (an attached
+/// program holds its perf event by descriptor), so one that judged mounted is unmounted when
+/// this is dropped, right after attaching. An exclusive lock on [`TRACEFS_LOCK`] is held
+/// meanwhile, so no other judged process unmounts it under us or sees it mounted by us.
 struct Tracefs {
     mounted: bool,
+    _lock: Option<std::fs::File>,
 }
 
 impl Drop for Tracefs {
@@ -74,27 +83,25 @@ fn prerequisites() -> Result<Tracefs, String> {
             "not root (loading BPF programs and reading kernel addresses needs root)".to_owned(),
         );
     }
+    // Without the lock file (a read-only /run) we go on unlocked: one judged at a time works.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(TRACEFS_LOCK)
+        .ok()
+        .filter(|file| file.lock().is_ok());
     Ok(Tracefs {
         mounted: ensure_tracefs()?,
+        _lock: lock,
     })
 }
 
-/// The running programs; dropping it detaches them and unmounts tracefs if we mounted it.
+/// The running programs; dropping it detaches them.
 pub struct Watcher {
     workqueue: Option<Ebpf>,
     lock: Option<Ebpf>,
     fork: Option<Ebpf>,
-    /// Last: fields drop in order, and the programs' tracepoint links hold tracefs event ids.
-    _tracefs: Tracefs,
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        // Programs first, explicitly, before the fields (tracefs) go.
-        self.workqueue.take();
-        self.lock.take();
-        self.fork.take();
-    }
 }
 
 /// An error and its sources on one line, cut short (verifier logs can be long).
@@ -256,7 +263,6 @@ impl Watcher {
             workqueue: None,
             lock: None,
             fork: None,
-            _tracefs: tracefs,
         };
         status.attach_types = probe_attach_types();
         let workqueue = load_tracepoints(WORKQUEUE, &WORKQUEUE_PROGRAMS);
@@ -281,6 +287,8 @@ impl Watcher {
             status.unavailable = Some(format!("no program could run ({})", reasons.join("; ")));
             return (None, status);
         }
+        // Everything is attached: tracefs (if ours) is unmounted as `tracefs` goes.
+        drop(tracefs);
         (Some(watcher), status)
     }
 
@@ -383,8 +391,6 @@ fn drain_stacks(
 /// [`RunTracer::finish`]. Dropping it detaches the programs.
 pub struct RunTracer {
     bpf: Ebpf,
-    /// Last: dropped after the programs.
-    _tracefs: Tracefs,
 }
 
 impl RunTracer {
@@ -403,10 +409,8 @@ impl RunTracer {
             .set(0, directory.as_raw_fd(), 0)
             .map_err(|e| format!("setting the target cgroup: {}", chain(&e)))?;
         attach(&mut bpf, &DSTATE_PROGRAMS)?;
-        Ok(RunTracer {
-            bpf,
-            _tracefs: tracefs,
-        })
+        drop(tracefs);
+        Ok(RunTracer { bpf })
     }
 
     /// The D-state time counted so far, symbolized; the programs are detached.

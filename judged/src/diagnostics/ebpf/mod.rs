@@ -5,7 +5,8 @@
 //! cgroup2 group, filtered in the kernel, read once at the run's end.
 //!
 //! Theory of operation. [`Watcher::start`] makes sure tracefs is mounted (mounting it at
-//! `/sys/kernel/tracing` when it is not, and unmounting it when dropped), probes which attach
+//! `/sys/kernel/tracing` when it is not, and unmounting it once the programs are attached,
+//! all under an exclusive lock that serialises judged processes doing so), probes which attach
 //! types this kernel allows (tracepoint, raw tracepoint, tp_btf, kprobe, fentry: reported, for
 //! `judged doctor`-style answers), then checks each tracepoint's record layout against the
 //! kernel's format file ([`format`]) and loads and attaches the programs (`src/bpf/*.bpf.c`,
@@ -56,7 +57,7 @@ pub struct Status {
     pub attach_types: Vec<Probe>,
     /// Each of judged's programs: `workqueue` and `lock`.
     pub programs: Vec<Probe>,
-    /// Whether judged mounted tracefs (and will unmount it).
+    /// Whether judged mounted tracefs (and unmounted it once the programs were attached).
     pub mounted_tracefs: bool,
 }
 
