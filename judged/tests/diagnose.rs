@@ -259,12 +259,43 @@ fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cach
 
 #[test]
 fn d_state_is_counted_for_the_runs_tasks_only() {
-    // sleep(1) sleeps interruptibly: any D state counted would be someone else's (the
-    // host's, busy with builds, has hundreds of milliseconds of it in 0.3 s).
-    let Some(json) = diagnose(&["--", "/bin/sleep", "0.3"]) else {
+    // While the run sleeps, this test process writes and fsyncs a file outside the run's
+    // cgroup: its waits for the disk are D state with fsync on the stack, and must not be
+    // counted as the run's. (The run's own D state, such as exec faulting in a page of
+    // /bin/sleep that the busy host evicted, is the run's and may be counted.)
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut file = tempfile::tempfile_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+            let started = std::time::Instant::now();
+            let mut syncs = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < std::time::Duration::from_secs(20)
+            {
+                file.write_all(&[7; 64 << 10]).unwrap();
+                file.sync_all().unwrap();
+                syncs += 1;
+            }
+            syncs
+        })
+    };
+    let json = diagnose(&["--", "/bin/sleep", "0.5"]);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let syncs = writer.join().unwrap();
+    let Some(json) = json else {
         return;
     };
-    let (dstate, total_ms) = dstate(&json);
-    // Exec of a binary in page cache may wait a few ms for a page or a lock; nothing more.
-    assert!(total_ms < 50.0, "{dstate:#}");
+    assert!(syncs > 0, "the writer never synced");
+    let (dstate, _) = dstate(&json);
+    let fsync = |frame: &Value| frame.as_str().unwrap().contains("fsync");
+    assert!(
+        !dstate["stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["stack"].as_array().unwrap().iter().any(fsync)),
+        "another process's fsync counted as the run's ({syncs} syncs): {dstate:#}"
+    );
 }

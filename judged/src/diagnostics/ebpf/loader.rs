@@ -54,9 +54,11 @@ const DSTATE_PROGRAMS: [(&str, &str, &str); 2] = [
     ("sched_wakeup", "sched", "sched_wakeup"),
 ];
 
-/// Held by every judged process while it loads and attaches programs (`judged watch`,
-/// `judged diagnose` and the daemon may start at the same time).
-const TRACEFS_LOCK: &str = "/run/judged-tracefs.lock";
+/// Locked by every judged process while it loads and attaches programs (`judged watch`,
+/// `judged diagnose` and the daemon may start at the same time): the directory holding the
+/// tracefs mount point, which is there on every host and leaves no lock file behind (the
+/// mount point itself would not do: before and after the mount it is two directories).
+const TRACEFS_LOCK: &str = "/sys/kernel";
 
 /// tracefs where aya and the format checks look, for as long as programs are being loaded
 /// and attached: they need it only to find each tracepoint's format and id (an attached
@@ -83,14 +85,10 @@ fn prerequisites() -> Result<Tracefs, String> {
             "not root (loading BPF programs and reading kernel addresses needs root)".to_owned(),
         );
     }
-    // Without the lock file (a read-only /run) we go on unlocked: one judged at a time works.
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(TRACEFS_LOCK)
+    // Where it cannot be locked we go on unlocked: one judged at a time works.
+    let lock = std::fs::File::open(TRACEFS_LOCK)
         .ok()
-        .filter(|file| file.lock().is_ok());
+        .filter(|directory| directory.lock().is_ok());
     Ok(Tracefs {
         mounted: ensure_tracefs()?,
         _lock: lock,
