@@ -19,12 +19,13 @@ use runner::report::Report;
 use serde::Serialize;
 
 use crate::diagnostics::ebpf::RunTracer;
-use crate::diagnostics::events::{self, DState};
+use crate::diagnostics::events::{self, DState, RunEvents};
 use crate::diagnostics::host::{self, HostSample, KernelFacts};
 use crate::diagnostics::kallsyms::{base_name, Symbols};
 use crate::diagnostics::kernel::{self, KernelVersion};
 use crate::diagnostics::procfs::{self, Mount, Pressure};
 use crate::diagnostics::run::{self, MemoryActivity, RunSample};
+use crate::diagnostics::taskstats::{self, Delays, ExitListener};
 use crate::diagnostics::thresholds::Thresholds;
 use crate::diagnostics::Finding;
 use crate::sandbox::locate_runguard;
@@ -77,7 +78,12 @@ filtered in the kernel to the run's cgroup2 group); the total and the top stacks
 and the top 3 go into a dstate-io finding's evidence (dstate_ms, dstate_top_stacks). Without
 eBPF the report says why (dstate_unavailable in JSON) and the rest is unchanged.
 
-Not yet: taskstats delays. Workqueue, lock and fork latency are host-wide: judged watch.
+Delays: where delay accounting is on (kernel.task_delayacct=1; judged doctor checks it) the
+block IO, swap-in, reclaim and thrashing delays of the run's tasks, summed from the kernel's
+taskstats exit records (generic netlink), the run's tasks told by the eBPF tracer; without
+either, delays_unavailable in JSON says why.
+
+Workqueue, lock and fork latency are host-wide: judged watch.
 
 Exit status:
   0  no finding
@@ -99,6 +105,11 @@ pub struct Diagnosis {
     /// Why there is no D-state time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dstate_unavailable: Option<String>,
+    /// Delay accounting of the run's tasks, summed from their taskstats exit records.
+    pub delays: Option<Delays>,
+    /// Why there are no delays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delays_unavailable: Option<String>,
     pub findings: Vec<Finding>,
 }
 
@@ -227,6 +238,11 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
     }
 
     let tracer = start_tracer(&parent);
+    let delay_accounting =
+        std::fs::read_to_string("/proc/sys/kernel/task_delayacct").is_ok_and(|v| v.trim() == "1");
+    let exits = std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .map_err(|e| format!("cannot read /sys/devices/system/cpu/possible: {e}"))
+        .and_then(|cpus| ExitListener::start(&cpus));
 
     let scratch = tempfile::tempdir().context("cannot make a scratch directory")?;
     let config = scratch.path().join("runguard.toml");
@@ -270,8 +286,13 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("cannot start `{}'", runguard.display()))?;
     let window = started.elapsed();
     let host_after = HostSample::read(root, mounts.unified.as_deref());
-    let (dstate, dstate_unavailable) = match tracer.and_then(|t| t.finish(&Symbols::read_host())) {
-        Ok(dstate) => (Some(dstate), None),
+    let events = tracer.and_then(|t| t.finish(&Symbols::read_host()));
+    let (delays, delays_unavailable) = match run_delays(exits, &events, delay_accounting) {
+        Ok(delays) => (Some(delays), None),
+        Err(reason) => (None, Some(reason)),
+    };
+    let (dstate, dstate_unavailable) = match events {
+        Ok(events) => (Some(events.dstate), None),
         Err(reason) => (None, Some(reason)),
     };
     anyhow::ensure!(
@@ -317,6 +338,8 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
         window,
         dstate,
         dstate_unavailable,
+        delays,
+        delays_unavailable,
         findings,
     };
     if args.json {
@@ -339,6 +362,24 @@ fn start_tracer(parent: &DiagnoseParent<'_>) -> Result<RunTracer, String> {
     std::fs::create_dir_all(&group)
         .map_err(|e| format!("cannot make cgroup `{}': {e}", group.display()))?;
     RunTracer::start(&group)
+}
+
+/// The run's delays: its tasks' exit records (the tracer knows which tasks were the run's).
+fn run_delays(
+    exits: Result<ExitListener, String>,
+    events: &Result<RunEvents, String>,
+    delay_accounting: bool,
+) -> Result<Delays, String> {
+    if !delay_accounting {
+        return Err(
+            "delay accounting is off (sysctl -w kernel.task_delayacct=1 turns it on)".to_owned(),
+        );
+    }
+    let exits = exits.map_err(|e| format!("no taskstats exit records: {e}"))?;
+    let events = events
+        .as_ref()
+        .map_err(|e| format!("the run's tasks are told by eBPF, which is unavailable: {e}"))?;
+    Ok(taskstats::sum_of(&exits.drain(), &events.exited))
 }
 
 /// Stacks and frames of the D-state time shown in the text report (JSON has them all).
@@ -469,6 +510,24 @@ pub fn show(diagnosis: &Diagnosis) -> String {
             format!("not measured ({})", reason.as_deref().unwrap_or("no eBPF")),
         ),
     }
+    let delay = |ns: u64, count: u64| format!("{} ({count})", ms(Duration::from_nanos(ns)));
+    line(
+        "delays",
+        match (&diagnosis.delays, &diagnosis.delays_unavailable) {
+            (Some(d), _) => format!(
+                "block IO {}, swap-in {}, reclaim {}, thrashing {} over {} tasks (taskstats)",
+                delay(d.blkio_delay_ns, d.blkio_count),
+                delay(d.swapin_delay_ns, d.swapin_count),
+                delay(d.freepages_delay_ns, d.freepages_count),
+                delay(d.thrashing_delay_ns, d.thrashing_count),
+                d.tasks
+            ),
+            (None, reason) => format!(
+                "not measured ({})",
+                reason.as_deref().unwrap_or("no taskstats")
+            ),
+        },
+    );
     if diagnosis.findings.is_empty() {
         out.push_str("findings      none\n");
     }

@@ -12,10 +12,23 @@ use serde_json::Value;
 mod common;
 use common::{is_root, reproducer, runguard, skip};
 
+/// Whether this process may run diagnose (root); a printed skip otherwise.
+fn can_diagnose() -> bool {
+    let root = is_root();
+    if !root {
+        skip("diagnose needs root (runguard switches users and makes cgroups)");
+    }
+    root
+}
+
+/// The reproducer `testdata/kernel/NAME.c` built, where diagnose can run it.
+fn root_reproducer(name: &str) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    can_diagnose().then(|| reproducer(name, &[]))
+}
+
 /// `judged diagnose --json ARGS`, or `None` after a printed skip.
 fn diagnose(args: &[&str]) -> Option<Value> {
-    if !is_root() {
-        skip("diagnose needs root (runguard switches users and makes cgroups)");
+    if !can_diagnose() {
         return None;
     }
     let runguard = runguard();
@@ -152,11 +165,9 @@ fn two_busy_tasks_on_one_cpu_wait_for_each_other_without_a_finding_for_it() {
 
 #[test]
 fn fibtest_under_a_cpu_quota_is_found_throttled_not_delayed_by_others() {
-    if !is_root() {
-        skip("diagnose needs root (runguard switches users and makes cgroups)");
+    let Some((_dir, fibtest)) = root_reproducer("fibtest") else {
         return;
-    }
-    let (_dir, fibtest) = reproducer("fibtest", &[]);
+    };
     let Some(json) = diagnose(&["--cpu-quota", "0.5", "--", fibtest.to_str().unwrap(), "1"]) else {
         return;
     };
@@ -195,22 +206,23 @@ fn fibtest_under_a_cpu_quota_is_found_throttled_not_delayed_by_others() {
     }
 }
 
-#[test]
-fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cache() {
-    if !is_root() {
-        skip("diagnose needs root (runguard switches users and makes cgroups)");
-        return;
-    }
-    let (_dir, thrash) = reproducer("thrash", &[]);
-    // 32 MiB held of a 64 MiB limit leaves ~30 MiB for the binary's 64 MiB of data.
-    let Some(json) = diagnose(&[
+/// `testdata/kernel/thrash.c` for a second under a 64 MiB limit: 32 MiB held of it leaves
+/// ~30 MiB for the binary's 64 MiB of data.
+fn diagnose_thrash() -> Option<Value> {
+    let (_dir, thrash) = root_reproducer("thrash")?;
+    diagnose(&[
         "--memsize",
         "65536",
         "--",
         thrash.to_str().unwrap(),
         "1",
         "32",
-    ]) else {
+    ])
+}
+
+#[test]
+fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cache() {
+    let Some(json) = diagnose_thrash() else {
         return;
     };
     assert_eq!(json["report"]["termination"]["exited"], 0, "{json:#}");
@@ -298,4 +310,44 @@ fn d_state_is_counted_for_the_runs_tasks_only() {
             .any(|s| s["stack"].as_array().unwrap().iter().any(fsync)),
         "another process's fsync counted as the run's ({syncs} syncs): {dstate:#}"
     );
+}
+
+/// `kernel.task_delayacct` turned on, and back to what it was when dropped.
+struct DelayAccounting(String);
+
+const TASK_DELAYACCT: &str = "/proc/sys/kernel/task_delayacct";
+
+impl DelayAccounting {
+    fn on() -> DelayAccounting {
+        let was = std::fs::read_to_string(TASK_DELAYACCT).expect("a kernel with delay accounting");
+        std::fs::write(TASK_DELAYACCT, "1").unwrap();
+        DelayAccounting(was)
+    }
+}
+
+impl Drop for DelayAccounting {
+    fn drop(&mut self) {
+        std::fs::write(TASK_DELAYACCT, self.0.trim()).unwrap();
+    }
+}
+
+#[test]
+fn an_io_bound_run_has_block_io_delays_where_delay_accounting_is_on() {
+    let json = {
+        let _on = DelayAccounting::on();
+        diagnose_thrash()
+    };
+    let Some(json) = json else {
+        return;
+    };
+    let delays = &json["delays"];
+    assert!(
+        delays.is_object(),
+        "no delays: {}",
+        json["delays_unavailable"]
+    );
+    eprintln!("delays: {delays}");
+    assert!(delays["tasks"].as_u64().unwrap() >= 1, "{delays}");
+    // Faulting its evicted pages back in from the disk, the run waits for block IO.
+    assert!(delays["blkio_delay_ns"].as_u64().unwrap() > 0, "{delays}");
 }

@@ -8,7 +8,9 @@
  * tracepoint programs may not call it.) sched_switch fires in the task switched out: when it leaves in D state,
  * its thread id gets the time and the kernel stack it sleeps on (a stack trace map id).
  * sched_wakeup fires in whoever wakes it: the sleep's length is added to the totals of that
- * stack. Userspace reads the totals and the stacks once, after the run. */
+ * stack. sched_process_exit records the id of each of the run's tasks as it exits, so that
+ * userspace can tell the run's taskstats exit records from the host's. Userspace reads the
+ * totals, the stacks and the exited tasks once, after the run. */
 #include "tracepoints.h"
 #include <bpf/bpf_helpers.h>
 #include "stats.h"
@@ -42,6 +44,25 @@ struct {
 	__type(key, __s64);
 	__type(value, struct wait_stat);
 } dstate SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32);
+	__type(value, __u8);
+} exited SEC(".maps");
+
+SEC("tracepoint/sched/sched_process_exit")
+int sched_process_exit(void *args)
+{
+	/* Fires in the exiting task, before it leaves its cgroup. */
+	if (bpf_current_task_under_cgroup(&target, 0) != 1)
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u8 yes = 1;
+	bpf_map_update_elem(&exited, &tid, &yes, BPF_ANY);
+	return 0;
+}
 
 SEC("tracepoint/sched/sched_switch")
 int sched_switch(struct sched_switch_args *args)

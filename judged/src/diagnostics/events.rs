@@ -107,6 +107,14 @@ pub struct DState {
     pub stacks: Vec<DStateStack>,
 }
 
+/// What the eBPF tracer of one run saw: its D-state time, and the ids of its tasks that
+/// exited (to pick the run's taskstats exit records out of the host's).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunEvents {
+    pub dstate: DState,
+    pub exited: std::collections::HashSet<u32>,
+}
+
 /// D-state stacks shown in a `dstate-io` finding's evidence.
 pub const DSTATE_STACKS_SHOWN: usize = 3;
 

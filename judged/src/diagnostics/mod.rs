@@ -13,6 +13,7 @@ pub mod kallsyms;
 pub mod kernel;
 pub mod procfs;
 pub mod run;
+pub mod taskstats;
 pub mod thresholds;
 
 use serde::{Deserialize, Serialize};

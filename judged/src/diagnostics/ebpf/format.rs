@@ -8,7 +8,7 @@ pub type Field = (&'static str, usize, usize);
 
 /// Every tracepoint the programs read, with the fields they read (keep in sync with
 /// `src/bpf/tracepoints.h`).
-pub const FORMATS: [(&str, &str, &[Field]); 11] = [
+pub const FORMATS: [(&str, &str, &[Field]); 12] = [
     (
         "workqueue",
         "workqueue_queue_work",
@@ -41,6 +41,7 @@ pub const FORMATS: [(&str, &str, &[Field]); 11] = [
     ("sched", "sched_process_fork", &[]),
     ("sched", "sched_switch", &[("prev_state", 32, 8)]),
     ("sched", "sched_wakeup", &[("pid", 24, 4)]),
+    ("sched", "sched_process_exit", &[]),
 ];
 
 /// `(name, offset, size)` of each field of a format file

@@ -10,7 +10,7 @@ use aya::{include_bytes_aligned, Btf, Ebpf};
 use super::format::check_tracepoint;
 use super::raw::{self, RawContentionKey, RawContentionStat, RawForkStat, RawWorkStat};
 use super::{Probe, Status, LOCK_WAITS_KEPT};
-use crate::diagnostics::events::{DState, EventWindow};
+use crate::diagnostics::events::{EventWindow, RunEvents};
 use crate::diagnostics::kallsyms::Symbols;
 use crate::diagnostics::procfs;
 
@@ -49,9 +49,10 @@ const FORK_PROGRAMS: [(&str, &str, &str); 4] = [
     ("sched_process_fork", "sched", "sched_process_fork"),
 ];
 
-const DSTATE_PROGRAMS: [(&str, &str, &str); 2] = [
+const DSTATE_PROGRAMS: [(&str, &str, &str); 3] = [
     ("sched_switch", "sched", "sched_switch"),
     ("sched_wakeup", "sched", "sched_wakeup"),
+    ("sched_process_exit", "sched", "sched_process_exit"),
 ];
 
 /// Locked by every judged process while it loads and attaches programs (`judged watch`,
@@ -385,8 +386,8 @@ fn drain_stacks(
     Ok(stacks)
 }
 
-/// D-state time of one run's tasks per kernel stack (`dstate.bpf.c`), from start to
-/// [`RunTracer::finish`]. Dropping it detaches the programs.
+/// D-state time of one run's tasks per kernel stack (`dstate.bpf.c`), and which of them
+/// exited, from start to [`RunTracer::finish`]. Dropping it detaches the programs.
 pub struct RunTracer {
     bpf: Ebpf,
 }
@@ -411,12 +412,17 @@ impl RunTracer {
         Ok(RunTracer { bpf })
     }
 
-    /// The D-state time counted so far, symbolized; the programs are detached.
-    pub fn finish(mut self, symbols: &Symbols) -> Result<DState, String> {
+    /// The D-state time counted so far, symbolized, and the tasks that exited; the programs
+    /// are detached.
+    pub fn finish(mut self, symbols: &Symbols) -> Result<RunEvents, String> {
         let raw: Vec<(i64, RawContentionStat)> =
             drain_hash(&mut self.bpf, "dstate").map_err(|e| chain(&e))?;
         let stacks =
             drain_stacks(&mut self.bpf, raw.iter().map(|(id, _)| *id)).map_err(|e| chain(&e))?;
-        Ok(raw::dstate(&raw, &stacks, symbols))
+        let exited: Vec<(u32, u8)> = drain_hash(&mut self.bpf, "exited").map_err(|e| chain(&e))?;
+        Ok(RunEvents {
+            dstate: raw::dstate(&raw, &stacks, symbols),
+            exited: exited.into_iter().map(|(tid, _)| tid).collect(),
+        })
     }
 }

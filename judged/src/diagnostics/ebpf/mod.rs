@@ -88,7 +88,7 @@ impl Status {
 #[cfg(judged_no_bpf)]
 mod loader {
     use super::Status;
-    use crate::diagnostics::events::{DState, EventWindow};
+    use crate::diagnostics::events::{EventWindow, RunEvents};
     use crate::diagnostics::kallsyms::Symbols;
 
     /// Built without clang: nothing to load.
@@ -127,7 +127,7 @@ mod loader {
             ))
         }
 
-        pub fn finish(self, _symbols: &Symbols) -> Result<DState, String> {
+        pub fn finish(self, _symbols: &Symbols) -> Result<RunEvents, String> {
             match self {}
         }
     }
