@@ -12,6 +12,16 @@ use serde_json::Value;
 mod common;
 use common::{is_root, reproducer, runguard, skip};
 
+/// Held by the tests that load the disk (thrash's page faults, the fsync writer) and by the
+/// one asserting a run undisturbed: run at once, the others' IO makes `/bin/true` wait for
+/// its own pages, a real `dstate-io` that is not the one being tested.
+static DISK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn disk_turn() -> std::sync::MutexGuard<'static, ()> {
+    DISK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Whether this process may run diagnose (root); a printed skip otherwise.
 fn can_diagnose() -> bool {
     let root = is_root();
@@ -104,6 +114,7 @@ fn assert_cgroups_removed(pid: u32) {
 
 #[test]
 fn true_gives_no_finding_about_the_run() {
+    let _disk = disk_turn();
     let Some(json) = diagnose(&["--", "/bin/true"]) else {
         return;
     };
@@ -222,6 +233,7 @@ fn diagnose_thrash() -> Option<Value> {
 
 #[test]
 fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cache() {
+    let _disk = disk_turn();
     let Some(json) = diagnose_thrash() else {
         return;
     };
@@ -271,6 +283,7 @@ fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cach
 
 #[test]
 fn d_state_is_counted_for_the_runs_tasks_only() {
+    let _disk = disk_turn();
     // While the run sleeps, this test process writes and fsyncs a file outside the run's
     // cgroup: its waits for the disk are D state with fsync on the stack, and must not be
     // counted as the run's. (The run's own D state, such as exec faulting in a page of
@@ -333,6 +346,7 @@ impl Drop for DelayAccounting {
 
 #[test]
 fn an_io_bound_run_has_block_io_delays_where_delay_accounting_is_on() {
+    let _disk = disk_turn();
     let json = {
         let _on = DelayAccounting::on();
         diagnose_thrash()
