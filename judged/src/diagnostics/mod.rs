@@ -4,7 +4,8 @@
 //! functions of plain numbers ([`run::classify`], [`host::classify`]) against thresholds that
 //! are data ([`thresholds`], `profiles/diagnostics.toml`). The eBPF watcher ([`ebpf`]) measures
 //! workqueue latency, lock contention and fork latency per window; [`events::classify`] turns a window into
-//! findings. D-state stacks are not here yet.
+//! findings. [`ebpf::RunTracer`] measures one run's D-state time per kernel stack
+//! ([`events::explain_dstate`] puts it into `dstate-io`), and [`taskstats`] its tasks' delays.
 
 pub mod ebpf;
 pub mod events;

@@ -1,5 +1,6 @@
-//! The eBPF watcher: workqueue item latency per work function and kernel lock contention with
-//! the waiting caller's stack, read and reset once per window.
+//! The eBPF watcher: workqueue item latency per work function, kernel lock contention with
+//! the waiting caller's stack and fork latency per forking process, read and reset once per
+//! window.
 //!
 //! [`RunTracer`] does the same for one run: D-state time per kernel stack of the tasks in one
 //! cgroup2 group, filtered in the kernel, read once at the run's end.
@@ -55,7 +56,7 @@ pub struct Status {
     pub unavailable: Option<String>,
     /// Which attach types this kernel allows.
     pub attach_types: Vec<Probe>,
-    /// Each of judged's programs: `workqueue` and `lock`.
+    /// Each of the watcher's programs: `workqueue`, `lock` and `fork`.
     pub programs: Vec<Probe>,
     /// Whether judged mounted tracefs (and unmounted it once the programs were attached).
     pub mounted_tracefs: bool,
