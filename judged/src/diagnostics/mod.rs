@@ -3,8 +3,8 @@
 //! Measurements come from procfs and cgroupfs ([`procfs`], [`host`]); the decisions are pure
 //! functions of plain numbers ([`run::classify`], [`host::classify`]) against thresholds that
 //! are data ([`thresholds`], `profiles/diagnostics.toml`). The eBPF watcher ([`ebpf`]) measures
-//! workqueue latency, lock contention and fork latency per window; [`events::classify`] turns a window into
-//! findings. [`ebpf::RunTracer`] measures one run's D-state time per kernel stack
+//! workqueue latency, lock contention and fork latency per window; [`events::classify`] turns
+//! a window into findings. [`ebpf::RunTracer`] measures one run's D-state time per kernel stack
 //! ([`events::explain_dstate`] puts it into `dstate-io`), and [`taskstats`] its tasks' delays.
 
 pub mod ebpf;
