@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PROGRAMS: [&str; 3] = ["workqueue", "lock", "probe"];
+const PROGRAMS: [&str; 5] = ["workqueue", "lock", "fork", "dstate", "probe"];
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(judged_no_bpf)");

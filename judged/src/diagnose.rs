@@ -1,10 +1,12 @@
-//! `judged diagnose -- COMMAND`: one run through `runguard` with every per-run diagnostic
-//! that needs no eBPF, then its report and findings.
+//! `judged diagnose -- COMMAND`: one run through `runguard` with every per-run diagnostic,
+//! then its report and findings.
 //!
 //! judged never forks a run itself: runguard does, under a cgroup parent of our own
 //! (`judged/diagnose-<pid>` in every hierarchy). A parent's PSI and memory statistics include
 //! its removed children, so after runguard has removed the run's cgroups the parent still
-//! holds the run's stalls and refaults; we read them, then remove the parent.
+//! holds the run's stalls and refaults; we read them, then remove the parent. We make the
+//! parent's cgroup2 directory ourselves before the run, so that the eBPF D-state tracer
+//! ([`RunTracer`]) can be pointed at it: it counts the tasks below it, in the kernel.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,10 +18,14 @@ use clap::Args;
 use runner::report::Report;
 use serde::Serialize;
 
+use crate::diagnostics::ebpf::RunTracer;
+use crate::diagnostics::events::{self, DState, RunEvents};
 use crate::diagnostics::host::{self, HostSample, KernelFacts};
+use crate::diagnostics::kallsyms::{base_name, Symbols};
 use crate::diagnostics::kernel::{self, KernelVersion};
 use crate::diagnostics::procfs::{self, Mount, Pressure};
 use crate::diagnostics::run::{self, MemoryActivity, RunSample};
+use crate::diagnostics::taskstats::{self, Delays, ExitListener};
 use crate::diagnostics::thresholds::Thresholds;
 use crate::diagnostics::Finding;
 use crate::sandbox::locate_runguard;
@@ -66,7 +72,18 @@ ipc-ns-teardown, dying-cgroups, host-pressure), the cause, the evidence and the 
 --cpu-quota CPUS runs COMMAND under a CFS bandwidth limit (CPUS of CPU time per 100 ms), as
 a container with a CPU limit would; runguard refuses a value it cannot set, naming it.
 
-Not yet: D-state stacks, workqueue and lock latency (eBPF), taskstats delays.
+D state: with eBPF (root, a cgroup2 mount, judged built with clang) the time the run's tasks
+slept uninterruptibly is summed per kernel stack (sched:sched_switch and sched:sched_wakeup,
+filtered in the kernel to the run's cgroup2 group); the total and the top stacks are shown,
+and the top 3 go into a dstate-io finding's evidence (dstate_ms, dstate_top_stacks). Without
+eBPF the report says why (dstate_unavailable in JSON) and the rest is unchanged.
+
+Delays: where delay accounting is on (kernel.task_delayacct=1; judged doctor checks it) the
+block IO, swap-in, reclaim and thrashing delays of the run's tasks, summed from the kernel's
+taskstats exit records (generic netlink), the run's tasks told by the eBPF tracer; without
+either, delays_unavailable in JSON says why.
+
+Workqueue, lock and fork latency are host-wide: judged watch.
 
 Exit status:
   0  no finding
@@ -83,6 +100,16 @@ pub struct Diagnosis {
     pub host_after: HostSample,
     #[serde(with = "runner::report::seconds")]
     pub window: Duration,
+    /// D-state time of the run's tasks per kernel stack (eBPF); `None` without it.
+    pub dstate: Option<DState>,
+    /// Why there is no D-state time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dstate_unavailable: Option<String>,
+    /// Delay accounting of the run's tasks, summed from their taskstats exit records.
+    pub delays: Option<Delays>,
+    /// Why there are no delays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delays_unavailable: Option<String>,
     pub findings: Vec<Finding>,
 }
 
@@ -210,6 +237,13 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
         );
     }
 
+    let tracer = start_tracer(&parent);
+    let delay_accounting =
+        std::fs::read_to_string("/proc/sys/kernel/task_delayacct").is_ok_and(|v| v.trim() == "1");
+    let exits = std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .map_err(|e| format!("cannot read /sys/devices/system/cpu/possible: {e}"))
+        .and_then(|cpus| ExitListener::start(&cpus));
+
     let scratch = tempfile::tempdir().context("cannot make a scratch directory")?;
     let config = scratch.path().join("runguard.toml");
     // runguard accepts only configured run users; this run's user is the one we resolved.
@@ -252,6 +286,15 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("cannot start `{}'", runguard.display()))?;
     let window = started.elapsed();
     let host_after = HostSample::read(root, mounts.unified.as_deref());
+    let events = tracer.and_then(|t| t.finish(&Symbols::read_host()));
+    let (delays, delays_unavailable) = match run_delays(exits, &events, delay_accounting) {
+        Ok(delays) => (Some(delays), None),
+        Err(reason) => (None, Some(reason)),
+    };
+    let (dstate, dstate_unavailable) = match events {
+        Ok(events) => (Some(events.dstate), None),
+        Err(reason) => (None, Some(reason)),
+    };
     anyhow::ensure!(
         output.status.code().is_some_and(|code| code != 255),
         "runguard failed ({}): {}",
@@ -275,6 +318,9 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
     };
     drop(parent);
     let mut findings = run::classify(&sample, &thresholds.run);
+    if let Some(dstate) = &dstate {
+        events::explain_dstate(&mut findings, dstate);
+    }
     findings.extend(host::classify(
         &host_before,
         &host_after,
@@ -290,6 +336,10 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
         host_before,
         host_after,
         window,
+        dstate,
+        dstate_unavailable,
+        delays,
+        delays_unavailable,
         findings,
     };
     if args.json {
@@ -298,6 +348,50 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
         print!("{}", show(&diagnosis));
     }
     Ok(u8::from(!diagnosis.findings.is_empty()))
+}
+
+/// The D-state tracer on the parent's cgroup2 group, which it makes for the purpose (runguard
+/// makes the run's groups below it); why not, when it cannot run.
+fn start_tracer(parent: &DiagnoseParent<'_>) -> Result<RunTracer, String> {
+    let unified = parent
+        .mounts
+        .unified
+        .as_ref()
+        .ok_or("no cgroup2 mount to filter the run's tasks by")?;
+    let group = parent.dir_in(unified);
+    std::fs::create_dir_all(&group)
+        .map_err(|e| format!("cannot make cgroup `{}': {e}", group.display()))?;
+    RunTracer::start(&group)
+}
+
+/// The run's delays: its tasks' exit records (the tracer knows which tasks were the run's).
+fn run_delays(
+    exits: Result<ExitListener, String>,
+    events: &Result<RunEvents, String>,
+    delay_accounting: bool,
+) -> Result<Delays, String> {
+    if !delay_accounting {
+        return Err(
+            "delay accounting is off (sysctl -w kernel.task_delayacct=1 turns it on)".to_owned(),
+        );
+    }
+    let exits = exits.map_err(|e| format!("no taskstats exit records: {e}"))?;
+    let events = events
+        .as_ref()
+        .map_err(|e| format!("the run's tasks are told by eBPF, which is unavailable: {e}"))?;
+    Ok(taskstats::sum_of(&exits.drain(), &events.exited))
+}
+
+/// Stacks and frames of the D-state time shown in the text report (JSON has them all).
+const DSTATE_STACKS_SHOWN: usize = 3;
+const DSTATE_FRAMES_SHOWN: usize = 6;
+
+/// The frames that say what a task in D state waited for: the scheduler's own come first.
+fn waiting_frames(stack: &[String]) -> impl Iterator<Item = &String> {
+    stack
+        .iter()
+        .skip_while(|f| matches!(base_name(f), "__schedule" | "schedule"))
+        .take(DSTATE_FRAMES_SHOWN)
 }
 
 fn ms(duration: Duration) -> String {
@@ -386,6 +480,53 @@ pub fn show(diagnosis: &Diagnosis) -> String {
                 format!("{b} → {a}")
             }),
         ),
+    );
+    match (&diagnosis.dstate, &diagnosis.dstate_unavailable) {
+        (Some(dstate), _) => {
+            let by_stack = if dstate.stacks.is_empty() {
+                ""
+            } else {
+                ", by stack:"
+            };
+            line(
+                "D state",
+                format!(
+                    "{} in {} sleeps{by_stack}",
+                    ms(Duration::from_nanos(dstate.total_ns)),
+                    dstate.count
+                ),
+            );
+            for stack in dstate.stacks.iter().take(DSTATE_STACKS_SHOWN) {
+                let frames: Vec<&str> = waiting_frames(&stack.stack).map(String::as_str).collect();
+                let took = ms(Duration::from_nanos(stack.sleeps.total_ns));
+                line(
+                    "",
+                    format!("  {took} in {}: {}", stack.sleeps.count, frames.join(" < ")),
+                );
+            }
+        }
+        (None, reason) => line(
+            "D state",
+            format!("not measured ({})", reason.as_deref().unwrap_or("no eBPF")),
+        ),
+    }
+    let delay = |ns: u64, count: u64| format!("{} ({count})", ms(Duration::from_nanos(ns)));
+    line(
+        "delays",
+        match (&diagnosis.delays, &diagnosis.delays_unavailable) {
+            (Some(d), _) => format!(
+                "block IO {}, swap-in {}, reclaim {}, thrashing {} over {} tasks (taskstats)",
+                delay(d.blkio_delay_ns, d.blkio_count),
+                delay(d.swapin_delay_ns, d.swapin_count),
+                delay(d.freepages_delay_ns, d.freepages_count),
+                delay(d.thrashing_delay_ns, d.thrashing_count),
+                d.tasks
+            ),
+            (None, reason) => format!(
+                "not measured ({})",
+                reason.as_deref().unwrap_or("no taskstats")
+            ),
+        },
     );
     if diagnosis.findings.is_empty() {
         out.push_str("findings      none\n");

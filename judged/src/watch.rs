@@ -1,5 +1,6 @@
 //! `judged watch`: the host watcher on its own. Every interval it reads what the eBPF programs
-//! counted (workqueue latency per work function, lock contention with stacks), the host's
+//! counted (workqueue latency per work function, lock contention with stacks, fork latency per
+//! forking process with its resident set), the host's
 //! readings without eBPF (dying cgroups, IPC namespace backlog, PSI), and prints them with the
 //! window's findings. Without eBPF it says why once and prints the rest.
 
@@ -27,6 +28,7 @@ use crate::diagnostics::{Finding, Kind};
 /// Work functions and lock waits shown per window in the text output.
 const TOP_FUNCTIONS: usize = 10;
 const TOP_LOCKS: usize = 5;
+const TOP_FORKERS: usize = 5;
 /// Frames shown per lock wait in the text output (JSON has them all).
 const FRAMES_SHOWN: usize = 8;
 
@@ -54,10 +56,13 @@ Watches this host and prints, every interval, what may disturb the timing of run
               mean and longest wait for a worker (queue latency), time executing
   locks       kernel lock contention: total and longest wait per lock and waiting call
               stack, the stack symbolized from /proc/kallsyms
+  forks       fork/clone calls that copy the caller's address space (not threads, vfork,
+              posix_spawn) per calling process: count, mean and longest time from the
+              syscall to the child copied, a log2 histogram, the caller's resident set
   host        removed cgroups not yet freed (cgroup2 nr_dying_descendants), IPC namespaces
               alive or waiting to be freed (mqueue inode slab), host PSI \"some\" stall in
               the window
-  findings    ipc-ns-teardown, cgroup-lock-contention, workqueue-latency (from the eBPF
+  findings    ipc-ns-teardown, cgroup-lock-contention, workqueue-latency, slow-fork (from the eBPF
               counts), dying-cgroups, host-pressure (from the host readings); thresholds
               from profiles/diagnostics.toml [host] or --thresholds FILE
 
@@ -67,10 +72,11 @@ Examples:
   sudo judged watch --json | jq .findings
 
 eBPF: the workqueue and lock numbers come from BPF programs on the tracepoints
-workqueue:workqueue_queue_work/execute_start/execute_end and lock:contention_begin/end,
+workqueue:workqueue_queue_work/execute_start/execute_end, lock:contention_begin/end and
+syscalls:sys_enter_fork/clone/clone3 with sched:sched_process_fork,
 compiled into judged at build time with clang (without clang at build time judged has none).
-They need root. tracefs is mounted at /sys/kernel/tracing if it is not (and unmounted at the
-end). At start judged probes which attach types the kernel allows (tracepoint,
+They need root. tracefs is mounted at /sys/kernel/tracing if it is not (and unmounted once
+the programs are attached). At start judged probes which attach types the kernel allows (tracepoint,
 raw_tracepoint, tp_btf, kprobe, fentry) and prints one line on stderr saying which programs
 run, which attach types work, and why anything does not: \"eBPF unavailable: REASON\" when
 none runs (not root, built without clang, no BPF, a tracepoint record the programs do not
@@ -81,6 +87,8 @@ Output: a text report per window, or with --json one object per line: window_s, 
 status above), workqueue[] (function, count, latency_count, latency_total_ns, latency_max_ns,
 exec_count, exec_total_ns, exec_max_ns; largest total latency first; null without eBPF),
 locks[] (lock, kind, count, total_ns, max_ns, stack[]; largest total first, at most 50),
+forks[] (pid, comm, count, total_ns, max_ns, histogram_log2_us[] (entry i: forks of 2^i to
+2^(i+1) us), rss_kib at the window's end or null if it exited; longest fork first),
 host (dying_cgroups, mqueue_inodes, pressure_some_ms {cpu, io, memory} in the window) and
 findings[] (kind, summary, evidence, remedy).
 
@@ -95,6 +103,7 @@ pub struct WindowReport<'a> {
     pub ebpf: &'a Status,
     pub workqueue: Option<Vec<events::WorkFunction>>,
     pub locks: Option<Vec<events::LockWait>>,
+    pub forks: Option<Vec<events::ForkCaller>>,
     pub host: HostReport,
     pub findings: Vec<Finding>,
 }
@@ -191,13 +200,12 @@ pub fn render(report: &WindowReport<'_>) -> String {
             }
         }
     }
-    match &report.locks {
-        None => {}
-        Some(locks) if locks.is_empty() => {
-            let _ = writeln!(out, "lock contention: none");
-        }
-        Some(locks) => {
-            let _ = writeln!(out, "lock contention, by total wait:");
+    section(
+        &mut out,
+        report.locks.as_deref(),
+        "lock contention",
+        "by total wait",
+        |out, locks| {
             for wait in locks.iter().take(TOP_LOCKS) {
                 let _ = writeln!(
                     out,
@@ -215,8 +223,36 @@ pub fn render(report: &WindowReport<'_>) -> String {
                     let _ = writeln!(out, "      ...");
                 }
             }
-        }
-    }
+        },
+    );
+    section(
+        &mut out,
+        report.forks.as_deref(),
+        "forks",
+        "by longest fork",
+        |out, forks| {
+            let _ = writeln!(
+                out,
+                "  {:<8} {:<16} {:>7} {:>9} {:>9} {:>10}",
+                "PID", "COMM", "FORKS", "MEAN ms", "MAX ms", "RSS MiB"
+            );
+            for f in forks.iter().take(TOP_FORKERS) {
+                let rss = f
+                    .rss_kib
+                    .map_or_else(|| "exited".to_owned(), |kib| format!("{}", kib / 1024));
+                let _ = writeln!(
+                    out,
+                    "  {:<8} {:<16} {:>7} {:>9.3} {:>9.3} {:>10}",
+                    f.pid,
+                    f.comm,
+                    f.forks.count,
+                    ns_ms(f.forks.mean_ns()),
+                    ns_ms(f.forks.max_ns),
+                    rss
+                );
+            }
+        },
+    );
     let show = |value: Option<u64>| value.map_or_else(|| "?".to_owned(), |v| v.to_string());
     let _ = write!(
         out,
@@ -244,6 +280,27 @@ pub fn render(report: &WindowReport<'_>) -> String {
         }
     }
     out
+}
+
+/// One section of the text report: nothing where its program does not run, `NAME: none`
+/// when it counted nothing, else `NAME, ORDER:` and what `entries` writes.
+fn section<T>(
+    out: &mut String,
+    items: Option<&[T]>,
+    name: &str,
+    order: &str,
+    entries: impl Fn(&mut String, &[T]),
+) {
+    match items {
+        None => {}
+        Some([]) => {
+            let _ = writeln!(out, "{name}: none");
+        }
+        Some(items) => {
+            let _ = writeln!(out, "{name}, {order}:");
+            entries(out, items);
+        }
+    }
 }
 
 /// Block SIGINT and SIGTERM and receive them on a descriptor instead: the watch loop waits on
@@ -341,6 +398,7 @@ pub fn execute(args: WatchArgs) -> anyhow::Result<u8> {
             findings: findings(&events_window, &before, &after, window, kernel, &thresholds),
             workqueue: events_window.workqueue,
             locks: events_window.locks,
+            forks: events_window.forks,
             host: HostReport::of(&before, &after),
         };
         if args.json {
@@ -352,7 +410,7 @@ pub fn execute(args: WatchArgs) -> anyhow::Result<u8> {
         before = after;
         started = ended;
     }
-    // Detach every program (and unmount tracefs if we mounted it) before exiting.
+    // Detach every program before exiting.
     drop(watcher);
     Ok(0)
 }
@@ -390,6 +448,17 @@ mod tests {
                     "cgroup_mkdir+0x2e".to_owned(),
                 ],
             }]),
+            forks: Some(vec![events::ForkCaller {
+                pid: 4242,
+                comm: "forkstorm".to_owned(),
+                rss_kib: Some(3_145_728),
+                forks: events::Totals {
+                    count: 9,
+                    total_ns: 1_062_000_000,
+                    max_ns: 194_370_000,
+                },
+                histogram_log2_us: vec![],
+            }]),
             host: HostReport {
                 dying_cgroups: Some(3),
                 mqueue_inodes: None,
@@ -405,6 +474,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("      cgroup_mkdir+0x2e"), "{text}");
+        assert!(
+            text.contains("4242     forkstorm              9   118.000   194.370       3072"),
+            "{text}"
+        );
         assert!(
             text.contains("host: 3 dying cgroups, ? mqueue inodes"),
             "{text}"
@@ -447,6 +520,7 @@ mod tests {
                 ..WorkFunction::default()
             }]),
             locks: None,
+            forks: None,
         };
         let kinds = |events: &EventWindow| {
             findings(

@@ -5,19 +5,40 @@
 //! The host may be busy (other builds, other tests), so the tests assert only what is
 //! physically true of the run whatever the load: findings about the host may appear.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
 mod common;
-use common::{is_root, runguard, skip};
+use common::{is_root, reproducer, runguard, skip};
+
+/// Held by the tests that load the disk (thrash's page faults, the fsync writer) and by the
+/// one asserting a run undisturbed: run at once, the others' IO makes `/bin/true` wait for
+/// its own pages, a real `dstate-io` that is not the one being tested.
+static DISK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn disk_turn() -> std::sync::MutexGuard<'static, ()> {
+    DISK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether this process may run diagnose (root); a printed skip otherwise.
+fn can_diagnose() -> bool {
+    let root = is_root();
+    if !root {
+        skip("diagnose needs root (runguard switches users and makes cgroups)");
+    }
+    root
+}
+
+/// The reproducer `testdata/kernel/NAME.c` built, where diagnose can run it.
+fn root_reproducer(name: &str) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    can_diagnose().then(|| reproducer(name, &[]))
+}
 
 /// `judged diagnose --json ARGS`, or `None` after a printed skip.
 fn diagnose(args: &[&str]) -> Option<Value> {
-    if !is_root() {
-        skip("diagnose needs root (runguard switches users and makes cgroups)");
+    if !can_diagnose() {
         return None;
     }
     let runguard = runguard();
@@ -72,6 +93,17 @@ fn kinds(json: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The run's D-state time (eBPF) and its total in milliseconds; it must have been measured.
+fn dstate(json: &Value) -> (&Value, f64) {
+    let dstate = &json["dstate"];
+    assert!(
+        dstate.is_object(),
+        "no D-state time: {}",
+        json["dstate_unavailable"]
+    );
+    (dstate, dstate["total_ns"].as_f64().unwrap() / 1e6)
+}
+
 /// The cgroup parent of the `judged` process `pid` is gone from every hierarchy.
 fn assert_cgroups_removed(pid: u32) {
     for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
@@ -82,6 +114,7 @@ fn assert_cgroups_removed(pid: u32) {
 
 #[test]
 fn true_gives_no_finding_about_the_run() {
+    let _disk = disk_turn();
     let Some(json) = diagnose(&["--", "/bin/true"]) else {
         return;
     };
@@ -141,42 +174,11 @@ fn two_busy_tasks_on_one_cpu_wait_for_each_other_without_a_finding_for_it() {
     }
 }
 
-/// `testdata/kernel/NAME.c` built with gcc into a directory the run user can read (the
-/// reproducers of kernel trouble: see testdata/kernel/README.md).
-fn reproducer(name: &str, extra_flags: &[&str]) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::Builder::new()
-        .prefix("judged-reproducer-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/kernel")
-        .join(format!("{name}.c"));
-    let binary = dir.path().join(name);
-    let built = Command::new("gcc")
-        .args(["-O2", "-pthread"])
-        .args(extra_flags)
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .expect("gcc (ci/setup installs it)");
-    assert!(
-        built.status.success(),
-        "gcc {}: {}",
-        source.display(),
-        String::from_utf8_lossy(&built.stderr)
-    );
-    (dir, binary)
-}
-
 #[test]
 fn fibtest_under_a_cpu_quota_is_found_throttled_not_delayed_by_others() {
-    if !is_root() {
-        skip("diagnose needs root (runguard switches users and makes cgroups)");
+    let Some((_dir, fibtest)) = root_reproducer("fibtest") else {
         return;
-    }
-    let (_dir, fibtest) = reproducer("fibtest", &[]);
+    };
     let Some(json) = diagnose(&["--cpu-quota", "0.5", "--", fibtest.to_str().unwrap(), "1"]) else {
         return;
     };
@@ -215,22 +217,24 @@ fn fibtest_under_a_cpu_quota_is_found_throttled_not_delayed_by_others() {
     }
 }
 
-#[test]
-fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cache() {
-    if !is_root() {
-        skip("diagnose needs root (runguard switches users and makes cgroups)");
-        return;
-    }
-    let (_dir, thrash) = reproducer("thrash", &[]);
-    // 32 MiB held of a 64 MiB limit leaves ~30 MiB for the binary's 64 MiB of data.
-    let Some(json) = diagnose(&[
+/// `testdata/kernel/thrash.c` for a second under a 64 MiB limit: 32 MiB held of it leaves
+/// ~30 MiB for the binary's 64 MiB of data.
+fn diagnose_thrash() -> Option<Value> {
+    let (_dir, thrash) = root_reproducer("thrash")?;
+    diagnose(&[
         "--memsize",
         "65536",
         "--",
         thrash.to_str().unwrap(),
         "1",
         "32",
-    ]) else {
+    ])
+}
+
+#[test]
+fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cache() {
+    let _disk = disk_turn();
+    let Some(json) = diagnose_thrash() else {
         return;
     };
     assert_eq!(json["report"]["termination"]["exited"], 0, "{json:#}");
@@ -243,4 +247,121 @@ fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cach
         json["sample"]["memory"]["file_refaults"].as_u64().unwrap() > 10_000,
         "{json:#}"
     );
+    // Faulting its evicted pages back in, the run sleeps in D state on the page reads.
+    let (dstate, total_ms) = dstate(&json);
+    let stacks = dstate["stacks"].as_array().unwrap();
+    let top = &stacks[..stacks.len().min(3)];
+    eprintln!(
+        "D state {total_ms:.1} ms; top stack {:.1} ms: {}",
+        top[0]["total_ns"].as_f64().unwrap() / 1e6,
+        top[0]["stack"]
+    );
+    assert!(total_ms > 0.0, "{dstate:#}");
+    let page_io = |frame: &Value| {
+        let frame = frame.as_str().unwrap();
+        ["filemap", "folio", "io_schedule"]
+            .iter()
+            .any(|name| frame.contains(name))
+    };
+    assert!(
+        top.iter()
+            .any(|s| s["stack"].as_array().unwrap().iter().any(page_io)),
+        "no page-cache or IO wait among the top stacks: {dstate:#}"
+    );
+    if let Some(io) = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "dstate-io")
+    {
+        assert!(
+            io["evidence"]["dstate_top_stacks"].is_array(),
+            "dstate-io without its stacks: {io:#}"
+        );
+    }
+}
+
+#[test]
+fn d_state_is_counted_for_the_runs_tasks_only() {
+    let _disk = disk_turn();
+    // While the run sleeps, this test process writes and fsyncs a file outside the run's
+    // cgroup: its waits for the disk are D state with fsync on the stack, and must not be
+    // counted as the run's. (The run's own D state, such as exec faulting in a page of
+    // /bin/sleep that the busy host evicted, is the run's and may be counted.)
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut file = tempfile::tempfile_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+            let started = std::time::Instant::now();
+            let mut syncs = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < std::time::Duration::from_secs(20)
+            {
+                file.write_all(&[7; 64 << 10]).unwrap();
+                file.sync_all().unwrap();
+                syncs += 1;
+            }
+            syncs
+        })
+    };
+    let json = diagnose(&["--", "/bin/sleep", "0.5"]);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let syncs = writer.join().unwrap();
+    let Some(json) = json else {
+        return;
+    };
+    assert!(syncs > 0, "the writer never synced");
+    let (dstate, _) = dstate(&json);
+    let fsync = |frame: &Value| frame.as_str().unwrap().contains("fsync");
+    assert!(
+        !dstate["stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["stack"].as_array().unwrap().iter().any(fsync)),
+        "another process's fsync counted as the run's ({syncs} syncs): {dstate:#}"
+    );
+}
+
+/// `kernel.task_delayacct` turned on, and back to what it was when dropped.
+struct DelayAccounting(String);
+
+const TASK_DELAYACCT: &str = "/proc/sys/kernel/task_delayacct";
+
+impl DelayAccounting {
+    fn on() -> DelayAccounting {
+        let was = std::fs::read_to_string(TASK_DELAYACCT).expect("a kernel with delay accounting");
+        std::fs::write(TASK_DELAYACCT, "1").unwrap();
+        DelayAccounting(was)
+    }
+}
+
+impl Drop for DelayAccounting {
+    fn drop(&mut self) {
+        std::fs::write(TASK_DELAYACCT, self.0.trim()).unwrap();
+    }
+}
+
+#[test]
+fn an_io_bound_run_has_block_io_delays_where_delay_accounting_is_on() {
+    let _disk = disk_turn();
+    let json = {
+        let _on = DelayAccounting::on();
+        diagnose_thrash()
+    };
+    let Some(json) = json else {
+        return;
+    };
+    let delays = &json["delays"];
+    assert!(
+        delays.is_object(),
+        "no delays: {}",
+        json["delays_unavailable"]
+    );
+    eprintln!("delays: {delays}");
+    assert!(delays["tasks"].as_u64().unwrap() >= 1, "{delays}");
+    // Faulting its evicted pages back in from the disk, the run waits for block IO.
+    assert!(delays["blkio_delay_ns"].as_u64().unwrap() > 0, "{delays}");
 }

@@ -5,9 +5,12 @@
 //! Kernels ≥ 6.3 free them in batches (one `free_ipc` work item frees every namespace dropped
 //! since the last one ran, in about one RCU grace period), so the test asserts that free_ipc
 //! items are counted and timed, not one item per namespace, and not a finding.
+//!
+//! Forks are timed per calling process: `testdata/kernel/forkstorm.c` from 3 GiB is
+//! `slow-fork`, the same program from 10 MiB is counted and is not.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::process::{ChildStderr, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -15,10 +18,18 @@ use serde_json::Value;
 
 #[allow(dead_code)]
 mod common;
-use common::{is_root, skip};
+use common::{is_root, reproducer, skip};
 
 /// One watch at a time: the last test checks that no program of ours is left loaded.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The watch tests' turn, or `None` (after a printed skip) where they cannot run.
+fn serial_watch() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let turn = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    can_watch().then_some(turn)
+}
 
 fn can_watch() -> bool {
     if !is_root() {
@@ -32,8 +43,9 @@ fn can_watch() -> bool {
     true
 }
 
-/// `judged watch --json ARGS` while `churn` namespaces are made; its lines and stderr.
-fn watch(args: &[&str], churn: usize) -> (Vec<Value>, String) {
+/// `judged watch --json ARGS` started, once its programs are attached (or failed): it, its
+/// stderr, and the status line read from it.
+fn start_watch(args: &[&str]) -> (std::process::Child, BufReader<ChildStderr>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_judged"))
         .args(["watch", "--json"])
         .args(args)
@@ -41,10 +53,15 @@ fn watch(args: &[&str], churn: usize) -> (Vec<Value>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The status line comes once the programs are attached (or failed): churn after it.
     let mut stderr_reader = BufReader::new(child.stderr.take().unwrap());
-    let mut stderr = String::new();
-    stderr_reader.read_line(&mut stderr).unwrap();
+    let mut status = String::new();
+    stderr_reader.read_line(&mut status).unwrap();
+    (child, stderr_reader, status)
+}
+
+/// `judged watch --json ARGS` while `churn` namespaces are made; its lines and stderr.
+fn watch(args: &[&str], churn: usize) -> (Vec<Value>, String) {
+    let (child, mut stderr_reader, mut stderr) = start_watch(args);
     let started = Instant::now();
     for _ in 0..churn {
         let status = Command::new("unshare")
@@ -70,18 +87,101 @@ fn watch(args: &[&str], churn: usize) -> (Vec<Value>, String) {
     (lines, stderr)
 }
 
+/// A child process killed (and reaped) when dropped, so that a failed assertion leaves
+/// nothing running.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `forkstorm MIB 30` started, once it has touched its memory; its pid.
+fn forkstorm(binary: &std::path::Path, mib: u32) -> (Killed, u32) {
+    let mut child = Command::new(binary)
+        .args([&mib.to_string(), "30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    let pid = ready
+        .strip_prefix("ready ")
+        .and_then(|pid| pid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("forkstorm said {ready:?}"));
+    (Killed(child), pid)
+}
+
+#[test]
+fn forks_from_a_large_process_are_slow_fork_and_from_a_small_one_not() {
+    let Some(_serial) = serial_watch() else {
+        return;
+    };
+    let (_dir, binary) = reproducer("forkstorm", &[]);
+    // Both fork until killed: alive at the window's end, when their resident sets are read.
+    let (large, large_pid) = forkstorm(&binary, 3072);
+    let (small, small_pid) = forkstorm(&binary, 10);
+    let (watch, _stderr, status) = start_watch(&["--interval", "2", "--count", "1"]);
+    assert!(status.contains("fork yes"), "{status}");
+    let output = watch.wait_with_output().unwrap();
+    drop((large, small));
+    assert_eq!(output.status.code(), Some(0), "judged watch failed");
+    let line: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let forks = line["forks"].as_array().expect("fork counts");
+    let caller = |pid: u32| {
+        forks
+            .iter()
+            .find(|f| f["pid"] == pid)
+            .unwrap_or_else(|| panic!("no forks counted for {pid}: {forks:#?}"))
+    };
+    let mean_ms = |f: &Value| f["total_ns"].as_f64().unwrap() / f["count"].as_f64().unwrap() / 1e6;
+    let (large_forks, small_forks) = (caller(large_pid), caller(small_pid));
+    eprintln!(
+        "fork mean: {:.3} ms from 3 GiB ({} forks), {:.3} ms from 10 MiB ({} forks)",
+        mean_ms(large_forks),
+        large_forks["count"],
+        mean_ms(small_forks),
+        small_forks["count"]
+    );
+    assert!(
+        large_forks["rss_kib"].as_u64().unwrap() >= 3 << 20,
+        "{large_forks}"
+    );
+    let slow: Vec<&Value> = line["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "slow-fork")
+        .collect();
+    assert_eq!(slow.len(), 1, "one slow-fork finding: {line:#}");
+    let evidence = &slow[0]["evidence"];
+    assert_eq!(evidence["pid"], large_pid, "{line:#}");
+    assert!(
+        evidence["rss_mib"].as_f64().unwrap() >= 3072.0,
+        "{evidence}"
+    );
+    let others = evidence["other_slow_callers"].as_array().unwrap();
+    assert!(
+        !others
+            .iter()
+            .any(|o| o.as_str().unwrap().contains(&format!("({small_pid})"))),
+        "the small process is called slow: {evidence}"
+    );
+}
+
 fn programs_run(line: &Value) -> bool {
     line["ebpf"]["unavailable"].is_null()
 }
 
 #[test]
 fn free_ipc_work_items_are_counted_while_namespaces_churn() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !can_watch() {
+    let Some(_serial) = serial_watch() else {
         return;
-    }
+    };
     let (lines, stderr) = watch(&["--interval", "1", "--count", "2"], 200);
     assert_eq!(lines.len(), 2, "one line per window: {stderr}");
     assert!(programs_run(&lines[0]), "eBPF unavailable: {stderr}");
@@ -110,12 +210,9 @@ fn free_ipc_work_items_are_counted_while_namespaces_churn() {
 
 #[test]
 fn lock_contention_is_a_list_with_stacks() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !can_watch() {
+    let Some(_serial) = serial_watch() else {
         return;
-    }
+    };
     let (lines, stderr) = watch(&["--interval", "1", "--count", "1"], 50);
     assert!(programs_run(&lines[0]), "eBPF unavailable: {stderr}");
     let locks = lines[0]["locks"].as_array().expect("a list of lock waits");
@@ -129,12 +226,9 @@ fn lock_contention_is_a_list_with_stacks() {
 
 #[test]
 fn sigint_ends_the_watch_and_detaches() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !can_watch() {
+    let Some(_serial) = serial_watch() else {
         return;
-    }
+    };
     let child = Command::new(env!("CARGO_BIN_EXE_judged"))
         .args(["watch", "--interval", "30"])
         .stdout(Stdio::piped())
@@ -163,19 +257,18 @@ fn sigint_ends_the_watch_and_detaches() {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     assert!(
-        !attached.contains("workqueue_execute_start") && !attached.contains("contention_begin"),
+        !attached.contains("workqueue_execute_start")
+            && !attached.contains("contention_begin")
+            && !attached.contains("sched_process_fork"),
         "programs still loaded after exit: {attached}"
     );
 }
 
 #[test]
 fn tracefs_is_mounted_when_missing_and_unmounted_after() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !can_watch() {
+    let Some(_serial) = serial_watch() else {
         return;
-    }
+    };
     // In a private mount namespace of its own, so the host's tracefs is never touched.
     let script = format!(
         "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; \

@@ -7,11 +7,10 @@
  * totals of (lock, stack). Userspace reads and deletes the totals and the stacks each window. */
 #include "tracepoints.h"
 #include <bpf/bpf_helpers.h>
+#include "stats.h"
+#include "stacks.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-/* Frames kept per stack: the lock's callers and a few of theirs are what tell whose lock it is. */
-#define STACK_DEPTH 32
 
 struct waiting {
 	__u64 start_ns;
@@ -28,12 +27,6 @@ struct contention_key {
 	__u32 pad;
 };
 
-struct contention_stat {
-	__u64 count;
-	__u64 total_ns;
-	__u64 max_ns;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -42,17 +35,10 @@ struct {
 } waiting SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, 2048);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, STACK_DEPTH * sizeof(__u64));
-} stacks SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
 	__type(key, struct contention_key);
-	__type(value, struct contention_stat);
+	__type(value, struct wait_stat);
 } contention SEC(".maps");
 
 SEC("tracepoint/lock/contention_begin")
@@ -86,17 +72,9 @@ int contention_end(struct contention_end_args *args)
 		.flags = entry->flags,
 	};
 	bpf_map_delete_elem(&waiting, &tid);
-	struct contention_stat *stat = bpf_map_lookup_elem(&contention, &key);
-	if (!stat) {
-		struct contention_stat zero = {};
-		bpf_map_update_elem(&contention, &key, &zero, BPF_NOEXIST);
-		stat = bpf_map_lookup_elem(&contention, &key);
-		if (!stat)
-			return 0;
-	}
-	__sync_fetch_and_add(&stat->count, 1);
-	__sync_fetch_and_add(&stat->total_ns, waited);
-	if (waited > stat->max_ns)
-		stat->max_ns = waited; /* racy between CPUs: a maximum may be missed, never invented */
+	struct wait_stat zero = {};
+	struct wait_stat *stat = lookup_or_init(&contention, &key, &zero);
+	if (stat)
+		add_wait(stat, waited);
 	return 0;
 }

@@ -1,7 +1,7 @@
 /* The records of the classic tracepoints judged's BPF programs read, written by hand from
  * /sys/kernel/tracing/events/<category>/<name>/format. Classic tracepoints rather than tp_btf
  * with a generated vmlinux.h: these records have kept the same layout since the events were
- * added (workqueue in 3.x, lock contention in 5.19), they need neither BTF nor bpftool at build
+ * added (workqueue in 3.x, lock contention in 5.19, syscall records since 2.6.33), they need neither BTF nor bpftool at build
  * time, and the loader checks every offset below against the running kernel's format files
  * before loading, so a kernel that moved a field reports that program unavailable instead of
  * reading garbage. Keep the offsets in sync with FORMATS in diagnostics/ebpf/mod.rs. */
@@ -45,6 +45,46 @@ struct contention_end_args {
 	struct trace_common common;
 	__u64 lock_addr; /* offset 8 */
 	__s32 ret;       /* offset 16 */
+};
+
+/* syscalls:sys_enter_fork has no arguments; syscalls:sys_enter_clone (the rest unused). */
+struct sys_enter_clone_args {
+	struct trace_common common;
+	__s32 syscall_nr;   /* offset 8 */
+	__u32 pad;
+	__u64 clone_flags;  /* offset 16 */
+};
+
+/* syscalls:sys_enter_clone3: the flags are the first field of the user's struct clone_args. */
+struct sys_enter_clone3_args {
+	struct trace_common common;
+	__s32 syscall_nr;   /* offset 8 */
+	__u32 pad;
+	__u64 uargs;        /* offset 16: struct clone_args __user * */
+};
+
+/* sched:sched_process_fork fires in the parent once the child is copied; no field is read
+ * (its comm fields became __data_loc in 6.x, so no layout is assumed). */
+
+/* sched:sched_switch (fires in the task switched out: current is prev). */
+struct sched_switch_args {
+	struct trace_common common;
+	char prev_comm[16]; /* offset 8 */
+	__s32 prev_pid;     /* offset 24 */
+	__s32 prev_prio;    /* offset 28 */
+	__s64 prev_state;   /* offset 32: TASK_UNINTERRUPTIBLE is 2 */
+	char next_comm[16]; /* offset 40 */
+	__s32 next_pid;     /* offset 56 */
+	__s32 next_prio;    /* offset 60 */
+};
+
+/* sched:sched_wakeup (fires in the waker: the woken task is `pid'). */
+struct sched_wakeup_args {
+	struct trace_common common;
+	char comm[16];      /* offset 8 */
+	__s32 pid;          /* offset 24 */
+	__s32 prio;         /* offset 28 */
+	__s32 target_cpu;   /* offset 32 */
 };
 
 #endif

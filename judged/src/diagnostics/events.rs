@@ -1,7 +1,8 @@
 //! Kernel events over a window, as plain data (what the eBPF watcher measured, symbolized), and
 //! the findings they give: `ipc-ns-teardown` (free_ipc work piling up), `cgroup-lock-contention`
 //! (tasks waiting on locks inside cgroup or shrinker code) and `workqueue-latency` (any work
-//! function whose items waited long for a worker).
+//! function whose items waited long for a worker) and `slow-fork` (a process whose forks
+//! copy large page tables).
 
 use std::time::Duration;
 
@@ -55,6 +56,98 @@ pub struct LockWait {
     pub stack: Vec<String>,
 }
 
+/// How many waits (forks, sleeps), their summed and their longest time. Nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Totals {
+    pub count: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+}
+
+impl Totals {
+    pub fn mean_ns(&self) -> u64 {
+        self.total_ns.checked_div(self.count).unwrap_or(0)
+    }
+}
+
+/// The forks of one process in a window: fork, clone and clone3 calls that copy its address
+/// space (not threads, vfork or posix_spawn), timed from the syscall to the child copied.
+/// Times in nanoseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ForkCaller {
+    /// The calling process (tgid).
+    pub pid: u32,
+    /// Its command name when it first forked in the window.
+    pub comm: String,
+    /// Its resident set at the window's end (`/proc/PID/statm`); `None` when it had exited.
+    pub rss_kib: Option<u64>,
+    /// Its forks (`count`, `total_ns`, `max_ns` in JSON).
+    #[serde(flatten)]
+    pub forks: Totals,
+    /// Forks per power of two of microseconds: entry i counts those of [2^i, 2^(i+1)) us
+    /// (entry 0 also those under 1 us); trailing empty entries left out.
+    pub histogram_log2_us: Vec<u64>,
+}
+
+/// Time one run's tasks slept uninterruptibly (D state) on one kernel stack. Nanoseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct DStateStack {
+    /// The sleeping task's kernel stack at the switch, innermost first (`name+0xoffset`).
+    pub stack: Vec<String>,
+    /// Its sleeps (`count`, `total_ns`, `max_ns` in JSON).
+    #[serde(flatten)]
+    pub sleeps: Totals,
+}
+
+/// A run's D-state time: the total and per stack, largest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct DState {
+    pub total_ns: u64,
+    pub count: u64,
+    pub stacks: Vec<DStateStack>,
+}
+
+/// What the eBPF tracer of one run saw: its D-state time, and the ids of its tasks that
+/// exited (to pick the run's taskstats exit records out of the host's).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunEvents {
+    pub dstate: DState,
+    pub exited: std::collections::HashSet<u32>,
+}
+
+/// D-state stacks shown in a `dstate-io` finding's evidence.
+pub const DSTATE_STACKS_SHOWN: usize = 3;
+
+/// Frames of each D-state stack in the evidence: past the scheduler's own frames, the first
+/// ones say what the task waited for (a folio lock, a page read, a journal commit).
+const DSTATE_FRAMES_SHOWN: usize = 12;
+
+/// Add the run's D-state time and its top stacks to its `dstate-io` finding, if it has one:
+/// where the stall PSI measured was spent.
+pub fn explain_dstate(findings: &mut [Finding], dstate: &DState) {
+    let Some(finding) = findings.iter_mut().find(|f| f.kind == Kind::DstateIo) else {
+        return;
+    };
+    let stacks: Vec<serde_json::Value> = dstate
+        .stacks
+        .iter()
+        .take(DSTATE_STACKS_SHOWN)
+        .map(|s| {
+            serde_json::json!({
+                "ms": millis(ns(s.sleeps.total_ns)),
+                "count": s.sleeps.count,
+                "stack": s.stack.iter().take(DSTATE_FRAMES_SHOWN).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    finding
+        .evidence
+        .insert("dstate_ms".to_owned(), millis(ns(dstate.total_ns)).into());
+    finding
+        .evidence
+        .insert("dstate_top_stacks".to_owned(), stacks.into());
+}
+
 /// What the eBPF watcher measured over a window; `None` where that program is not running.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct EventWindow {
@@ -62,6 +155,8 @@ pub struct EventWindow {
     pub workqueue: Option<Vec<WorkFunction>>,
     /// Per lock and stack, by total wait, largest first.
     pub locks: Option<Vec<LockWait>>,
+    /// Per forking process, by longest fork, largest first.
+    pub forks: Option<Vec<ForkCaller>>,
 }
 
 fn ns(value: u64) -> Duration {
@@ -219,7 +314,56 @@ pub fn classify(
             .with("window_ms", millis(window)),
         );
     }
+    findings.extend(slow_fork(
+        events.forks.as_deref().unwrap_or_default(),
+        window,
+        t,
+    ));
     findings
+}
+
+/// `slow-fork`: the caller whose forks took longest on average, when that is above the
+/// threshold; the others above it are named in the evidence.
+fn slow_fork(forks: &[ForkCaller], window: Duration, t: &HostThresholds) -> Option<Finding> {
+    let mut slow: Vec<&ForkCaller> = forks
+        .iter()
+        .filter(|f| millis(ns(f.forks.mean_ns())) >= t.fork_mean_max_ms)
+        .collect();
+    slow.sort_by_key(|f| std::cmp::Reverse(f.forks.mean_ns()));
+    let worst = slow.first()?;
+    let others: Vec<String> = slow[1..]
+        .iter()
+        .map(|f| format!("{} ({})", f.comm, f.pid))
+        .collect();
+    let rss = match worst.rss_kib {
+        Some(kib) => format!("{:.0} MiB resident", kib as f64 / 1024.0),
+        None => "exited before its resident set was read".to_owned(),
+    };
+    let mut finding = Finding::new(
+        Kind::SlowFork,
+        format!(
+            "{} ({}, {rss}) forked {} times in the last {:.1} s, {:.1} ms per fork on average (longest {:.1} ms): fork copies the caller's page tables",
+            worst.comm,
+            worst.pid,
+            worst.forks.count,
+            window.as_secs_f64(),
+            millis(ns(worst.forks.mean_ns())),
+            millis(ns(worst.forks.max_ns)),
+        ),
+        "fork's time grows with the forking process's resident set: start runs with vfork or posix_spawn (which copy no page tables), fork from a small helper process instead of a large one, or back the large memory with transparent huge pages (one entry per 2 MiB)",
+    )
+    .with("pid", worst.pid)
+    .with("comm", worst.comm.clone())
+    .with("forks", worst.forks.count)
+    .with("fork_mean_ms", millis(ns(worst.forks.mean_ns())))
+    .with("fork_max_ms", millis(ns(worst.forks.max_ns)))
+    .with("histogram_log2_us", worst.histogram_log2_us.clone())
+    .with("other_slow_callers", others)
+    .with("window_ms", millis(window));
+    if let Some(kib) = worst.rss_kib {
+        finding = finding.with("rss_mib", (kib as f64 / 1024.0).round());
+    }
+    Some(finding)
 }
 
 #[cfg(test)]
@@ -287,6 +431,7 @@ mod tests {
                 EventWindow {
                     workqueue: Some(vec![work("free_ipc", 200, 10, 1, 5)]),
                     locks: Some(vec![]),
+                    forks: None,
                 },
                 vec![],
             ),
@@ -295,6 +440,7 @@ mod tests {
                 EventWindow {
                     workqueue: Some(vec![work("free_ipc", 5, 46, 15, 80)]),
                     locks: Some(vec![]),
+                    forks: None,
                 },
                 vec![],
             ),
@@ -303,6 +449,7 @@ mod tests {
                 EventWindow {
                     workqueue: Some(vec![work("free_ipc", 99, 6000, 300, 4000)]),
                     locks: Some(vec![]),
+                    forks: None,
                 },
                 vec![Kind::IpcNsTeardown],
             ),
@@ -311,6 +458,7 @@ mod tests {
                 EventWindow {
                     workqueue: Some(vec![work("free_ipc", 3, 0, 0, 900)]),
                     locks: None,
+                    forks: None,
                 },
                 vec![Kind::IpcNsTeardown],
             ),
@@ -319,6 +467,7 @@ mod tests {
                 EventWindow {
                     workqueue: Some(vec![work("free_ipc", 30, 150, 150, 1)]),
                     locks: None,
+                    forks: None,
                 },
                 vec![Kind::IpcNsTeardown],
             ),
@@ -327,6 +476,7 @@ mod tests {
                 EventWindow {
                     workqueue: Some(vec![work("free_ipc", 31, 150, 18, 365)]),
                     locks: None,
+                    forks: None,
                 },
                 vec![],
             ),
@@ -335,6 +485,7 @@ mod tests {
                 EventWindow {
                     workqueue: None,
                     locks: Some(vec![wait("0xffff888003a1c000", CGROUP_STACK, 250)]),
+                    forks: None,
                 },
                 vec![Kind::CgroupLockContention],
             ),
@@ -343,6 +494,7 @@ mod tests {
                 EventWindow {
                     workqueue: None,
                     locks: Some(vec![wait("shrinker_rwsem", OTHER_STACK, 250)]),
+                    forks: None,
                 },
                 vec![Kind::CgroupLockContention],
             ),
@@ -351,6 +503,7 @@ mod tests {
                 EventWindow {
                     workqueue: None,
                     locks: Some(vec![wait("0xffff888003a1c000", OTHER_STACK, 5000)]),
+                    forks: None,
                 },
                 vec![],
             ),
@@ -362,6 +515,7 @@ mod tests {
                         wait("0x1", CGROUP_STACK, 60),
                         wait("0x2", &["css_killed_work_fn+0x10"], 60),
                     ]),
+                    forks: None,
                 },
                 vec![Kind::CgroupLockContention],
             ),
@@ -373,6 +527,7 @@ mod tests {
                         work("css_killed_work_fn", 5, 700, 400, 1),
                     ]),
                     locks: Some(vec![]),
+                    forks: None,
                 },
                 vec![Kind::WorkqueueLatency],
             ),
@@ -390,6 +545,7 @@ mod tests {
         let events = EventWindow {
             workqueue: Some(vec![work("free_ipc", 99, 6000, 300, 4000)]),
             locks: None,
+            forks: None,
         };
         let window = Duration::from_secs(10);
         let old = classify(
@@ -420,6 +576,7 @@ mod tests {
                 ..WorkFunction::default()
             }]),
             locks: None,
+            forks: None,
         };
         let findings = classify(
             &events,
@@ -443,6 +600,7 @@ mod tests {
                 wait("0x1", OTHER_STACK, 500),
                 wait("0x2", CGROUP_STACK, 300),
             ]),
+            forks: None,
         };
         let findings = classify(
             &events,
@@ -464,5 +622,96 @@ mod tests {
     fn means_do_not_divide_by_zero() {
         assert_eq!(WorkFunction::default().latency_mean_ns(), 0);
         assert_eq!(work("f", 4, 8, 3, 0).latency_mean_ns(), 2 * MS);
+    }
+
+    #[test]
+    fn dstate_stacks_explain_the_dstate_io_finding() {
+        let stack = |total_ms: u64, frame: &str| DStateStack {
+            stack: vec!["__schedule+0x3a".to_owned(), frame.to_owned()],
+            sleeps: Totals {
+                count: 3,
+                total_ns: total_ms * MS,
+                max_ns: total_ms * MS / 2,
+            },
+        };
+        let dstate = DState {
+            total_ns: 170 * MS,
+            count: 12,
+            stacks: vec![
+                stack(100, "folio_wait_bit_common+0x13c"),
+                stack(40, "filemap_fault+0x5a"),
+                stack(20, "jbd2_log_wait_commit+0xb2"),
+                stack(10, "io_schedule+0x12"),
+            ],
+        };
+        let io = Finding::new(Kind::DstateIo, "stalled".to_owned(), "");
+        let other = Finding::new(Kind::MemcgReclaim, "reclaim".to_owned(), "");
+        let mut findings = vec![other.clone(), io];
+        explain_dstate(&mut findings, &dstate);
+        assert_eq!(findings[0], other);
+        let evidence = &findings[1].evidence;
+        assert_eq!(evidence["dstate_ms"], 170.0);
+        let top = evidence["dstate_top_stacks"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        assert_eq!(top[0]["ms"], 100.0);
+        assert_eq!(top[0]["stack"][1], "folio_wait_bit_common+0x13c");
+        let mut without = vec![other.clone()];
+        explain_dstate(&mut without, &dstate);
+        assert_eq!(without, [other]);
+    }
+
+    fn forker(pid: u32, count: u64, mean_ms: u64, rss_kib: Option<u64>) -> ForkCaller {
+        ForkCaller {
+            pid,
+            comm: format!("p{pid}"),
+            rss_kib,
+            forks: Totals {
+                count,
+                total_ns: count * mean_ms * MS,
+                max_ns: 2 * mean_ms * MS,
+            },
+            histogram_log2_us: vec![0, 1],
+        }
+    }
+
+    #[test]
+    fn slow_forks_name_the_caller_and_its_resident_set() {
+        let t = Thresholds::default().host;
+        let window = Duration::from_secs(2);
+        let kinds = |forks: Vec<ForkCaller>| {
+            let events = EventWindow {
+                forks: Some(forks),
+                ..EventWindow::default()
+            };
+            classify(&events, window, KernelFacts::default(), &t)
+        };
+        // Measured here: forks from 10 MiB take 0.6 ms; one preempted fork does not count.
+        assert_eq!(kinds(vec![forker(7, 400, 1, Some(10_240))]), []);
+        assert_eq!(kinds(vec![forker(7, 1, 9, Some(10_240))]), []);
+        let findings = kinds(vec![
+            forker(7, 400, 1, Some(10_240)),
+            forker(8, 10, 30, Some(1_048_576)),
+            forker(9, 9, 118, Some(3 * 1_048_576)),
+        ]);
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        let slow = &findings[0];
+        assert_eq!(slow.kind, Kind::SlowFork);
+        assert_eq!(
+            slow.summary,
+            "p9 (9, 3072 MiB resident) forked 9 times in the last 2.0 s, 118.0 ms per fork on average (longest 236.0 ms): fork copies the caller's page tables"
+        );
+        assert_eq!(slow.evidence["rss_mib"], 3072.0);
+        assert_eq!(
+            slow.evidence["other_slow_callers"],
+            serde_json::json!(["p8 (8)"])
+        );
+        assert!(slow.remedy.contains("posix_spawn"), "{}", slow.remedy);
+        let gone = kinds(vec![forker(9, 3, 50, None)]);
+        assert!(
+            gone[0].summary.contains("exited before"),
+            "{}",
+            gone[0].summary
+        );
+        assert!(!gone[0].evidence.contains_key("rss_mib"));
     }
 }

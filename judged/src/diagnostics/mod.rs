@@ -3,8 +3,9 @@
 //! Measurements come from procfs and cgroupfs ([`procfs`], [`host`]); the decisions are pure
 //! functions of plain numbers ([`run::classify`], [`host::classify`]) against thresholds that
 //! are data ([`thresholds`], `profiles/diagnostics.toml`). The eBPF watcher ([`ebpf`]) measures
-//! workqueue latency and lock contention per window; [`events::classify`] turns a window into
-//! findings. D-state stacks are not here yet.
+//! workqueue latency, lock contention and fork latency per window; [`events::classify`] turns
+//! a window into findings. [`ebpf::RunTracer`] measures one run's D-state time per kernel stack
+//! ([`events::explain_dstate`] puts it into `dstate-io`), and [`taskstats`] its tasks' delays.
 
 pub mod ebpf;
 pub mod events;
@@ -13,6 +14,7 @@ pub mod kallsyms;
 pub mod kernel;
 pub mod procfs;
 pub mod run;
+pub mod taskstats;
 pub mod thresholds;
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +49,8 @@ pub enum Kind {
     CgroupLockContention,
     /// Kernel work items waited long for a worker.
     WorkqueueLatency,
+    /// A process's forks took long: they copy its page tables, which grow with its memory.
+    SlowFork,
 }
 
 impl Kind {

@@ -82,6 +82,13 @@ pub fn keyed_value(text: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// The resident set in KiB from the text of `/proc/PID/statm` (pages: size, resident, ...),
+/// with pages of `page_kib` KiB.
+pub fn statm_rss_kib(statm: &str, page_kib: u64) -> Option<u64> {
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_kib)
+}
+
 /// One line of `/proc/self/mountinfo`: where, what, and the filesystem's own options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -173,6 +180,16 @@ mod tests {
         assert_eq!(keyed_value(text, "total_pgmajfault"), Some(19686));
         assert_eq!(keyed_value(text, "pgmajfault"), Some(3));
         assert_eq!(keyed_value(text, "nr_dying"), None);
+    }
+
+    #[test]
+    fn statm_gives_the_resident_set() {
+        assert_eq!(
+            statm_rss_kib("788097 786571 323 1 0 786710 0\n", 4),
+            Some(3_146_284)
+        );
+        assert_eq!(statm_rss_kib("788097", 4), None);
+        assert_eq!(statm_rss_kib("", 4), None);
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub struct HostThresholds {
     pub cgroup_lock_wait_total_ms: f64,
     pub cgroup_lock_frames: Vec<String>,
     pub workqueue_latency_max_ms: f64,
+    pub fork_mean_max_ms: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +107,7 @@ mod tests {
         assert_eq!(thresholds.run.drift_min_ms, 50.0);
         assert_eq!(thresholds.host.dying_cgroups_max, 500);
         assert_eq!(thresholds.host.ipc_free_exec_max_ms, 100.0);
+        assert_eq!(thresholds.host.fork_mean_max_ms, 10.0);
         assert!(thresholds
             .host
             .cgroup_lock_frames

@@ -42,3 +42,34 @@ pub fn judging_prerequisites() -> Result<PathBuf, String> {
     }
     Ok(runguard)
 }
+
+/// `testdata/kernel/NAME.c` built with gcc into a directory the run user can read (the
+/// reproducers of kernel trouble: see testdata/kernel/README.md).
+#[allow(dead_code)] // not every test binary runs reproducers
+pub fn reproducer(name: &str, extra_flags: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("judged-reproducer-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/kernel")
+        .join(format!("{name}.c"));
+    let binary = dir.path().join(name);
+    let built = std::process::Command::new("gcc")
+        .args(["-O2", "-pthread"])
+        .args(extra_flags)
+        .arg("-o")
+        .arg(&binary)
+        .arg(&source)
+        .output()
+        .expect("gcc (ci/setup installs it)");
+    assert!(
+        built.status.success(),
+        "gcc {}: {}",
+        source.display(),
+        String::from_utf8_lossy(&built.stderr)
+    );
+    (dir, binary)
+}

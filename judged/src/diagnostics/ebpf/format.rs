@@ -8,7 +8,7 @@ pub type Field = (&'static str, usize, usize);
 
 /// Every tracepoint the programs read, with the fields they read (keep in sync with
 /// `src/bpf/tracepoints.h`).
-pub const FORMATS: [(&str, &str, &[Field]); 5] = [
+pub const FORMATS: [(&str, &str, &[Field]); 12] = [
     (
         "workqueue",
         "workqueue_queue_work",
@@ -34,6 +34,14 @@ pub const FORMATS: [(&str, &str, &[Field]); 5] = [
         "contention_end",
         &[("lock_addr", 8, 8), ("ret", 16, 4)],
     ),
+    ("syscalls", "sys_enter_fork", &[]),
+    ("syscalls", "sys_enter_clone", &[("clone_flags", 16, 8)]),
+    ("syscalls", "sys_enter_clone3", &[("uargs", 16, 8)]),
+    // Only fired on, not read.
+    ("sched", "sched_process_fork", &[]),
+    ("sched", "sched_switch", &[("prev_state", 32, 8)]),
+    ("sched", "sched_wakeup", &[("pid", 24, 4)]),
+    ("sched", "sched_process_exit", &[]),
 ];
 
 /// `(name, offset, size)` of each field of a format file

@@ -3,18 +3,21 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap, StackTraceMap};
+use aya::maps::{CgroupArray, HashMap as BpfHashMap, MapData, PerCpuHashMap, StackTraceMap};
 use aya::programs::{BtfTracePoint, FEntry, KProbe, Program, RawTracePoint, TracePoint};
 use aya::{include_bytes_aligned, Btf, Ebpf};
 
 use super::format::check_tracepoint;
-use super::raw::{self, RawContentionKey, RawContentionStat, RawWorkStat};
+use super::raw::{self, RawContentionKey, RawContentionStat, RawForkStat, RawWorkStat};
 use super::{Probe, Status, LOCK_WAITS_KEPT};
-use crate::diagnostics::events::EventWindow;
+use crate::diagnostics::events::{EventWindow, RunEvents};
 use crate::diagnostics::kallsyms::Symbols;
+use crate::diagnostics::procfs;
 
 static WORKQUEUE: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/workqueue.bpf.o"));
 static LOCK: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lock.bpf.o"));
+static FORK: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/fork.bpf.o"));
+static DSTATE: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dstate.bpf.o"));
 static PROBE: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probe.bpf.o"));
 
 /// Where tracefs is expected (aya looks here, then under debugfs).
@@ -39,22 +42,65 @@ const LOCK_PROGRAMS: [(&str, &str, &str); 2] = [
     ("contention_end", "lock", "contention_end"),
 ];
 
-/// The running programs; dropping it detaches them and unmounts tracefs if we mounted it.
-pub struct Watcher {
-    workqueue: Option<Ebpf>,
-    lock: Option<Ebpf>,
-    mounted_tracefs: bool,
+const FORK_PROGRAMS: [(&str, &str, &str); 4] = [
+    ("sys_enter_fork", "syscalls", "sys_enter_fork"),
+    ("sys_enter_clone", "syscalls", "sys_enter_clone"),
+    ("sys_enter_clone3", "syscalls", "sys_enter_clone3"),
+    ("sched_process_fork", "sched", "sched_process_fork"),
+];
+
+const DSTATE_PROGRAMS: [(&str, &str, &str); 3] = [
+    ("sched_switch", "sched", "sched_switch"),
+    ("sched_wakeup", "sched", "sched_wakeup"),
+    ("sched_process_exit", "sched", "sched_process_exit"),
+];
+
+/// Locked by every judged process while it loads and attaches programs (`judged watch`,
+/// `judged diagnose` and the daemon may start at the same time): the directory holding the
+/// tracefs mount point, which is there on every host and leaves no lock file behind (the
+/// mount point itself would not do: before and after the mount it is two directories).
+const TRACEFS_LOCK: &str = "/sys/kernel";
+
+/// tracefs where aya and the format checks look, for as long as programs are being loaded
+/// and attached: they need it only to find each tracepoint's format and id (an attached
+/// program holds its perf event by descriptor), so one that judged mounted is unmounted when
+/// this is dropped, right after attaching. An exclusive lock on [`TRACEFS_LOCK`] is held
+/// meanwhile, so no other judged process unmounts it under us or sees it mounted by us.
+struct Tracefs {
+    mounted: bool,
+    _lock: Option<std::fs::File>,
 }
 
-impl Drop for Watcher {
+impl Drop for Tracefs {
     fn drop(&mut self) {
-        // Programs first: their tracepoint links hold tracefs event ids.
-        self.workqueue.take();
-        self.lock.take();
-        if self.mounted_tracefs {
+        if self.mounted {
             let _ = nix::mount::umount(TRACEFS);
         }
     }
+}
+
+/// Root, and tracefs mounted (by us if need be): what loading any program needs.
+fn prerequisites() -> Result<Tracefs, String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(
+            "not root (loading BPF programs and reading kernel addresses needs root)".to_owned(),
+        );
+    }
+    // Where it cannot be locked we go on unlocked: one judged at a time works.
+    let lock = std::fs::File::open(TRACEFS_LOCK)
+        .ok()
+        .filter(|directory| directory.lock().is_ok());
+    Ok(Tracefs {
+        mounted: ensure_tracefs()?,
+        _lock: lock,
+    })
+}
+
+/// The running programs; dropping it detaches them.
+pub struct Watcher {
+    workqueue: Option<Ebpf>,
+    lock: Option<Ebpf>,
+    fork: Option<Ebpf>,
 }
 
 /// An error and its sources on one line, cut short (verifier logs can be long).
@@ -112,12 +158,23 @@ where
 
 /// Load an object of classic tracepoint programs and attach them all.
 fn load_tracepoints(bytes: &[u8], programs: &[(&str, &str, &str)]) -> Result<Ebpf, String> {
+    let mut bpf = load(bytes, programs)?;
+    attach(&mut bpf, programs)?;
+    Ok(bpf)
+}
+
+/// Load an object of classic tracepoint programs, their record layouts checked first.
+fn load(bytes: &[u8], programs: &[(&str, &str, &str)]) -> Result<Ebpf, String> {
     for (_, category, name) in programs {
         check_tracepoint(tracefs_root(), category, name)?;
     }
-    let mut bpf = Ebpf::load(bytes).map_err(|e| format!("loading the object: {}", chain(&e)))?;
+    Ebpf::load(bytes).map_err(|e| format!("loading the object: {}", chain(&e)))
+}
+
+/// Load each program of a loaded object into the kernel and attach it to its tracepoint.
+fn attach(bpf: &mut Ebpf, programs: &[(&str, &str, &str)]) -> Result<(), String> {
     for (name, category, tracepoint) in programs {
-        let program: &mut TracePoint = program(&mut bpf, name)?;
+        let program: &mut TracePoint = program(bpf, name)?;
         program
             .load()
             .map_err(|e| format!("loading {name}: {}", chain(&e)))?;
@@ -125,7 +182,7 @@ fn load_tracepoints(bytes: &[u8], programs: &[(&str, &str, &str)]) -> Result<Ebp
             .attach(category, tracepoint)
             .map_err(|e| format!("attaching {name} to {category}:{tracepoint}: {}", chain(&e)))?;
     }
-    Ok(bpf)
+    Ok(())
 }
 
 /// Which attach types work: one trivial program each, loaded, attached and detached again.
@@ -193,39 +250,34 @@ impl Watcher {
     /// no program runs (the status then names every reason).
     pub fn start() -> (Option<Watcher>, Status) {
         let mut status = Status::default();
-        if !nix::unistd::geteuid().is_root() {
-            status.unavailable = Some(
-                "not root (loading BPF programs and reading kernel addresses needs root)"
-                    .to_owned(),
-            );
-            return (None, status);
-        }
-        let mounted_tracefs = match ensure_tracefs() {
-            Ok(mounted) => mounted,
+        let tracefs = match prerequisites() {
+            Ok(tracefs) => tracefs,
             Err(reason) => {
                 status.unavailable = Some(reason);
                 return (None, status);
             }
         };
-        status.mounted_tracefs = mounted_tracefs;
+        status.mounted_tracefs = tracefs.mounted;
         let mut watcher = Watcher {
             workqueue: None,
             lock: None,
-            mounted_tracefs,
+            fork: None,
         };
         status.attach_types = probe_attach_types();
         let workqueue = load_tracepoints(WORKQUEUE, &WORKQUEUE_PROGRAMS);
         let lock = load_tracepoints(LOCK, &LOCK_PROGRAMS);
+        let fork = load_tracepoints(FORK, &FORK_PROGRAMS);
+        let result =
+            |object: &Result<Ebpf, String>| object.as_ref().map(drop).map_err(Clone::clone);
         status.programs = vec![
-            Probe::result(
-                "workqueue",
-                workqueue.as_ref().map(drop).map_err(Clone::clone),
-            ),
-            Probe::result("lock", lock.as_ref().map(drop).map_err(Clone::clone)),
+            Probe::result("workqueue", result(&workqueue)),
+            Probe::result("lock", result(&lock)),
+            Probe::result("fork", result(&fork)),
         ];
         watcher.workqueue = workqueue.ok();
         watcher.lock = lock.ok();
-        if watcher.workqueue.is_none() && watcher.lock.is_none() {
+        watcher.fork = fork.ok();
+        if watcher.workqueue.is_none() && watcher.lock.is_none() && watcher.fork.is_none() {
             let reasons: Vec<String> = status
                 .programs
                 .iter()
@@ -234,6 +286,8 @@ impl Watcher {
             status.unavailable = Some(format!("no program could run ({})", reasons.join("; ")));
             return (None, status);
         }
+        // Everything is attached: tracefs (if ours) is unmounted as `tracefs` goes.
+        drop(tracefs);
         (Some(watcher), status)
     }
 
@@ -248,8 +302,19 @@ impl Watcher {
                 let (raw, stacks) = drain_contention(bpf).ok()?;
                 Some(raw::lock_waits(&raw, &stacks, symbols, LOCK_WAITS_KEPT))
             }),
+            forks: self.fork.as_mut().and_then(|bpf| {
+                let raw: Vec<(u32, RawForkStat)> = drain_hash(bpf, "fork_stats").ok()?;
+                Some(raw::fork_callers(&raw, resident_kib))
+            }),
         }
     }
+}
+
+/// The resident set of process `pid` now, from `/proc/PID/statm`.
+fn resident_kib(pid: u32) -> Option<u64> {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    procfs::statm_rss_kib(&statm, u64::try_from(page).ok()? / 1024)
 }
 
 fn map<'a>(bpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map, aya::maps::MapError> {
@@ -272,28 +337,45 @@ fn drain_work_stats(bpf: &mut Ebpf) -> Result<Vec<(u64, RawWorkStat)>, aya::maps
     Ok(raw)
 }
 
+/// Every entry of hash map `name`, each deleted once read.
+fn drain_hash<K: aya::Pod, V: aya::Pod>(
+    bpf: &mut Ebpf,
+    name: &str,
+) -> Result<Vec<(K, V)>, aya::maps::MapError> {
+    let mut entries: BpfHashMap<&mut MapData, K, V> = BpfHashMap::try_from(map(bpf, name)?)?;
+    let keys: Vec<K> = entries.keys().filter_map(Result::ok).collect();
+    let mut raw = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Ok(value) = entries.get(&key, 0) {
+            raw.push((key, value));
+        }
+        let _ = entries.remove(&key);
+    }
+    Ok(raw)
+}
+
 type Contention = (
     Vec<(RawContentionKey, RawContentionStat)>,
     HashMap<i64, Vec<u64>>,
 );
 
 fn drain_contention(bpf: &mut Ebpf) -> Result<Contention, aya::maps::MapError> {
-    let mut contention: BpfHashMap<&mut MapData, RawContentionKey, RawContentionStat> =
-        BpfHashMap::try_from(map(bpf, "contention")?)?;
-    let keys: Vec<RawContentionKey> = contention.keys().filter_map(Result::ok).collect();
-    let mut raw = Vec::with_capacity(keys.len());
-    for key in keys {
-        if let Ok(stat) = contention.get(&key, 0) {
-            raw.push((key, stat));
-        }
-        let _ = contention.remove(&key);
-    }
+    let raw: Vec<(RawContentionKey, RawContentionStat)> = drain_hash(bpf, "contention")?;
+    let stacks = drain_stacks(bpf, raw.iter().map(|(key, _)| key.stack_id))?;
+    Ok((raw, stacks))
+}
+
+/// The frames of each of `ids` in the stack trace map `stacks`, which is then emptied.
+fn drain_stacks(
+    bpf: &mut Ebpf,
+    ids: impl Iterator<Item = i64>,
+) -> Result<HashMap<i64, Vec<u64>>, aya::maps::MapError> {
     let mut stacks_map: StackTraceMap<&mut MapData> = StackTraceMap::try_from(map(bpf, "stacks")?)?;
     let mut stacks = HashMap::new();
-    for (key, _) in &raw {
-        if let Ok(id) = u32::try_from(key.stack_id) {
+    for stack_id in ids {
+        if let Ok(id) = u32::try_from(stack_id) {
             if let Ok(trace) = stacks_map.get(&id, 0) {
-                stacks.insert(key.stack_id, trace.frames().iter().map(|f| f.ip).collect());
+                stacks.insert(stack_id, trace.frames().iter().map(|f| f.ip).collect());
             }
         }
     }
@@ -301,5 +383,46 @@ fn drain_contention(bpf: &mut Ebpf) -> Result<Contention, aya::maps::MapError> {
     for id in ids {
         let _ = stacks_map.remove(&id);
     }
-    Ok((raw, stacks))
+    Ok(stacks)
+}
+
+/// D-state time of one run's tasks per kernel stack (`dstate.bpf.c`), and which of them
+/// exited, from start to [`RunTracer::finish`]. Dropping it detaches the programs.
+pub struct RunTracer {
+    bpf: Ebpf,
+}
+
+impl RunTracer {
+    /// Count the D-state sleeps of tasks in cgroup2 group `group` (a directory of the cgroup2
+    /// mount) and below it.
+    pub fn start(group: &Path) -> Result<RunTracer, String> {
+        use std::os::fd::AsRawFd;
+        let tracefs = prerequisites()?;
+        let directory = std::fs::File::open(group)
+            .map_err(|e| format!("cannot open cgroup `{}': {e}", group.display()))?;
+        let mut bpf = load(DSTATE, &DSTATE_PROGRAMS)?;
+        let mut target: CgroupArray<&mut MapData> = map(&mut bpf, "target")
+            .and_then(CgroupArray::try_from)
+            .map_err(|e| format!("the target map: {}", chain(&e)))?;
+        target
+            .set(0, directory.as_raw_fd(), 0)
+            .map_err(|e| format!("setting the target cgroup: {}", chain(&e)))?;
+        attach(&mut bpf, &DSTATE_PROGRAMS)?;
+        drop(tracefs);
+        Ok(RunTracer { bpf })
+    }
+
+    /// The D-state time counted so far, symbolized, and the tasks that exited; the programs
+    /// are detached.
+    pub fn finish(mut self, symbols: &Symbols) -> Result<RunEvents, String> {
+        let raw: Vec<(i64, RawContentionStat)> =
+            drain_hash(&mut self.bpf, "dstate").map_err(|e| chain(&e))?;
+        let stacks =
+            drain_stacks(&mut self.bpf, raw.iter().map(|(id, _)| *id)).map_err(|e| chain(&e))?;
+        let exited: Vec<(u32, u8)> = drain_hash(&mut self.bpf, "exited").map_err(|e| chain(&e))?;
+        Ok(RunEvents {
+            dstate: raw::dstate(&raw, &stacks, symbols),
+            exited: exited.into_iter().map(|(tid, _)| tid).collect(),
+        })
+    }
 }

@@ -1,8 +1,13 @@
-//! The eBPF watcher: workqueue item latency per work function and kernel lock contention with
-//! the waiting caller's stack, read and reset once per window.
+//! The eBPF watcher: workqueue item latency per work function, kernel lock contention with
+//! the waiting caller's stack and fork latency per forking process, read and reset once per
+//! window.
+//!
+//! [`RunTracer`] does the same for one run: D-state time per kernel stack of the tasks in one
+//! cgroup2 group, filtered in the kernel, read once at the run's end.
 //!
 //! Theory of operation. [`Watcher::start`] makes sure tracefs is mounted (mounting it at
-//! `/sys/kernel/tracing` when it is not, and unmounting it when dropped), probes which attach
+//! `/sys/kernel/tracing` when it is not, and unmounting it once the programs are attached,
+//! all under an exclusive lock that serialises judged processes doing so), probes which attach
 //! types this kernel allows (tracepoint, raw tracepoint, tp_btf, kprobe, fentry: reported, for
 //! `judged doctor`-style answers), then checks each tracepoint's record layout against the
 //! kernel's format file ([`format`]) and loads and attaches the programs (`src/bpf/*.bpf.c`,
@@ -51,9 +56,9 @@ pub struct Status {
     pub unavailable: Option<String>,
     /// Which attach types this kernel allows.
     pub attach_types: Vec<Probe>,
-    /// Each of judged's programs: `workqueue` and `lock`.
+    /// Each of the watcher's programs: `workqueue`, `lock` and `fork`.
     pub programs: Vec<Probe>,
-    /// Whether judged mounted tracefs (and will unmount it).
+    /// Whether judged mounted tracefs (and unmounted it once the programs were attached).
     pub mounted_tracefs: bool,
 }
 
@@ -84,7 +89,7 @@ impl Status {
 #[cfg(judged_no_bpf)]
 mod loader {
     use super::Status;
-    use crate::diagnostics::events::EventWindow;
+    use crate::diagnostics::events::{EventWindow, RunEvents};
     use crate::diagnostics::kallsyms::Symbols;
 
     /// Built without clang: nothing to load.
@@ -111,9 +116,25 @@ mod loader {
             EventWindow::default()
         }
     }
+
+    /// Built without clang: no D-state tracing (never constructed).
+    pub enum RunTracer {}
+
+    impl RunTracer {
+        pub fn start(_group: &std::path::Path) -> Result<RunTracer, String> {
+            Err(format!(
+                "built without clang ({})",
+                env!("JUDGED_NO_BPF_REASON")
+            ))
+        }
+
+        pub fn finish(self, _symbols: &Symbols) -> Result<RunEvents, String> {
+            match self {}
+        }
+    }
 }
 
 #[cfg(not(judged_no_bpf))]
 mod loader;
 
-pub use loader::Watcher;
+pub use loader::{RunTracer, Watcher};

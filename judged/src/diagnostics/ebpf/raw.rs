@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::diagnostics::events::{LockWait, WorkFunction};
+use crate::diagnostics::events::{DState, DStateStack, ForkCaller, LockWait, Totals, WorkFunction};
 use crate::diagnostics::kallsyms::Symbols;
 
 /// `struct work_stat` of `workqueue.bpf.c`: one work function's totals on one CPU.
@@ -31,13 +31,36 @@ pub struct RawContentionKey {
     pub pad: u32,
 }
 
-/// `struct contention_stat` of `lock.bpf.c`.
+/// `struct wait_stat` of `stats.h`: `lock.bpf.c`'s waits per lock and stack, `dstate.bpf.c`'s
+/// sleeps per stack (and the head of `fork.bpf.c`'s `struct fork_stat`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RawContentionStat {
     pub count: u64,
     pub total_ns: u64,
     pub max_ns: u64,
+}
+
+/// Buckets of `struct fork_stat`'s histogram (`FORK_BUCKETS` of `fork.bpf.c`).
+pub const FORK_BUCKETS: usize = 24;
+
+/// `struct fork_stat` of `fork.bpf.c`: one process's forks in a window.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawForkStat {
+    pub forks: RawContentionStat,
+    pub histogram: [u64; FORK_BUCKETS],
+    pub comm: [u8; 16],
+}
+
+impl RawContentionStat {
+    pub fn totals(&self) -> Totals {
+        Totals {
+            count: self.count,
+            total_ns: self.total_ns,
+            max_ns: self.max_ns,
+        }
+    }
 }
 
 // SAFETY: plain `repr(C)` structs of integers without padding (sizes are multiples of 8 and
@@ -48,6 +71,8 @@ unsafe impl aya::Pod for RawWorkStat {}
 unsafe impl aya::Pod for RawContentionKey {}
 // SAFETY: as above: `repr(C)`, three u64.
 unsafe impl aya::Pod for RawContentionStat {}
+// SAFETY: as above: `repr(C)`, 27 u64 (a RawContentionStat first) and 16 bytes (a multiple of 8: no padding).
+unsafe impl aya::Pod for RawForkStat {}
 
 /// One function's totals over all CPUs: sums, and the largest maximum.
 pub fn sum_cpus(values: &[RawWorkStat]) -> RawWorkStat {
@@ -158,10 +183,7 @@ pub fn lock_waits(
             count: stat.count,
             total_ns: stat.total_ns,
             max_ns: stat.max_ns,
-            stack: stacks
-                .get(&stack_id)
-                .map(|frames| frames.iter().map(|&ip| symbols.frame(ip)).collect())
-                .unwrap_or_default(),
+            stack: symbolize(stacks, stack_id, symbols),
         })
         .collect();
     waits.sort_by(|a, b| {
@@ -169,6 +191,71 @@ pub fn lock_waits(
     });
     waits.truncate(limit);
     waits
+}
+
+/// The frames of stack `id` by name, innermost first; none when the stack was not taken.
+fn symbolize(stacks: &HashMap<i64, Vec<u64>>, id: i64, symbols: &Symbols) -> Vec<String> {
+    stacks
+        .get(&id)
+        .map(|frames| frames.iter().map(|&ip| symbols.frame(ip)).collect())
+        .unwrap_or_default()
+}
+
+/// A run's D-state time per stack (`dstate.bpf.c`'s totals), largest total first.
+pub fn dstate(
+    raw: &[(i64, RawContentionStat)],
+    stacks: &HashMap<i64, Vec<u64>>,
+    symbols: &Symbols,
+) -> DState {
+    let mut per_stack: Vec<DStateStack> = raw
+        .iter()
+        .map(|(id, stat)| DStateStack {
+            stack: symbolize(stacks, *id, symbols),
+            sleeps: stat.totals(),
+        })
+        .collect();
+    per_stack.sort_by(|a, b| {
+        (b.sleeps.total_ns, b.sleeps.count, &a.stack).cmp(&(
+            a.sleeps.total_ns,
+            a.sleeps.count,
+            &b.stack,
+        ))
+    });
+    DState {
+        total_ns: per_stack.iter().map(|s| s.sleeps.total_ns).sum(),
+        count: per_stack.iter().map(|s| s.sleeps.count).sum(),
+        stacks: per_stack,
+    }
+}
+
+/// Forking processes, longest fork first (then most forks, then pid); `rss_kib` tells a
+/// pid's resident set (read at the window's end).
+pub fn fork_callers(
+    raw: &[(u32, RawForkStat)],
+    rss_kib: impl Fn(u32) -> Option<u64>,
+) -> Vec<ForkCaller> {
+    let mut callers: Vec<ForkCaller> = raw
+        .iter()
+        .map(|(pid, s)| {
+            let used = s
+                .histogram
+                .iter()
+                .rposition(|&n| n > 0)
+                .map_or(0, |i| i + 1);
+            let comm_len = s.comm.iter().position(|&b| b == 0).unwrap_or(s.comm.len());
+            ForkCaller {
+                pid: *pid,
+                comm: String::from_utf8_lossy(&s.comm[..comm_len]).into_owned(),
+                rss_kib: rss_kib(*pid),
+                forks: s.forks.totals(),
+                histogram_log2_us: s.histogram[..used].to_vec(),
+            }
+        })
+        .collect();
+    callers.sort_by(|a, b| {
+        (b.forks.max_ns, b.forks.count, a.pid).cmp(&(a.forks.max_ns, a.forks.count, b.pid))
+    });
+    callers
 }
 
 #[cfg(test)]
@@ -187,6 +274,10 @@ mod tests {
         assert_eq!(std::mem::size_of::<RawWorkStat>(), 7 * 8);
         assert_eq!(std::mem::size_of::<RawContentionKey>(), 24);
         assert_eq!(std::mem::size_of::<RawContentionStat>(), 24);
+        assert_eq!(
+            std::mem::size_of::<RawForkStat>(),
+            (3 + FORK_BUCKETS) * 8 + 16
+        );
     }
 
     #[test]
@@ -307,6 +398,76 @@ mod tests {
                     max_ns: 500,
                     stack: vec![],
                 },
+            ]
+        );
+    }
+
+    #[test]
+    fn fork_callers_are_named_trimmed_and_ordered() {
+        let stat = |max_ns, comm: &[u8], histogram: &[u64]| {
+            let mut raw = RawForkStat {
+                forks: RawContentionStat {
+                    count: histogram.iter().sum(),
+                    total_ns: max_ns,
+                    max_ns,
+                },
+                histogram: [0; FORK_BUCKETS],
+                comm: [0; 16],
+            };
+            raw.histogram[..histogram.len()].copy_from_slice(histogram);
+            raw.comm[..comm.len()].copy_from_slice(comm);
+            raw
+        };
+        let raw = [
+            (40, stat(600_000, b"sh", &[3, 0, 0, 0])),
+            (
+                41,
+                stat(
+                    120_000_000,
+                    b"forkstorm",
+                    &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1],
+                ),
+            ),
+            (42, stat(0, b"0123456789abcdef", &[])),
+        ];
+        let callers = fork_callers(&raw, |pid| (pid == 41).then_some(3_145_728));
+        let summary: Vec<(u32, &str, usize, Option<u64>)> = callers
+            .iter()
+            .map(|c| (c.pid, c.comm.as_str(), c.histogram_log2_us.len(), c.rss_kib))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (41, "forkstorm", 18, Some(3_145_728)),
+                (40, "sh", 1, None),
+                (42, "0123456789abcdef", 0, None),
+            ]
+        );
+        assert_eq!(callers[0].forks.count, 3);
+    }
+
+    #[test]
+    fn dstate_sums_and_orders_stacks() {
+        let stat = |count, total_ns| RawContentionStat {
+            count,
+            total_ns,
+            max_ns: total_ns,
+        };
+        let raw = [(7, stat(2, 900)), (-14, stat(1, 100)), (3, stat(5, 4000))];
+        let stacks = HashMap::from([(7, vec![0xffffffff81e01240]), (3, vec![0xffffffff8144a14d])]);
+        let dstate = dstate(&raw, &stacks, &symbols());
+        assert_eq!((dstate.total_ns, dstate.count), (5000, 8));
+        let order: Vec<(u64, Vec<String>)> = dstate
+            .stacks
+            .into_iter()
+            .map(|s| (s.sleeps.total_ns, s.stack))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (4000, vec!["cgroup_kn_lock_live+0x4d".to_owned()]),
+                (900, vec!["__mutex_lock+0x10".to_owned()]),
+                (100, vec![]),
             ]
         );
     }
