@@ -42,6 +42,8 @@ pub struct StepLimits {
     pub nproc: u64,
     /// CPUs the step is pinned to (runguard's -P), like `1` or `0,2-3`.
     pub cpuset: Option<String>,
+    /// NUMA nodes the step's memory comes from (runguard's --cpuset-mems), like `0`.
+    pub cpuset_mems: Option<String>,
 }
 
 impl StepLimits {
@@ -59,6 +61,7 @@ impl StepLimits {
             file_bytes: output_bytes,
             nproc,
             cpuset: None,
+            cpuset_mems: None,
         }
     }
 }
@@ -270,6 +273,10 @@ pub fn runguard_args(spec: &RunSpec, user: &RunUser, config: &Path) -> Vec<OsStr
     if let Some(cpus) = &limits.cpuset {
         args.push("--cpuset".into());
         args.push(cpus.into());
+    }
+    if let Some(mems) = &limits.cpuset_mems {
+        args.push("--cpuset-mems".into());
+        args.push(mems.into());
     }
     match &spec.profile {
         Some(profile) => {
@@ -516,6 +523,13 @@ mod tests {
         spec.limits.cpuset = Some("2-3".into());
         assert!(
             args_of(&spec).contains("--activity --cpuset 2-3 "),
+            "{}",
+            args_of(&spec)
+        );
+        assert!(!args_of(&spec).contains("--cpuset-mems"));
+        spec.limits.cpuset_mems = Some("1".into());
+        assert!(
+            args_of(&spec).contains("--activity --cpuset 2-3 --cpuset-mems 1 "),
             "{}",
             args_of(&spec)
         );

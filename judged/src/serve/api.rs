@@ -9,6 +9,7 @@
 //! | `POST /judgings/{id}/cancel` | queued: cancelled (200); judging: stops at its next test case (202) |
 //! | `GET /judgings/{id}/events` | SSE: `status`, one `test` per finished test case, a `final` |
 //! | `GET /health` | 200 `{status: ok}`, 503 while draining |
+//! | `GET /workers` | the worker slots: cpus, mems, state, the judging each runs |
 //! | `GET /metrics` | Prometheus text |
 
 use std::collections::HashSet;
@@ -77,6 +78,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/judgings/{id}/cancel", post(cancel))
         .route("/judgings/{id}/events", get(events))
         .route("/health", get(health))
+        .route("/workers", get(workers))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(body_limit))
@@ -350,7 +352,7 @@ async fn health(State(daemon): State<Arc<Daemon>>) -> Response {
         Ok(counts) => Json(json!({
             "status": "ok",
             "host": daemon.host_id,
-            "workers": daemon.workers,
+            "workers": daemon.slots.len(),
             "queue_depth": counts.get(&Status::Queued).copied().unwrap_or(0),
         }))
         .into_response(),
@@ -360,6 +362,11 @@ async fn health(State(daemon): State<Arc<Daemon>>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// The worker slots: where each runs its steps, and the judging it runs.
+async fn workers(State(daemon): State<Arc<Daemon>>) -> Json<serde_json::Value> {
+    Json(json!({ "workers": daemon.slots.states() }))
 }
 
 async fn metrics(State(daemon): State<Arc<Daemon>>) -> Result<Response, ApiError> {
