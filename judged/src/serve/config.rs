@@ -610,7 +610,7 @@ mod tests {
             ("[workers]\ncuont = 2\n", &["cuont", "placement"]),
             (
                 "[workers]\nplacement = \"numa\"\n",
-                &["workers", "numa", "topology", "none"],
+                &["placement", "numa", "topology", "none"],
             ),
             (
                 "[workers]\nhousekeeping = \"0-\"\n",
