@@ -291,6 +291,82 @@ fn judgings_are_judged_streamed_listed_and_counted() {
     assert!(server.terminate().success());
 }
 
+/// A runguard that writes its arguments, one line per step, to `log`, then is the real one.
+fn recording_runguard(dir: &Path, real: &Path, log: &Path) -> PathBuf {
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+        log.display(),
+        real.display()
+    );
+    // Installed by another process: a write descriptor of ours, inherited by a child another
+    // test thread forks at that moment, would make its exec fail with ETXTBSY.
+    let source = dir.join("runguard.sh");
+    std::fs::write(&source, script).unwrap();
+    let binary = dir.join("runguard");
+    assert!(Command::new("install")
+        .args(["-m", "755"])
+        .arg(&source)
+        .arg(&binary)
+        .status()
+        .unwrap()
+        .success());
+    binary
+}
+
+/// Workers placed by topology: the judging runs in worker 0, whose CPU and memory node are
+/// those `judged topology` plans for this host, and every step of it (compile, test case
+/// runs, validator) is pinned there through runguard's --cpuset and --cpuset-mems.
+#[test]
+fn a_judgings_steps_are_pinned_to_its_workers_cpus_and_node() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let topology = judged::topology::sysfs::read(Path::new("/")).unwrap();
+    let plan = judged::topology::place(&topology, &Default::default()).unwrap();
+    let (cpus, mems) = (plan.workers[0].cpuset_cpus(), plan.workers[0].cpuset_mems());
+    let tools = tempfile::tempdir().unwrap();
+    let log = tools.path().join("steps.log");
+    let recording = recording_runguard(tools.path(), &runguard, &log);
+    let site = Site::new(
+        &recording,
+        &[&aplusb()],
+        "[workers]\nplacement = \"topology\"",
+    );
+    let server = site.start();
+
+    let (status, workers) = server.get("/workers");
+    assert_eq!(status, 200, "{workers}");
+    let slots = workers["workers"].as_array().unwrap();
+    assert_eq!(slots.len(), plan.workers.len(), "{workers}");
+    assert_eq!(slots[0]["index"], 0, "{workers}");
+    assert_eq!(slots[0]["cpus"], cpus.as_str(), "{workers}");
+    assert_eq!(slots[0]["mems"], mems.as_str(), "{workers}");
+    assert_eq!(slots[0]["state"], "idle", "{workers}");
+
+    let id = server.submit(c_submission("correct.c", &submission("correct.c")));
+    let judging = server.wait_final(id);
+    assert_eq!(judging["verdict"], "correct", "{judging}\n{}", server.log());
+    let steps = std::fs::read_to_string(&log).unwrap();
+    // A compile, four test case runs, no validator of its own (the default one is judged's).
+    assert!(steps.lines().count() >= 5, "{steps}");
+    let pinned = format!(" --cpuset {cpus} --cpuset-mems {mems} ");
+    for step in steps.lines() {
+        assert!(
+            step.contains(&pinned),
+            "step not pinned ({pinned:?}): {step}"
+        );
+    }
+    let metrics = ureq::get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let slot = format!("judged_worker_busy{{worker=\"0\",cpus=\"{cpus}\",mems=\"{mems}\"}} 0");
+    assert!(metrics.contains(&slot), "no {slot:?} in\n{metrics}");
+    assert!(server.terminate().success());
+}
+
 /// The SSE events of a stream as (event, data), until it ends.
 fn read_events(url: &str) -> Vec<(String, Value)> {
     let agent = ureq::AgentBuilder::new()
