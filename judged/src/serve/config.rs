@@ -192,7 +192,7 @@ pub struct Settings {
 }
 
 /// `[workers]`, validated.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorkerSettings {
     pub placement: Placement,
     /// `None`: the default of the placement (1; one per free core).
@@ -200,17 +200,6 @@ pub struct WorkerSettings {
     /// `None`: `judged topology`'s default (the first physical core).
     pub housekeeping: Option<Cpus>,
     pub smt: bool,
-}
-
-impl Default for WorkerSettings {
-    fn default() -> Self {
-        WorkerSettings {
-            placement: Placement::default(),
-            count: None,
-            housekeeping: None,
-            smt: false,
-        }
-    }
 }
 
 impl WorkersConfig {
@@ -375,7 +364,7 @@ impl Config {
                 format!("`{listen_text}' is not an address and port (e.g. 127.0.0.1:8080)"),
             )
         })?;
-        let workers = self.workers.validate(&invalid)?;
+        let workers = self.workers.validate(invalid)?;
         let max_source_bytes = self.max_source_bytes.unwrap_or(DEFAULT_MAX_SOURCE_BYTES);
         if max_source_bytes == 0 {
             return Err(invalid("max_source_bytes", "must be at least 1".into()));

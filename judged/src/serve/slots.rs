@@ -214,8 +214,10 @@ mod tests {
     /// The config's `[workers]` through the placement to slots, on the topology fixtures.
     #[test]
     fn slots_are_the_placements_workers() {
-        // (fixture, [workers] table, slots as (index, cpus, mems): first ones, count)
-        let cases: &[(&str, &str, &[(usize, &str, &str)], usize)] = &[
+        /// A slot as (index, cpus, mems).
+        type Shown = (usize, &'static str, &'static str);
+        // (fixture, [workers] table, some of the slots, how many)
+        let cases: &[(&str, &str, &[Shown], usize)] = &[
             (
                 "laptop-4c8t",
                 "",
