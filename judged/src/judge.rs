@@ -684,7 +684,7 @@ pub(crate) fn ensure_searchable(dir: &Path, user: &RunUser) -> anyhow::Result<()
 }
 
 /// Hand a directory to the run user (it may write there during the step).
-fn give(dir: &Path, user: &RunUser) -> std::io::Result<()> {
+pub(crate) fn give(dir: &Path, user: &RunUser) -> std::io::Result<()> {
     chown(dir, Some(user.uid), Some(user.gid))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
 }

@@ -180,6 +180,20 @@ pub struct Runguard {
 }
 
 impl Runguard {
+    /// runguard's arguments for `spec`, as [`Sandbox::run`] gives them.
+    pub fn args(&self, spec: &RunSpec) -> Vec<OsString> {
+        runguard_args(spec, &self.user, self.config.path())
+    }
+
+    /// The runguard config every step gets.
+    pub fn config_path(&self) -> &Path {
+        self.config.path()
+    }
+
+    pub fn user(&self) -> &RunUser {
+        &self.user
+    }
+
     /// A runguard backend running steps as `user`, with its config file written in `scratch`.
     /// The site's runguard config ([`runner::runguard::config::DEFAULT_CONFIG_PATH`] when it
     /// exists) supplies everything
@@ -310,7 +324,7 @@ impl Sandbox for Runguard {
             None => Stdio::null(),
         };
         let output = Command::new(&self.binary)
-            .args(runguard_args(spec, &self.user, self.config.path()))
+            .args(self.args(spec))
             .current_dir(&spec.cwd)
             .stdin(stdin)
             .stdout(Stdio::null())

@@ -367,6 +367,55 @@ fn a_judgings_steps_are_pinned_to_its_workers_cpus_and_node() {
     assert!(server.terminate().success());
 }
 
+/// `[workers] sandbox = "warm"`: the test case runs go through the worker's keeper (its run
+/// count grows by one per test case), the verdicts are those of one-shot runs, and the
+/// keeper is gone after a clean stop.
+#[test]
+fn warm_workers_run_test_cases_through_their_keeper() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let keeper = runguard.with_file_name("keeper");
+    if !keeper.is_file() {
+        return skip(&format!(
+            "no keeper at `{}' (cargo build -p runner)",
+            keeper.display()
+        ));
+    }
+    let site = Site::new(&runguard, &[&aplusb()], "[workers]\nsandbox = \"warm\"");
+    let server = site.start();
+    let slot = |server: &Server| server.get("/workers").1["workers"][0].clone();
+    assert_eq!(slot(&server)["sandbox"], "warm");
+    assert_eq!(slot(&server)["warm_runs"], 0);
+
+    let correct = server.submit(c_submission("correct.c", &submission("correct.c")));
+    let judging = server.wait_final(correct);
+    assert_eq!(judging["verdict"], "correct", "{judging}\n{}", server.log());
+    let tests = judging["tests"].as_array().unwrap().len() as u64;
+    let after_one = slot(&server);
+    assert_eq!(after_one["warm_runs"], tests, "{after_one}");
+    let keeper_pid = after_one["keeper_pid"].as_i64().expect("a keeper runs");
+    let comm = std::fs::read_to_string(format!("/proc/{keeper_pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "keeper");
+
+    let wrong = server.submit(c_submission("wrong.c", &submission("wrong.c")));
+    let judging = server.wait_final(wrong);
+    assert_eq!(judging["verdict"], "wrong-answer", "{judging}");
+    let wrong_tests = judging["tests"].as_array().unwrap().len() as u64;
+    let after_two = slot(&server);
+    assert_eq!(after_two["warm_runs"], tests + wrong_tests, "{after_two}");
+    assert_eq!(
+        after_two["keeper_pid"], keeper_pid,
+        "the sandbox was reused: {after_two}"
+    );
+    assert!(server.terminate().success());
+    assert!(
+        !Path::new(&format!("/proc/{keeper_pid}")).exists(),
+        "the keeper outlived the daemon"
+    );
+}
+
 /// The SSE events of a stream as (event, data), until it ends.
 fn read_events(url: &str) -> Vec<(String, Value)> {
     let agent = ureq::AgentBuilder::new()

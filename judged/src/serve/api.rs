@@ -366,7 +366,7 @@ async fn health(State(daemon): State<Arc<Daemon>>) -> Response {
 
 /// The worker slots: where each runs its steps, and the judging it runs.
 async fn workers(State(daemon): State<Arc<Daemon>>) -> Json<serde_json::Value> {
-    Json(json!({ "workers": daemon.slots.states() }))
+    Json(super::worker::workers_json(&daemon))
 }
 
 async fn metrics(State(daemon): State<Arc<Daemon>>) -> Result<Response, ApiError> {

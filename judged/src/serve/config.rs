@@ -93,6 +93,20 @@ pub struct WorkersConfig {
     pub housekeeping: Option<String>,
     /// As `judged topology --smt`: SMT siblings get workers of their own.
     pub smt: Option<bool>,
+    /// `oneshot` (default): every step a runguard process; `warm`: each worker's test case
+    /// runs in a warm sandbox of its own, built once with the worker's cpuset.
+    pub sandbox: Option<SandboxKind>,
+}
+
+/// What runs a worker's test cases.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxKind {
+    /// A `runguard` process per step.
+    #[default]
+    Oneshot,
+    /// The worker's warm sandbox (a `keeper`), reused from one test case to the next.
+    Warm,
 }
 
 /// Where the workers run.
@@ -200,6 +214,7 @@ pub struct WorkerSettings {
     /// `None`: `judged topology`'s default (the first physical core).
     pub housekeeping: Option<Cpus>,
     pub smt: bool,
+    pub sandbox: SandboxKind,
 }
 
 impl WorkersConfig {
@@ -239,6 +254,7 @@ impl WorkersConfig {
             count: self.count,
             housekeeping,
             smt: self.smt.unwrap_or(false),
+            sandbox: self.sandbox.unwrap_or_default(),
         })
     }
 }
@@ -558,8 +574,11 @@ mod tests {
                 count: Some(3),
                 housekeeping: Some(Cpus::from([0, 40])),
                 smt: true,
+                sandbox: SandboxKind::Oneshot,
             }
         );
+        let warm = validate("[workers]\nsandbox = \"warm\"\n").unwrap();
+        assert_eq!(warm.workers.sandbox, SandboxKind::Warm);
         let none = validate("[workers]\nplacement = \"none\"\ncount = 2\n").unwrap();
         assert_eq!(
             (none.workers.placement, none.workers.count),
@@ -600,6 +619,10 @@ mod tests {
             (
                 "[workers]\nplacement = \"numa\"\n",
                 &["placement", "numa", "topology", "none"],
+            ),
+            (
+                "[workers]\nsandbox = \"hot\"\n",
+                &["sandbox", "hot", "oneshot", "warm"],
             ),
             (
                 "[workers]\nhousekeeping = \"0-\"\n",

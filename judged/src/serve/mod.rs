@@ -25,6 +25,7 @@ pub mod hub;
 pub mod metrics;
 pub mod slots;
 pub mod store;
+pub mod warm;
 pub mod worker;
 
 use std::collections::{BTreeSet, HashMap};
@@ -42,7 +43,7 @@ use crate::language::Languages;
 use crate::problem::Problem;
 use crate::sandbox::{self, Runguard, SandboxProfiles};
 use crate::users;
-use config::{Config, Overrides, Placement, Settings};
+use config::{Config, Overrides, Placement, SandboxKind, Settings};
 use slots::{Slot, SlotPool};
 use store::{PostgresStore, SqliteStore, Store};
 use worker::{Daemon, JudgeEnv};
@@ -86,6 +87,10 @@ Config (TOML, every key optional; unknown keys are refused, errors name the key)
   housekeeping = \"0\"                 CPUs no worker gets (whole cores; default the first
                                      core, `none': no housekeeping), as judged topology's
   smt = false                        SMT siblings get workers of their own
+  sandbox = \"oneshot\"                every step a runguard process; \"warm\": each worker
+                                     runs its test cases in a warm sandbox of its own (a
+                                     keeper, built once with the worker's cpuset, reset
+                                     between runs); compiles and validators stay one-shot
   [problems]
   dirs = [\"/srv/problems/aplusb\"]    problem packages; a problem's id is its directory name
   [database]
@@ -286,6 +291,26 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     crate::judge::ensure_searchable(&settings.scratch_dir.join("judged-x"), &user)
         .context("scratch_dir (default DATA_DIR/scratch) must be reachable by the run user")?;
     let runguard = Runguard::new(runguard_binary, user.clone(), &settings.scratch_dir)?;
+    let warm = match settings.workers.sandbox {
+        SandboxKind::Oneshot => Vec::new(),
+        SandboxKind::Warm => {
+            let keeper = runner::warm::default_keeper_binary();
+            slots
+                .iter()
+                .map(|slot| {
+                    warm::WarmSandbox::new(
+                        &keeper,
+                        &loaded.profiles,
+                        &runguard,
+                        settings
+                            .scratch_dir
+                            .join(format!("warm-worker-{}", slot.index)),
+                    )
+                })
+                .collect::<anyhow::Result<_>>()
+                .context("[workers] sandbox = \"warm\"")?
+        }
+    };
     let store: Arc<dyn Store> = match &settings.database_url {
         Some(url) => {
             Arc::new(PostgresStore::open(url, &settings.host_id)?.with_lease(settings.lease))
@@ -316,6 +341,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
             all_test_cases: settings.all_test_cases,
             rerun_disturbed: settings.rerun_disturbed,
             thresholds: Thresholds::default().run,
+            warm,
         },
         store,
         hub: hub::Hub::default(),
@@ -335,10 +361,14 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     eprintln!(
-        "judged serve: listening on http://{address} ({} problem(s), {} worker(s) placed by {}, \
-         database {})",
+        "judged serve: listening on http://{address} ({} problem(s), {} {} worker(s) placed by \
+         {}, database {})",
         daemon.env.problems.len(),
         daemon.slots.len(),
+        match settings.workers.sandbox {
+            SandboxKind::Oneshot => "one-shot",
+            SandboxKind::Warm => "warm",
+        },
         match settings.workers.placement {
             Placement::Topology => "topology",
             Placement::None => "nothing (unpinned)",

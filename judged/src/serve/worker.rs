@@ -24,11 +24,12 @@ use super::hub::{self, Hub};
 use super::metrics::Metrics;
 use super::slots::{SlotGuard, SlotPool};
 use super::store::{Claim, Outcome, Renewal, Status, Store, TestRecord};
+use super::warm::{Warm, WarmSandbox};
 use crate::diagnostics::thresholds::RunThresholds;
 use crate::judge::{Judge, Options, Progress, TestResult};
 use crate::language::Languages;
 use crate::problem::{Problem, TestCase};
-use crate::sandbox::{Runguard, SandboxProfiles};
+use crate::sandbox::{Runguard, Sandbox, SandboxProfiles};
 use crate::users::RunUser;
 
 /// What judging needs, loaded once before the runtime starts.
@@ -45,6 +46,9 @@ pub struct JudgeEnv {
     pub rerun_disturbed: u32,
     /// When a test case's measurements become findings (parsed once, at start).
     pub thresholds: RunThresholds,
+    /// `[workers] sandbox = "warm"`: each slot's warm sandbox, by slot index (empty:
+    /// one-shot steps only).
+    pub warm: Vec<WarmSandbox>,
 }
 
 /// Everything the API and the workers share.
@@ -114,7 +118,11 @@ async fn judge_one(daemon: Arc<Daemon>, claim: Claim, slot: SlotGuard) {
         let daemon = daemon.clone();
         let claim = claim.clone();
         let stop = stop.clone();
-        let (cpus, mems) = (slot.slot().cpus.clone(), slot.slot().mems.clone());
+        let pinning = Pinning {
+            slot: slot.slot().index,
+            cpus: slot.slot().cpus.clone(),
+            mems: slot.slot().mems.clone(),
+        };
         tokio::task::spawn_blocking(move || {
             // A cancel asked between the claim and `hub.start` is in the store only.
             if let Ok(Some(record)) = daemon.store.get(claim.id) {
@@ -127,7 +135,7 @@ async fn judge_one(daemon: Arc<Daemon>, claim: Claim, slot: SlotGuard) {
                     );
                 }
             }
-            judge_blocking(&daemon, &claim, &stop, Pinning { cpus, mems })
+            judge_blocking(&daemon, &claim, &stop, pinning)
         })
         .await
     };
@@ -290,8 +298,9 @@ pub fn is_plain_file_name(name: &str) -> bool {
         && !name.contains(['/', '\\', '\0'])
 }
 
-/// Where a judging's steps run: its slot's CPUs and memory nodes.
+/// Where a judging's steps run: its slot, the slot's CPUs and memory nodes.
 struct Pinning {
+    slot: usize,
     cpus: Option<String>,
     mems: Option<String>,
 }
@@ -324,10 +333,18 @@ fn judge_blocking(
             .with_context(|| format!("cannot write `{}'", path.display()))?;
         sources.push(path);
     }
+    let warm = env.warm.get(pinning.slot).map(|warm| Warm {
+        oneshot: &env.runguard,
+        warm,
+    });
+    let sandbox: &dyn Sandbox = match &warm {
+        Some(warm) => warm,
+        None => &env.runguard,
+    };
     let judge = Judge {
         problem,
         languages: &env.languages,
-        sandbox: &env.runguard,
+        sandbox,
         profiles: &env.profiles,
         user: &env.user,
         options: Options {
@@ -366,6 +383,28 @@ fn judge_blocking(
         },
         _ => Outcome::Cancelled { tests },
     })
+}
+
+/// `GET /workers`: each slot, its state, and with warm workers its sandbox's keeper and the
+/// runs it carried out.
+pub fn workers_json(daemon: &Daemon) -> serde_json::Value {
+    let workers: Vec<serde_json::Value> = daemon
+        .slots
+        .states()
+        .into_iter()
+        .map(|state| {
+            let mut value = serde_json::to_value(&state).expect("plain data serializes");
+            if let Some(warm) = daemon.env.warm.get(state.slot.index) {
+                value["sandbox"] = "warm".into();
+                value["keeper_pid"] = warm.keeper_pid().into();
+                value["warm_runs"] = warm.runs().into();
+            } else {
+                value["sandbox"] = "oneshot".into();
+            }
+            value
+        })
+        .collect();
+    serde_json::json!({ "workers": workers })
 }
 
 /// Shutdown after the grace period: every judging still running goes back to the queue.

@@ -1,0 +1,180 @@
+//! Warm workers (`[workers] sandbox = "warm"`): each worker slot keeps one warm sandbox of the
+//! runner ([`runner::warm::Sandbox`]: a `keeper` process, started by the client, never a fork
+//! of judged), built with the slot's cpuset on the first test case run and reused for the
+//! next ones, across judgings.
+//!
+//! Only test case runs go warm: the step is the same runguard command line a one-shot step
+//! gets ([`Runguard::args`]), parsed and resolved by the runner's runguard front end into the
+//! same `Plan`, with the run profile applied to the sandbox's own work dir instead of the
+//! step's. The step's files (the program's links) are copied into that work dir by the keeper,
+//! which empties it after the run; stdin, stdout and stderr stay the step's host files. Each
+//! run's limits are per run in the plan, so test cases with other limits fit the same
+//! sandbox; a plan that does not fit it (another language's process limit) rebuilds it.
+//! Compiles, validators and a program with subdirectories (the keeper places plain files
+//! only) stay one-shot.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use runner::profile::Profile;
+use runner::report::Report;
+use runner::runguard::cli::{self, Parsed};
+use runner::runguard::config::Config;
+use runner::runguard::host::System;
+use runner::runguard::resolve::resolve;
+use runner::warm::{Request, SandboxSpec};
+
+use crate::sandbox::{RunSpec, Runguard, Sandbox, SandboxFailure, SandboxProfiles};
+
+/// One slot's warm sandbox, built on its first run.
+pub struct WarmSandbox {
+    keeper: PathBuf,
+    /// Steps under this profile go warm (the test case runs' profile).
+    run_profile: PathBuf,
+    profile: Profile,
+    /// The runguard config the one-shot steps get, read once.
+    config: Config,
+    /// The sandbox's own work dir, shown at the profile's work dir.
+    work_dir: PathBuf,
+    sandbox: Mutex<Option<(SandboxSpec, runner::warm::Sandbox)>>,
+    runs: AtomicU64,
+}
+
+impl WarmSandbox {
+    /// A warm sandbox for the test case runs of `profiles`, working in `work_dir` (made here,
+    /// owned by the run user); the keeper starts with the first run.
+    pub fn new(
+        keeper: &Path,
+        profiles: &SandboxProfiles,
+        runguard: &Runguard,
+        work_dir: PathBuf,
+    ) -> anyhow::Result<WarmSandbox> {
+        anyhow::ensure!(
+            keeper.is_file(),
+            "no keeper binary at `{}' for [workers] sandbox = \"warm\": build it (cargo build -p \
+             runner) or set JUDGED_KEEPER",
+            keeper.display()
+        );
+        let profile = Profile::load(&profiles.run.path)?;
+        let config = Config::load(Some(runguard.config_path()))?;
+        std::fs::create_dir_all(&work_dir)
+            .with_context(|| format!("cannot make `{}'", work_dir.display()))?;
+        crate::judge::give(&work_dir, runguard.user())
+            .with_context(|| format!("cannot give `{}' to the run user", work_dir.display()))?;
+        Ok(WarmSandbox {
+            keeper: keeper.to_path_buf(),
+            run_profile: profiles.run.path.clone(),
+            profile,
+            config,
+            work_dir,
+            sandbox: Mutex::new(None),
+            runs: AtomicU64::new(0),
+        })
+    }
+
+    /// Runs carried out in this sandbox so far.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::SeqCst)
+    }
+
+    /// The keeper's pid while the sandbox is built.
+    pub fn keeper_pid(&self) -> Option<i32> {
+        self.sandbox
+            .lock()
+            .ok()?
+            .as_ref()
+            .and_then(|(_, sandbox)| sandbox.keeper_pid())
+    }
+
+    /// The warm request for `spec`, or `None` when the step stays one-shot.
+    fn request(
+        &self,
+        runguard: &Runguard,
+        spec: &RunSpec,
+    ) -> Result<Option<Request>, SandboxFailure> {
+        if spec.profile.as_deref() != Some(self.run_profile.as_path()) || spec.stdin.is_none() {
+            return Ok(None);
+        }
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SandboxFailure::Io { path, source }
+        };
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&spec.cwd).map_err(io(&spec.cwd))? {
+            let entry = entry.map_err(io(&spec.cwd))?;
+            if !entry.file_type().map_err(io(&entry.path()))?.is_file() {
+                return Ok(None);
+            }
+            files.push((entry.path(), entry.file_name()));
+        }
+        let internal = |message: String| SandboxFailure::Internal {
+            status: "warm sandbox".into(),
+            message,
+        };
+        let args: Vec<OsString> = runguard.args(spec);
+        let options = match cli::parse(&args) {
+            Ok(Parsed::Run(options)) => options,
+            Ok(other) => return Err(internal(format!("runguard arguments parse as {other:?}"))),
+            Err(error) => return Err(internal(error.to_string())),
+        };
+        let mut plan = resolve(&options, &self.config, &System::default())
+            .map_err(|e| internal(e.to_string()))?
+            .plan;
+        self.profile
+            .apply(&mut plan, &self.work_dir)
+            .map_err(|e| internal(e.to_string()))?;
+        Ok(Some(Request {
+            plan,
+            stdin: spec.stdin.clone(),
+            files,
+        }))
+    }
+
+    fn run(&self, request: &Request) -> Result<Report, SandboxFailure> {
+        let failure = |message: String| SandboxFailure::Internal {
+            status: "warm sandbox".into(),
+            message,
+        };
+        let mut sandbox = self
+            .sandbox
+            .lock()
+            .map_err(|_| failure("a run panicked in this sandbox".into()))?;
+        let misfit = match &*sandbox {
+            Some((spec, _)) => spec.misfit(&request.plan),
+            None => Some("not built yet".into()),
+        };
+        if let Some(why) = misfit {
+            if let Some((_, old)) = sandbox.take() {
+                eprintln!("judged serve: rebuilding a warm sandbox: {why}");
+                let _ = old.destroy();
+            }
+            let spec = SandboxSpec::of_plan(&request.plan, Some(self.work_dir.clone()));
+            let built = runner::warm::Sandbox::create(spec.clone(), &self.keeper)
+                .map_err(|e| failure(e.to_string()))?;
+            *sandbox = Some((spec, built));
+        }
+        let (_, built) = sandbox.as_mut().expect("built above");
+        let report = built.run(request).map_err(|e| failure(e.to_string()))?;
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        Ok(report)
+    }
+}
+
+/// A judging's sandbox in a warm worker: test case runs in the slot's warm sandbox, every
+/// other step one-shot.
+pub struct Warm<'a> {
+    pub oneshot: &'a Runguard,
+    pub warm: &'a WarmSandbox,
+}
+
+impl Sandbox for Warm<'_> {
+    fn run(&self, spec: &RunSpec) -> Result<Report, SandboxFailure> {
+        match self.warm.request(self.oneshot, spec)? {
+            Some(request) => self.warm.run(&request),
+            None => self.oneshot.run(spec),
+        }
+    }
+}
