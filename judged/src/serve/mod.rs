@@ -261,7 +261,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
                 .join(", "),
             user.name,
             runguard_binary.display(),
-            shown_slots(settings.workers.placement, &slots),
+            shown_slots(&settings.workers, &slots),
         );
         return Ok(0);
     }
@@ -388,10 +388,14 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
 }
 
 /// The slots for `--check-config`: one line each, where its steps run.
-fn shown_slots(placement: Placement, slots: &[Slot]) -> String {
+fn shown_slots(workers: &config::WorkerSettings, slots: &[Slot]) -> String {
     let mut out = format!(
-        "  workers placed by {}:",
-        match placement {
+        "  {} workers placed by {}:",
+        match workers.sandbox {
+            SandboxKind::Oneshot => "one-shot",
+            SandboxKind::Warm => "warm",
+        },
+        match workers.placement {
             Placement::Topology => "topology (cpuset.cpus, cpuset.mems of every step)",
             Placement::None => "nothing: unpinned",
         }

@@ -178,3 +178,164 @@ impl Sandbox for Warm<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::Duration;
+
+    use runner::plan::Mount;
+
+    use super::*;
+    use crate::sandbox::StepLimits;
+    use crate::users::RunUser;
+
+    struct Setup {
+        dir: tempfile::TempDir,
+        runguard: Runguard,
+        profiles: SandboxProfiles,
+        warm: WarmSandbox,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        // As root, `nobody` (runguard refuses root as the run user); else ourselves, whom
+        // `give` needs no privilege for.
+        let user = if nix::unistd::geteuid().is_root() {
+            RunUser {
+                name: "nobody".into(),
+                uid: 65534,
+                gid: 65534,
+            }
+        } else {
+            let owner = std::fs::metadata(dir.path()).unwrap();
+            RunUser {
+                name: "me".into(),
+                uid: owner.uid(),
+                gid: owner.gid(),
+            }
+        };
+        let runguard = Runguard::new("/bin/false".into(), user, dir.path()).unwrap();
+        let profiles = SandboxProfiles::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/sandbox"),
+        )
+        .unwrap();
+        // The keeper starts only with the first run, which these tests do not make.
+        let warm = WarmSandbox::new(
+            Path::new("/bin/true"),
+            &profiles,
+            &runguard,
+            dir.path().join("warm"),
+        )
+        .unwrap();
+        Setup {
+            dir,
+            runguard,
+            profiles,
+            warm,
+        }
+    }
+
+    fn step(setup: &Setup, profile: &Path, stdin: bool) -> RunSpec {
+        let cwd = setup.dir.path().join("case/run");
+        std::fs::create_dir_all(&cwd).unwrap();
+        std::fs::write(cwd.join("program"), "").unwrap();
+        RunSpec {
+            argv: vec!["/work/program".into()],
+            cwd,
+            profile: Some(profile.to_path_buf()),
+            stdin: stdin.then(|| setup.dir.path().join("case/1.in")),
+            stdout: setup.dir.path().join("case/program.out"),
+            stderr: setup.dir.path().join("case/program.err"),
+            report: setup.dir.path().join("case/program.json"),
+            env: Vec::new(),
+            limits: StepLimits {
+                cpuset: Some("1".into()),
+                cpuset_mems: Some("0".into()),
+                ..StepLimits::with_time(Duration::from_millis(1500), 64 << 20, 1 << 20, 8)
+            },
+        }
+    }
+
+    #[test]
+    fn a_test_case_run_becomes_the_same_plan_in_the_sandboxs_work_dir() {
+        if !nix::unistd::geteuid().is_root() {
+            // runguard's front end resolves `-u` only for root, as DOMjudge's does.
+            let reason = "resolving a step's runguard options needs root";
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "skipping is a failure under CI=true: {reason}"
+            );
+            return eprintln!("skipping: {reason}");
+        }
+        let setup = setup();
+        let run_profile = setup.profiles.run.path.clone();
+        let spec = step(&setup, &run_profile, true);
+        let request = setup
+            .warm
+            .request(&setup.runguard, &spec)
+            .unwrap()
+            .expect("a test case run goes warm");
+        let plan = &request.plan;
+        assert_eq!(plan.limits.cpuset.as_deref(), Some("1"));
+        assert_eq!(plan.limits.cpuset_mems.as_deref(), Some("0"));
+        assert_eq!(plan.limits.nproc, Some(8));
+        assert_eq!(plan.limits.memory_bytes, Some(64 << 20));
+        let work = plan
+            .filesystem
+            .as_ref()
+            .unwrap()
+            .mounts
+            .iter()
+            .find_map(|mount| match mount {
+                Mount::Bind { source, target, .. } if target == Path::new("/work") => {
+                    Some(source.clone())
+                }
+                _ => None,
+            });
+        assert_eq!(work, Some(setup.dir.path().join("warm")));
+        assert_eq!(
+            request.files,
+            [(spec.cwd.join("program"), "program".into())]
+        );
+        assert_eq!(request.stdin, spec.stdin);
+        // Two test cases make plans that fit one sandbox.
+        let spec = SandboxSpec::of_plan(plan, Some(setup.dir.path().join("warm")));
+        let mut other = step(&setup, &run_profile, true);
+        other.limits = StepLimits {
+            cpuset: other.limits.cpuset,
+            cpuset_mems: other.limits.cpuset_mems,
+            ..StepLimits::with_time(Duration::from_secs(5), 256 << 20, 1 << 20, 8)
+        };
+        let other = setup
+            .warm
+            .request(&setup.runguard, &other)
+            .unwrap()
+            .unwrap();
+        assert_eq!(spec.misfit(&other.plan), None);
+    }
+
+    #[test]
+    fn compiles_and_programs_with_directories_stay_one_shot() {
+        let setup = setup();
+        let compile = step(&setup, &setup.profiles.compile.path, false);
+        assert!(setup
+            .warm
+            .request(&setup.runguard, &compile)
+            .unwrap()
+            .is_none());
+        let no_stdin = step(&setup, &setup.profiles.run.path, false);
+        assert!(setup
+            .warm
+            .request(&setup.runguard, &no_stdin)
+            .unwrap()
+            .is_none());
+        let nested = step(&setup, &setup.profiles.run.path, true);
+        std::fs::create_dir(nested.cwd.join("classes")).unwrap();
+        assert!(setup
+            .warm
+            .request(&setup.runguard, &nested)
+            .unwrap()
+            .is_none());
+    }
+}
