@@ -319,23 +319,16 @@ mod tests {
     fn compiles_and_programs_with_directories_stay_one_shot() {
         let setup = setup();
         let compile = step(&setup, &setup.profiles.compile.path, false);
-        assert!(setup
-            .warm
-            .request(&setup.runguard, &compile)
-            .unwrap()
-            .is_none());
         let no_stdin = step(&setup, &setup.profiles.run.path, false);
-        assert!(setup
-            .warm
-            .request(&setup.runguard, &no_stdin)
-            .unwrap()
-            .is_none());
         let nested = step(&setup, &setup.profiles.run.path, true);
         std::fs::create_dir(nested.cwd.join("classes")).unwrap();
-        assert!(setup
-            .warm
-            .request(&setup.runguard, &nested)
-            .unwrap()
-            .is_none());
+        for (what, spec) in [
+            ("a compile", compile),
+            ("a step without stdin", no_stdin),
+            ("a program with a directory", nested),
+        ] {
+            let request = setup.warm.request(&setup.runguard, &spec).unwrap();
+            assert!(request.is_none(), "{what} went warm");
+        }
     }
 }
