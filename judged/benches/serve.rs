@@ -258,7 +258,16 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// SIGTERM (a clean stop removes warm sandboxes' cgroups, which a SIGKILL would leave),
+    /// SIGKILL after 10 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

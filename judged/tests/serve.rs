@@ -416,6 +416,38 @@ fn warm_workers_run_test_cases_through_their_keeper() {
     );
 }
 
+/// A warm daemon killed with SIGKILL cannot remove its sandboxes' cgroups: the next start
+/// does (they are listed in the scratch directory).
+#[test]
+fn a_killed_warm_daemons_cgroups_are_removed_at_the_next_start() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    if !runguard.with_file_name("keeper").is_file() {
+        return skip("no keeper beside runguard (cargo build -p runner)");
+    }
+    let site = Site::new(&runguard, &[&aplusb()], "[workers]\nsandbox = \"warm\"");
+    let server = site.start();
+    let id = server.submit(c_submission("correct.c", &submission("correct.c")));
+    assert_eq!(server.wait_final(id)["verdict"], "correct");
+    server.kill_9();
+    let list = site.dir.path().join("data/scratch/warm-worker-0.cgroups");
+    let dirs: Vec<PathBuf> = std::fs::read_to_string(&list)
+        .unwrap()
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert!(!dirs.is_empty(), "no cgroups listed in {}", list.display());
+    assert!(dirs.iter().all(|dir| dir.is_dir()), "{dirs:?}");
+    let again = site.start();
+    let left: Vec<&PathBuf> = dirs.iter().filter(|dir| dir.exists()).collect();
+    assert!(left.is_empty(), "left: {left:?}\n{}", again.log());
+    assert!(again.log().contains("cgroup director"), "{}", again.log());
+    assert!(again.terminate().success());
+    assert!(!list.exists());
+}
+
 /// The SSE events of a stream as (event, data), until it ends.
 fn read_events(url: &str) -> Vec<(String, Value)> {
     let agent = ureq::AgentBuilder::new()

@@ -418,6 +418,14 @@ fn prepare_scratch(settings: &Settings) -> anyhow::Result<()> {
     let scratch = &settings.scratch_dir;
     std::fs::create_dir_all(scratch)
         .with_context(|| format!("cannot make the scratch directory `{}'", scratch.display()))?;
+    // A daemon killed with SIGKILL could not remove its warm sandboxes' groups.
+    let groups = warm::remove_leftover_cgroups(scratch)?;
+    if groups > 0 {
+        eprintln!(
+            "judged serve: removed {groups} cgroup director(ies) of warm sandboxes of an earlier \
+             run"
+        );
+    }
     if !settings.scratch_is_private {
         return Ok(());
     }

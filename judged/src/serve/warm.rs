@@ -12,11 +12,17 @@
 //! sandbox; a plan that does not fit it (another language's process limit) rebuilds it.
 //! Compiles, validators and a program with subdirectories (the keeper places plain files
 //! only) stay one-shot.
+//!
+//! A built sandbox's cgroup directories are written beside its work dir (`*.cgroups`): the
+//! client removes them when the sandbox is dropped, but a daemon killed with SIGKILL cannot;
+//! its keeper leaves on EOF, and the next start removes what the file lists
+//! ([`remove_leftover_cgroups`]) before the scratch directory is emptied.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use runner::profile::Profile;
@@ -28,6 +34,56 @@ use runner::runguard::resolve::resolve;
 use runner::warm::{Request, SandboxSpec};
 
 use crate::sandbox::{RunSpec, Runguard, Sandbox, SandboxFailure, SandboxProfiles};
+
+/// The extension of the files that list a warm sandbox's cgroup directories.
+const CGROUPS_LIST: &str = "cgroups";
+
+/// Remove the cgroup directories of the warm sandboxes of a killed daemon, listed in `*.cgroups`
+/// files of `scratch`. Its keepers leave on EOF when it dies, so a group still busy is waited
+/// for (up to [`LEFTOVER_TIMEOUT`]). Returns the directories removed; one that cannot be
+/// removed is told on stderr and left.
+pub fn remove_leftover_cgroups(scratch: &Path) -> anyhow::Result<usize> {
+    let mut removed = 0;
+    let deadline = Instant::now() + LEFTOVER_TIMEOUT;
+    let entries = match std::fs::read_dir(scratch) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error).context(format!("cannot read `{}'", scratch.display())),
+    };
+    for entry in entries {
+        let list = entry?.path();
+        if list.extension().and_then(|e| e.to_str()) != Some(CGROUPS_LIST) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&list)
+            .with_context(|| format!("cannot read `{}'", list.display()))?;
+        // Listed parents first: remove children first.
+        for dir in text.lines().rev().map(Path::new) {
+            let mut outcome = std::fs::remove_dir(dir);
+            while matches!(&outcome, Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy)
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+                outcome = std::fs::remove_dir(dir);
+            }
+            match outcome {
+                Ok(()) => removed += 1,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => eprintln!(
+                    "judged serve: cannot remove `{}' of a warm sandbox of an earlier run: \
+                     {error}",
+                    dir.display()
+                ),
+            }
+        }
+        std::fs::remove_file(&list)
+            .with_context(|| format!("cannot remove `{}'", list.display()))?;
+    }
+    Ok(removed)
+}
+
+/// How long [`remove_leftover_cgroups`] waits for a killed daemon's keepers to leave.
+const LEFTOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One slot's warm sandbox, built on its first run.
 pub struct WarmSandbox {
@@ -73,6 +129,11 @@ impl WarmSandbox {
             sandbox: Mutex::new(None),
             runs: AtomicU64::new(0),
         })
+    }
+
+    /// Where the built sandbox's cgroup directories are listed.
+    fn cgroups_list(&self) -> PathBuf {
+        self.work_dir.with_extension(CGROUPS_LIST)
     }
 
     /// Runs carried out in this sandbox so far.
@@ -154,6 +215,16 @@ impl WarmSandbox {
             let spec = SandboxSpec::of_plan(&request.plan, Some(self.work_dir.clone()));
             let built = runner::warm::Sandbox::create(spec.clone(), &self.keeper)
                 .map_err(|e| failure(e.to_string()))?;
+            let listed: String = built
+                .cgroup_dirs()
+                .iter()
+                .map(|dir| format!("{}\n", dir.display()))
+                .collect();
+            let list = self.cgroups_list();
+            std::fs::write(&list, listed).map_err(|source| SandboxFailure::Io {
+                path: list.clone(),
+                source,
+            })?;
             *sandbox = Some((spec, built));
         }
         let (_, built) = sandbox.as_mut().expect("built above");
@@ -168,6 +239,16 @@ impl WarmSandbox {
 pub struct Warm<'a> {
     pub oneshot: &'a Runguard,
     pub warm: &'a WarmSandbox,
+}
+
+impl Drop for WarmSandbox {
+    fn drop(&mut self) {
+        // The client removes the sandbox's groups as it is dropped: nothing is left to list.
+        if let Ok(mut sandbox) = self.sandbox.lock() {
+            drop(sandbox.take());
+        }
+        let _ = std::fs::remove_file(self.cgroups_list());
+    }
 }
 
 impl Sandbox for Warm<'_> {
@@ -313,6 +394,24 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(spec.misfit(&other.plan), None);
+    }
+
+    #[test]
+    fn leftover_groups_listed_in_the_scratch_dir_are_removed_children_first() {
+        let scratch = tempfile::tempdir().unwrap();
+        let group = scratch.path().join("cg/judged/sandbox-1");
+        std::fs::create_dir_all(group.join("run-1-0")).unwrap();
+        std::fs::write(
+            scratch.path().join("warm-worker-0.cgroups"),
+            format!("{}\n{}\n", group.display(), group.join("run-1-0").display()),
+        )
+        .unwrap();
+        std::fs::write(scratch.path().join("other.toml"), "").unwrap();
+        assert_eq!(remove_leftover_cgroups(scratch.path()).unwrap(), 2);
+        assert!(!group.exists());
+        assert!(!scratch.path().join("warm-worker-0.cgroups").exists());
+        assert!(scratch.path().join("other.toml").exists());
+        assert_eq!(remove_leftover_cgroups(scratch.path()).unwrap(), 0);
     }
 
     #[test]
