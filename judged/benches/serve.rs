@@ -6,13 +6,15 @@
 //!
 //! 1. `judged run --jobs 1` of it, `BENCH_SERVE_ROUNDS` (default 15) times: the latency of a
 //!    judging without the daemon (one test case at a time, as a daemon worker judges).
-//! 2. The same judging through a `judged serve` with one worker per core on a temporary data
-//!    dir: submitted and polled until done, one at a time (the latency, so the API's added
+//! 2. The same judging through a `judged serve` with its workers placed by topology (one per
+//!    free core) on a temporary data dir, their test case runs one-shot or, with
+//!    `BENCH_SERVE_SANDBOX=warm`, in each worker's warm sandbox: submitted and polled until done, one at a time (the latency, so the API's added
 //!    cost is the difference of the medians), then `BENCH_SERVE_BATCH` (default 30) submitted
 //!    at once (judgings per second until the last is done).
 //!
 //! Ends with `name=value` lines, also in `target/bench/serve.json`: `run_median_ms`,
-//! `api_median_ms`, `api_added_ms`, `api_judgings_per_s`, `api_workers`.
+//! `api_median_ms`, `api_added_ms`, `api_judgings_per_s`, `api_workers` (what `GET /health`
+//! says the daemon has); `api_warm` is 1 with warm workers.
 //!
 //! `cargo test` runs this target without `--bench`: then it only checks the generated problem
 //! loads, so the test suite stays fast.
@@ -63,15 +65,22 @@ fn main() -> Result<()> {
     let run_median = median(&mut run_ms);
     println!("  median {run_median:.1} ms");
 
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let daemon = Daemon::start(&judged, &runguard, problem.path(), workers)?;
+    let sandbox = std::env::var("BENCH_SERVE_SANDBOX").unwrap_or_else(|_| "oneshot".into());
+    ensure!(
+        ["oneshot", "warm"].contains(&sandbox.as_str()),
+        "BENCH_SERVE_SANDBOX must be oneshot or warm, not `{sandbox}'"
+    );
+    let daemon = Daemon::start(&judged, &runguard, problem.path(), &sandbox)?;
+    let workers = daemon.workers()?;
     let body = json!({
         "problem": problem_id(problem.path())?,
         "language": "c",
         "files": [{ "name": "sum.c", "content": source }],
     })
     .to_string();
-    println!("`judged serve` with {workers} worker(s), one judging at a time, {rounds} rounds:");
+    println!(
+        "`judged serve` with {workers} {sandbox} worker(s), one judging at a time, {rounds} rounds:"
+    );
     let mut api_ms = Vec::new();
     for _ in 0..rounds {
         let start = Instant::now();
@@ -99,6 +108,7 @@ fn main() -> Result<()> {
         ("api_added_ms", api_median - run_median),
         ("api_judgings_per_s", batch as f64 / batch_seconds),
         ("api_workers", workers as f64),
+        ("api_warm", f64::from(u8::from(sandbox == "warm"))),
     ];
     report(&judged, "serve", &figures)
 }
@@ -135,7 +145,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(judged: &Path, runguard: &Path, problem: &Path, workers: usize) -> Result<Daemon> {
+    fn start(judged: &Path, runguard: &Path, problem: &Path, sandbox: &str) -> Result<Daemon> {
         let site = tempfile::Builder::new()
             .prefix("judged-serve-bench-")
             .tempdir()?;
@@ -148,8 +158,9 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nworkers = {workers}\n\
-                 runguard = {:?}\nprofiles = {:?}\n[problems]\ndirs = [{:?}]\n",
+                "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
+                 runguard = {:?}\nprofiles = {:?}\n[workers]\nsandbox = {sandbox:?}\n\
+                 [problems]\ndirs = [{:?}]\n",
                 runguard.display().to_string(),
                 Path::new(env!("CARGO_MANIFEST_DIR"))
                     .join("../profiles")
@@ -193,6 +204,20 @@ impl Daemon {
         })
     }
 
+    /// How many workers the daemon has (`GET /health`).
+    fn workers(&self) -> Result<usize> {
+        let health: Value = serde_json::from_str(
+            &ureq::get(&format!("{}/health", self.base))
+                .call()
+                .context("GET /health")?
+                .into_string()?,
+        )?;
+        health["workers"]
+            .as_u64()
+            .map(|n| n as usize)
+            .context("no workers in the reply to GET /health")
+    }
+
     fn submit(&self, body: &str) -> Result<i64> {
         let reply: Value = serde_json::from_str(
             &ureq::post(&format!("{}/judgings", self.base))
@@ -233,7 +258,16 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// SIGTERM (a clean stop removes warm sandboxes' cgroups, which a SIGKILL would leave),
+    /// SIGKILL after 10 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

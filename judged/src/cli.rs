@@ -238,6 +238,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             rerun_disturbed: args.rerun_disturbed,
             thresholds: Thresholds::load_or_default(args.thresholds.as_deref())?.run,
             cpuset: args.cpuset.clone(),
+            cpuset_mems: None,
         },
     };
     let live;

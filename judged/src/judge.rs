@@ -68,6 +68,9 @@ pub struct Options {
     /// Pin every step of the judging to these CPUs (runguard's -P), like `1`; `None`: the
     /// host's CPUs.
     pub cpuset: Option<String>,
+    /// Take every step's memory from these NUMA nodes (runguard's --cpuset-mems), like `0`;
+    /// `None`: the kernel's choice.
+    pub cpuset_mems: Option<String>,
 }
 
 /// Told about each test case as it starts and ends (the live progress display, the daemon's
@@ -483,6 +486,9 @@ impl Judge<'_> {
     /// One sandboxed step, pinned where the judging is.
     fn run_step(&self, mut spec: RunSpec) -> Result<Report, SandboxFailure> {
         spec.limits.cpuset.clone_from(&self.options.cpuset);
+        spec.limits
+            .cpuset_mems
+            .clone_from(&self.options.cpuset_mems);
         self.sandbox.run(&spec)
     }
 
@@ -678,7 +684,7 @@ pub(crate) fn ensure_searchable(dir: &Path, user: &RunUser) -> anyhow::Result<()
 }
 
 /// Hand a directory to the run user (it may write there during the step).
-fn give(dir: &Path, user: &RunUser) -> std::io::Result<()> {
+pub(crate) fn give(dir: &Path, user: &RunUser) -> std::io::Result<()> {
     chown(dir, Some(user.uid), Some(user.gid))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
 }
@@ -810,6 +816,7 @@ mod tests {
                 rerun_disturbed,
                 thresholds: Thresholds::default().run,
                 cpuset: cpuset.map(str::to_owned),
+                cpuset_mems: cpuset.map(|_| "0".to_owned()),
             },
         };
         let language = languages.by_id("c").unwrap();
@@ -828,6 +835,7 @@ mod tests {
         profile: Option<PathBuf>,
         argv: Vec<String>,
         cpuset: Option<String>,
+        cpuset_mems: Option<String>,
         /// Every path under its working directory, relative to it.
         visible: Vec<PathBuf>,
     }
@@ -858,6 +866,7 @@ mod tests {
                 profile: spec.profile.clone(),
                 argv: spec.argv.clone(),
                 cpuset: spec.limits.cpuset.clone(),
+                cpuset_mems: spec.limits.cpuset_mems.clone(),
                 visible,
             };
             let Some(stdin) = &spec.stdin else {
@@ -882,7 +891,8 @@ mod tests {
             .collect();
         assert_eq!(steps.len(), 5, "a compile and four runs: {steps:?}");
         assert!(
-            steps.iter().all(|step| step.cpuset.as_deref() == Some("1")),
+            steps.iter().all(|step| step.cpuset.as_deref() == Some("1")
+                && step.cpuset_mems.as_deref() == Some("0")),
             "{steps:?}"
         );
         let unpinned = Recording::default();
@@ -892,7 +902,7 @@ mod tests {
             .into_inner()
             .unwrap()
             .iter()
-            .all(|step| step.cpuset.is_none()));
+            .all(|step| step.cpuset.is_none() && step.cpuset_mems.is_none()));
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct StepLimits {
     pub nproc: u64,
     /// CPUs the step is pinned to (runguard's -P), like `1` or `0,2-3`.
     pub cpuset: Option<String>,
+    /// NUMA nodes the step's memory comes from (runguard's --cpuset-mems), like `0`.
+    pub cpuset_mems: Option<String>,
 }
 
 impl StepLimits {
@@ -59,6 +61,7 @@ impl StepLimits {
             file_bytes: output_bytes,
             nproc,
             cpuset: None,
+            cpuset_mems: None,
         }
     }
 }
@@ -177,6 +180,20 @@ pub struct Runguard {
 }
 
 impl Runguard {
+    /// runguard's arguments for `spec`, as [`Sandbox::run`] gives them.
+    pub fn args(&self, spec: &RunSpec) -> Vec<OsString> {
+        runguard_args(spec, &self.user, self.config.path())
+    }
+
+    /// The runguard config every step gets.
+    pub fn config_path(&self) -> &Path {
+        self.config.path()
+    }
+
+    pub fn user(&self) -> &RunUser {
+        &self.user
+    }
+
     /// A runguard backend running steps as `user`, with its config file written in `scratch`.
     /// The site's runguard config ([`runner::runguard::config::DEFAULT_CONFIG_PATH`] when it
     /// exists) supplies everything
@@ -271,6 +288,10 @@ pub fn runguard_args(spec: &RunSpec, user: &RunUser, config: &Path) -> Vec<OsStr
         args.push("--cpuset".into());
         args.push(cpus.into());
     }
+    if let Some(mems) = &limits.cpuset_mems {
+        args.push("--cpuset-mems".into());
+        args.push(mems.into());
+    }
     match &spec.profile {
         Some(profile) => {
             // The profile sets TMPDIR to its private /tmp.
@@ -303,7 +324,7 @@ impl Sandbox for Runguard {
             None => Stdio::null(),
         };
         let output = Command::new(&self.binary)
-            .args(runguard_args(spec, &self.user, self.config.path()))
+            .args(self.args(spec))
             .current_dir(&spec.cwd)
             .stdin(stdin)
             .stdout(Stdio::null())
@@ -516,6 +537,13 @@ mod tests {
         spec.limits.cpuset = Some("2-3".into());
         assert!(
             args_of(&spec).contains("--activity --cpuset 2-3 "),
+            "{}",
+            args_of(&spec)
+        );
+        assert!(!args_of(&spec).contains("--cpuset-mems"));
+        spec.limits.cpuset_mems = Some("1".into());
+        assert!(
+            args_of(&spec).contains("--activity --cpuset 2-3 --cpuset-mems 1 "),
             "{}",
             args_of(&spec)
         );

@@ -305,6 +305,163 @@ fn judgings_are_judged_streamed_listed_and_counted() {
     assert!(server.terminate().success());
 }
 
+/// A runguard that writes its arguments, one line per step, to `log`, then is the real one.
+fn recording_runguard(dir: &Path, real: &Path, log: &Path) -> PathBuf {
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+        log.display(),
+        real.display()
+    );
+    // Installed by another process: a write descriptor of ours, inherited by a child another
+    // test thread forks at that moment, would make its exec fail with ETXTBSY.
+    let source = dir.join("runguard.sh");
+    std::fs::write(&source, script).unwrap();
+    let binary = dir.join("runguard");
+    assert!(Command::new("install")
+        .args(["-m", "755"])
+        .arg(&source)
+        .arg(&binary)
+        .status()
+        .unwrap()
+        .success());
+    binary
+}
+
+/// Workers placed by topology: the judging runs in worker 0, whose CPU and memory node are
+/// those `judged topology` plans for this host, and every step of it (compile, test case
+/// runs, validator) is pinned there through runguard's --cpuset and --cpuset-mems.
+#[test]
+fn a_judgings_steps_are_pinned_to_its_workers_cpus_and_node() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let topology = judged::topology::sysfs::read(Path::new("/")).unwrap();
+    let plan = judged::topology::place(&topology, &Default::default()).unwrap();
+    let (cpus, mems) = (plan.workers[0].cpuset_cpus(), plan.workers[0].cpuset_mems());
+    let tools = tempfile::tempdir().unwrap();
+    let log = tools.path().join("steps.log");
+    let recording = recording_runguard(tools.path(), &runguard, &log);
+    let site = Site::new(
+        &recording,
+        &[&aplusb()],
+        "[workers]\nplacement = \"topology\"",
+    );
+    let server = site.start();
+
+    let (status, workers) = server.get("/workers");
+    assert_eq!(status, 200, "{workers}");
+    let slots = workers["workers"].as_array().unwrap();
+    assert_eq!(slots.len(), plan.workers.len(), "{workers}");
+    assert_eq!(slots[0]["index"], 0, "{workers}");
+    assert_eq!(slots[0]["cpus"], cpus.as_str(), "{workers}");
+    assert_eq!(slots[0]["mems"], mems.as_str(), "{workers}");
+    assert_eq!(slots[0]["state"], "idle", "{workers}");
+
+    let id = server.submit(c_submission("correct.c", &submission("correct.c")));
+    let judging = server.wait_final(id);
+    assert_eq!(judging["verdict"], "correct", "{judging}\n{}", server.log());
+    let steps = std::fs::read_to_string(&log).unwrap();
+    // A compile, four test case runs, no validator of its own (the default one is judged's).
+    assert!(steps.lines().count() >= 5, "{steps}");
+    let pinned = format!(" --cpuset {cpus} --cpuset-mems {mems} ");
+    for step in steps.lines() {
+        assert!(
+            step.contains(&pinned),
+            "step not pinned ({pinned:?}): {step}"
+        );
+    }
+    let metrics = ureq::get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let slot = format!("judged_worker_busy{{worker=\"0\",cpus=\"{cpus}\",mems=\"{mems}\"}} 0");
+    assert!(metrics.contains(&slot), "no {slot:?} in\n{metrics}");
+    assert!(server.terminate().success());
+}
+
+/// `[workers] sandbox = "warm"`: the test case runs go through the worker's keeper (its run
+/// count grows by one per test case), the verdicts are those of one-shot runs, and the
+/// keeper is gone after a clean stop.
+#[test]
+fn warm_workers_run_test_cases_through_their_keeper() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let keeper = runguard.with_file_name("keeper");
+    if !keeper.is_file() {
+        return skip(&format!(
+            "no keeper at `{}' (cargo build -p runner)",
+            keeper.display()
+        ));
+    }
+    let site = Site::new(&runguard, &[&aplusb()], "[workers]\nsandbox = \"warm\"");
+    let server = site.start();
+    let slot = |server: &Server| server.get("/workers").1["workers"][0].clone();
+    assert_eq!(slot(&server)["sandbox"], "warm");
+    assert_eq!(slot(&server)["warm_runs"], 0);
+
+    let correct = server.submit(c_submission("correct.c", &submission("correct.c")));
+    let judging = server.wait_final(correct);
+    assert_eq!(judging["verdict"], "correct", "{judging}\n{}", server.log());
+    let tests = judging["tests"].as_array().unwrap().len() as u64;
+    let after_one = slot(&server);
+    assert_eq!(after_one["warm_runs"], tests, "{after_one}");
+    let keeper_pid = after_one["keeper_pid"].as_i64().expect("a keeper runs");
+    let comm = std::fs::read_to_string(format!("/proc/{keeper_pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "keeper");
+
+    let wrong = server.submit(c_submission("wrong.c", &submission("wrong.c")));
+    let judging = server.wait_final(wrong);
+    assert_eq!(judging["verdict"], "wrong-answer", "{judging}");
+    let wrong_tests = judging["tests"].as_array().unwrap().len() as u64;
+    let after_two = slot(&server);
+    assert_eq!(after_two["warm_runs"], tests + wrong_tests, "{after_two}");
+    assert_eq!(
+        after_two["keeper_pid"], keeper_pid,
+        "the sandbox was reused: {after_two}"
+    );
+    assert!(server.terminate().success());
+    assert!(
+        !Path::new(&format!("/proc/{keeper_pid}")).exists(),
+        "the keeper outlived the daemon"
+    );
+}
+
+/// A warm daemon killed with SIGKILL cannot remove its sandboxes' cgroups: the next start
+/// does (they are listed in the scratch directory).
+#[test]
+fn a_killed_warm_daemons_cgroups_are_removed_at_the_next_start() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    if !runguard.with_file_name("keeper").is_file() {
+        return skip("no keeper beside runguard (cargo build -p runner)");
+    }
+    let site = Site::new(&runguard, &[&aplusb()], "[workers]\nsandbox = \"warm\"");
+    let server = site.start();
+    let id = server.submit(c_submission("correct.c", &submission("correct.c")));
+    assert_eq!(server.wait_final(id)["verdict"], "correct");
+    server.kill_9();
+    let list = site.dir.path().join("data/scratch/warm-worker-0.cgroups");
+    let dirs: Vec<PathBuf> = std::fs::read_to_string(&list)
+        .unwrap()
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert!(!dirs.is_empty(), "no cgroups listed in {}", list.display());
+    assert!(dirs.iter().all(|dir| dir.is_dir()), "{dirs:?}");
+    let again = site.start();
+    let left: Vec<&PathBuf> = dirs.iter().filter(|dir| dir.exists()).collect();
+    assert!(left.is_empty(), "left: {left:?}\n{}", again.log());
+    assert!(again.log().contains("cgroup director"), "{}", again.log());
+    assert!(again.terminate().success());
+    assert!(!list.exists());
+}
+
 /// The SSE events of a stream as (event, data), until it ends.
 fn read_events(url: &str) -> Vec<(String, Value)> {
     let agent = ureq::AgentBuilder::new()

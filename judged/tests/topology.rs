@@ -119,3 +119,53 @@ fn a_missing_root_is_named() {
         "{stderr}"
     );
 }
+
+/// `--config`: the plan of a `judged serve` config's [workers]; options given override it.
+#[test]
+fn the_plan_of_a_serve_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        "[workers]\nhousekeeping = \"0-1\"\ncount = 3\nsmt = true\n",
+    )
+    .unwrap();
+    let root = fixture("xeon-2s-40c-smt");
+    let plan = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "--root",
+            root.to_str().unwrap(),
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        serde_json::from_str::<Value>(&ok(&args)).unwrap()["plan"].clone()
+    };
+    let from_config = plan(&[]);
+    assert_eq!(cpus(&from_config["housekeeping"]), [0, 1, 40, 41]);
+    let workers: Vec<&str> = from_config["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["cpuset_cpus"].as_str().unwrap())
+        .collect();
+    assert_eq!(workers, ["2", "20", "3"]);
+    let overridden = plan(&["--max-workers", "5", "--housekeeping", "0"]);
+    assert_eq!(overridden["workers"].as_array().unwrap().len(), 5);
+    assert_eq!(cpus(&overridden["housekeeping"]), [0, 40]);
+
+    std::fs::write(&config, "[workers]\nsmt = \"yes\"\n").unwrap();
+    let output = topology(&[
+        "--root",
+        root.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("serve.toml") && stderr.contains("smt"),
+        "{stderr}"
+    );
+}

@@ -295,6 +295,7 @@ fn cgroup_limits(plan: &Plan) -> CgroupLimits {
         memory_bytes: plan.limits.memory_bytes,
         pids: plan.limits.nproc,
         cpuset: plan.limits.cpuset.clone(),
+        cpuset_mems: plan.limits.cpuset_mems.clone(),
         cpu_bandwidth: plan.limits.cpu_bandwidth,
     }
 }

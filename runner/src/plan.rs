@@ -74,6 +74,10 @@ pub struct Limits {
     pub nproc: Option<u64>,
     /// CPUs the run is pinned to, e.g. `0,2-3` (already validated against the online CPUs).
     pub cpuset: Option<String>,
+    /// Memory nodes the run allocates from (`cpuset.mems`), e.g. `0` (already validated
+    /// against the host's nodes with memory).
+    #[serde(default)]
+    pub cpuset_mems: Option<String>,
     /// CFS bandwidth of the whole run (a CPU quota), as a container runtime would set it.
     #[serde(default)]
     pub cpu_bandwidth: Option<CpuBandwidth>,

@@ -120,6 +120,7 @@ fn run_with_all_limits_on_this_host() {
         memory_bytes: Some(64 * MIB),
         pids: Some(8),
         cpuset: Some("0".into()),
+        cpuset_mems: Some("0".into()),
         cpu_bandwidth: Some(CpuBandwidth {
             quota_us: 50_000,
             period_us: 100_000,
@@ -192,6 +193,7 @@ fn pure_v1_path_with_cpuacct_and_freezer() {
         memory_bytes: Some(64 * MIB),
         pids: Some(8),
         cpuset: None,
+        cpuset_mems: None,
         cpu_bandwidth: None,
     };
     let run = RunCgroup::create(&hierarchies, &parent, "run", &limits).unwrap();
@@ -220,6 +222,7 @@ fn create_attach_remove_leaves_nothing_over_many_runs() {
         memory_bytes: Some(64 * MIB),
         pids: Some(8),
         cpuset: None,
+        cpuset_mems: None,
         cpu_bandwidth: None,
     };
     const RUNS: u32 = 30;

@@ -133,6 +133,52 @@ fn cpuset_pins_the_run() {
     fx.assert_clean();
 }
 
+/// `--cpuset-mems`: the run gets a cpuset group of its own whose `cpuset.mems` is the list
+/// asked (the host's last node with memory, so that on a NUMA host it differs from what a
+/// group would inherit); a node without memory is refused.
+#[test]
+fn cpuset_mems_binds_the_runs_memory_to_the_nodes_asked() {
+    if !require_root() {
+        return;
+    }
+    let fx = Fixture::new("limit-cpuset-mems");
+    let has_memory = std::fs::read_to_string("/sys/devices/system/node/has_memory")
+        .unwrap_or_else(|_| "0".into());
+    let node = has_memory
+        .trim()
+        .rsplit([',', '-'])
+        .next()
+        .unwrap()
+        .to_owned();
+    let outcome = fx
+        .runguard()
+        .args(["-t", "10", "--cpuset-mems", &node])
+        .run([
+            "/bin/sh",
+            "-c",
+            "cat /proc/self/cpuset; grep ^Mems_allowed_list: /proc/self/status",
+        ]);
+    outcome.assert_exit(0);
+    let text = outcome.stdout_text();
+    let mut lines = text.lines();
+    let group = lines.next().unwrap_or_default();
+    assert!(
+        group.contains(fx.cgroup_parent()),
+        "the run is in the cpuset group `{group}', not one of its own under `{}'{outcome}",
+        fx.cgroup_parent()
+    );
+    assert_eq!(
+        lines.next().map(|line| line.split_whitespace().last()),
+        Some(Some(node.as_str())),
+        "{outcome}"
+    );
+    fx.runguard()
+        .args(["-t", "10", "--cpuset-mems", "4095"])
+        .run(["/bin/true"])
+        .assert_internal_error("--cpuset-mems 4095: memory node 4095 has no memory");
+    fx.assert_clean();
+}
+
 #[test]
 fn no_core_sets_core_size_zero_and_is_off_by_default() {
     if !require_root() {

@@ -11,6 +11,7 @@
 //! | `GET /problems` | the problems judged here: id, name, origin (config, upload), test cases |
 //! | `PUT /problems/{id}` | a problem package as a `.zip` body ([`super::problems`]) → 201, or 200 when it replaced an upload |
 //! | `GET /health` | 200 `{status: ok}`, 503 while draining |
+//! | `GET /workers` | the worker slots: cpus, mems, state, the judging each runs |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! With `[api] tokens_file`, every route but the public ones needs `Authorization: Bearer
@@ -92,6 +93,7 @@ pub fn router(daemon: Arc<Daemon>, auth: Arc<Auth>) -> Router {
             put(upload).layer(DefaultBodyLimit::max(archive_limit)),
         )
         .route("/health", get(health))
+        .route("/workers", get(workers))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(body_limit))
@@ -485,7 +487,7 @@ async fn health(State(daemon): State<Arc<Daemon>>) -> Response {
         Ok(counts) => Json(json!({
             "status": "ok",
             "host": daemon.host_id,
-            "workers": daemon.workers,
+            "workers": daemon.slots.len(),
             "queue_depth": counts.get(&Status::Queued).copied().unwrap_or(0),
         }))
         .into_response(),
@@ -495,6 +497,11 @@ async fn health(State(daemon): State<Arc<Daemon>>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// The worker slots: where each runs its steps, and the judging it runs.
+async fn workers(State(daemon): State<Arc<Daemon>>) -> Json<serde_json::Value> {
+    Json(super::worker::workers_json(&daemon))
 }
 
 async fn metrics(State(daemon): State<Arc<Daemon>>) -> Result<Response, ApiError> {

@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+use crate::topology::{parse_housekeeping, Cpus};
 
 use super::upload::{UploadLimits, DEFAULT_LIMITS};
 
@@ -52,8 +54,9 @@ pub struct Config {
     pub listen: Option<String>,
     /// Holds the database (`judged.db`) and the lock file.
     pub data_dir: Option<PathBuf>,
-    /// Judgings run at the same time.
-    pub workers: Option<usize>,
+    /// The workers: a `[workers]` table, or `workers = N` for `[workers] count = N`.
+    #[serde(default, deserialize_with = "count_or_table")]
+    pub workers: WorkersConfig,
     /// Most bytes of source (all files of a submission together) a submission may have.
     pub max_source_bytes: Option<u64>,
     /// How long a shutdown waits for running judgings before handing them back to the queue.
@@ -99,6 +102,82 @@ pub struct ApiSettings {
     pub public_metrics: bool,
 }
 
+/// `[workers]`: how many judgings run at once, and where (`judged topology` prints the plan).
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// `topology` (default): one worker per free physical core, its steps pinned to the core
+    /// and its memory to the core's node; `none`: `count` workers, unpinned.
+    pub placement: Option<Placement>,
+    /// `none`: exactly this many (default 1); `topology`: at most this many (default: one
+    /// per free core), taken from the nodes in turn.
+    pub count: Option<usize>,
+    /// As `judged topology --housekeeping`: CPUs no worker gets (whole cores), or `none`.
+    pub housekeeping: Option<String>,
+    /// As `judged topology --smt`: SMT siblings get workers of their own.
+    pub smt: Option<bool>,
+    /// `oneshot` (default): every step a runguard process; `warm`: each worker's test case
+    /// runs in a warm sandbox of its own, built once with the worker's cpuset.
+    pub sandbox: Option<SandboxKind>,
+}
+
+/// What runs a worker's test cases.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxKind {
+    /// A `runguard` process per step.
+    #[default]
+    Oneshot,
+    /// The worker's warm sandbox (a `keeper`), reused from one test case to the next.
+    Warm,
+}
+
+/// Where the workers run.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// As `judged topology` plans it.
+    #[default]
+    Topology,
+    /// Anywhere the kernel puts them (no cpuset).
+    None,
+}
+
+/// `workers = N` (the short form of `[workers] count = N`) or a `[workers]` table, read
+/// straight from the file's deserializer so that a table's errors keep their key and line.
+fn count_or_table<'de, D: Deserializer<'de>>(deserializer: D) -> Result<WorkersConfig, D::Error> {
+    use serde::de::{self, MapAccess, Visitor};
+
+    struct CountOrTable;
+
+    impl<'de> Visitor<'de> for CountOrTable {
+        type Value = WorkersConfig;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number of workers, or a [workers] table")
+        }
+
+        fn visit_i64<E: de::Error>(self, count: i64) -> Result<WorkersConfig, E> {
+            let count = usize::try_from(count)
+                .map_err(|_| E::custom(format!("{count} is not a number of workers")))?;
+            Ok(WorkersConfig {
+                count: Some(count),
+                ..WorkersConfig::default()
+            })
+        }
+
+        fn visit_u64<E: de::Error>(self, count: u64) -> Result<WorkersConfig, E> {
+            self.visit_i64(i64::try_from(count).unwrap_or(i64::MAX))
+        }
+
+        fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<WorkersConfig, M::Error> {
+            WorkersConfig::deserialize(de::value::MapAccessDeserializer::new(map))
+        }
+    }
+
+    deserializer.deserialize_any(CountOrTable)
+}
+
 #[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
@@ -132,7 +211,7 @@ pub struct Settings {
     pub source: Option<PathBuf>,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    pub workers: usize,
+    pub workers: WorkerSettings,
     pub max_source_bytes: u64,
     pub shutdown_grace: Duration,
     pub host_id: String,
@@ -156,6 +235,60 @@ pub struct Settings {
     /// `[problems] max_*`: what an uploaded package may be.
     pub uploads: UploadLimits,
     pub api: ApiSettings,
+}
+
+/// `[workers]`, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerSettings {
+    pub placement: Placement,
+    /// `None`: the default of the placement (1; one per free core).
+    pub count: Option<usize>,
+    /// `None`: `judged topology`'s default (the first physical core).
+    pub housekeeping: Option<Cpus>,
+    pub smt: bool,
+    pub sandbox: SandboxKind,
+}
+
+impl WorkersConfig {
+    fn validate(
+        self,
+        invalid: impl Fn(&str, String) -> ConfigError,
+    ) -> Result<WorkerSettings, ConfigError> {
+        if self.count == Some(0) {
+            return Err(invalid("workers.count", "must be at least 1".into()));
+        }
+        let placement = self.placement.unwrap_or_default();
+        if placement == Placement::None {
+            for (key, given) in [
+                ("workers.housekeeping", self.housekeeping.is_some()),
+                ("workers.smt", self.smt.is_some()),
+            ] {
+                if given {
+                    return Err(invalid(
+                        key,
+                        "only means something with placement = \"topology\": remove it, or \
+                         place the workers by topology"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        let housekeeping = self
+            .housekeeping
+            .map(|list| {
+                parse_housekeeping(&list)
+                    .map(|housekeeping| housekeeping.0)
+                    .map_err(|why| invalid("workers.housekeeping", format!("`{list}': {why}")))
+            })
+            .transpose()?;
+        Ok(WorkerSettings {
+            placement,
+            count: self.count,
+            housekeeping,
+            smt: self.smt.unwrap_or(false),
+            sandbox: self.sandbox.unwrap_or_default(),
+        })
+    }
 }
 
 impl Settings {
@@ -230,6 +363,18 @@ impl Config {
         Config::parse(&text, path)
     }
 
+    /// Only the `[workers]` of the config at `path`, validated (for `judged topology
+    /// --config`; the daemon validates the whole file).
+    pub fn load_workers(path: &Path) -> Result<WorkerSettings, ConfigError> {
+        Config::load(path)?
+            .workers
+            .validate(|key: &str, message| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key: key.to_owned(),
+                message,
+            })
+    }
+
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         toml::from_str(text).map_err(|error| ConfigError::Syntax {
             path: path.to_path_buf(),
@@ -267,10 +412,7 @@ impl Config {
                 format!("`{listen_text}' is not an address and port (e.g. 127.0.0.1:8080)"),
             )
         })?;
-        let workers = self.workers.unwrap_or(1);
-        if workers == 0 {
-            return Err(invalid("workers", "must be at least 1".into()));
-        }
+        let workers = self.workers.validate(invalid)?;
         let max_source_bytes = self.max_source_bytes.unwrap_or(DEFAULT_MAX_SOURCE_BYTES);
         if max_source_bytes == 0 {
             return Err(invalid("max_source_bytes", "must be at least 1".into()));
@@ -432,7 +574,8 @@ mod tests {
         assert_eq!(settings.listen, DEFAULT_LISTEN.parse().unwrap());
         assert_eq!(settings.data_dir, Path::new(DEFAULT_DATA_DIR));
         assert_eq!(settings.database(), Path::new("/var/lib/judged/judged.db"));
-        assert_eq!(settings.workers, 1);
+        assert_eq!(settings.workers, WorkerSettings::default());
+        assert_eq!(settings.workers.placement, Placement::Topology);
         assert_eq!(settings.max_source_bytes, DEFAULT_MAX_SOURCE_BYTES);
         assert_eq!(settings.shutdown_grace, Duration::from_secs(30));
         assert_eq!(settings.host_id, "host1");
@@ -510,7 +653,7 @@ mod tests {
         .unwrap();
         assert_eq!(settings.listen.port(), 9000);
         assert_eq!(settings.data_dir, Path::new("/etc/judged/data"));
-        assert_eq!(settings.workers, 4);
+        assert_eq!(settings.workers.count, Some(4));
         assert_eq!(settings.shutdown_grace, Duration::from_secs(5));
         assert_eq!(
             settings.problems,
@@ -522,6 +665,34 @@ mod tests {
                 ("hello".to_owned(), PathBuf::from("/srv/hello/"))
             ]
         );
+    }
+
+    #[test]
+    fn the_workers_table_is_read() {
+        let settings = validate(
+            "[workers]\nplacement = \"topology\"\ncount = 3\nhousekeeping = \"0,40\"\n\
+             smt = true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.workers,
+            WorkerSettings {
+                placement: Placement::Topology,
+                count: Some(3),
+                housekeeping: Some(Cpus::from([0, 40])),
+                smt: true,
+                sandbox: SandboxKind::Oneshot,
+            }
+        );
+        let warm = validate("[workers]\nsandbox = \"warm\"\n").unwrap();
+        assert_eq!(warm.workers.sandbox, SandboxKind::Warm);
+        let none = validate("[workers]\nplacement = \"none\"\ncount = 2\n").unwrap();
+        assert_eq!(
+            (none.workers.placement, none.workers.count),
+            (Placement::None, Some(2))
+        );
+        let no_housekeeping = validate("[workers]\nhousekeeping = \"none\"\n").unwrap();
+        assert_eq!(no_housekeeping.workers.housekeeping, Some(Cpus::new()));
     }
 
     /// Each bad config, and what its error must name.
@@ -544,8 +715,34 @@ mod tests {
             ),
             ("[database]\nlease_secs = 1\n", &["database.lease_secs"]),
             ("[database]\nleas_secs = 5\n", &["leas_secs"]),
-            ("workers = \"two\"\n", &["workers"]),
-            ("workers = 0\n", &["workers", "at least 1"]),
+            ("workers = \"two\"\n", &["workers", "a number of workers"]),
+            ("workers = 0\n", &["workers.count", "at least 1"]),
+            (
+                "workers = -1\n",
+                &["workers", "-1 is not a number of workers"],
+            ),
+            ("[workers]\ncount = 0\n", &["workers.count", "at least 1"]),
+            ("[workers]\ncuont = 2\n", &["cuont", "placement"]),
+            (
+                "[workers]\nplacement = \"numa\"\n",
+                &["placement", "numa", "topology", "none"],
+            ),
+            (
+                "[workers]\nsandbox = \"hot\"\n",
+                &["sandbox", "hot", "oneshot", "warm"],
+            ),
+            (
+                "[workers]\nhousekeeping = \"0-\"\n",
+                &["workers.housekeeping", "`0-'"],
+            ),
+            (
+                "[workers]\nplacement = \"none\"\nsmt = true\n",
+                &["workers.smt", "placement = \"topology\""],
+            ),
+            (
+                "[workers]\nplacement = \"none\"\nhousekeeping = \"0\"\n",
+                &["workers.housekeeping"],
+            ),
             ("listen = \"localhost\"\n", &["listen", "localhost"]),
             ("max_source_bytes = 0\n", &["max_source_bytes"]),
             ("host_id = \" \"\n", &["host_id"]),

@@ -3,7 +3,7 @@
 //! each scrape, so they hold across restarts.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -12,6 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use super::slots::SlotPool;
 use super::store::Status;
 use crate::judge::TestResult;
 
@@ -30,13 +31,22 @@ struct StateLabel {
     state: String,
 }
 
+/// A worker slot: its index and where it runs (`none`: unpinned).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SlotLabel {
+    worker: String,
+    cpus: String,
+    mems: String,
+}
+
 pub struct Metrics {
     registry: Registry,
-    workers: i64,
-    busy: AtomicI64,
+    /// The worker slots, whose states are read at each scrape.
+    slots: Arc<SlotPool>,
     queue_depth: Gauge,
     judgings: Family<StatusLabel, Gauge>,
     worker_states: Family<StateLabel, Gauge>,
+    worker_busy: Family<SlotLabel, Gauge>,
     pub submitted: Counter,
     /// "Work may be queued" notifications from the store (PostgreSQL LISTEN).
     pub queue_notifications: Counter,
@@ -52,14 +62,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(workers: usize) -> Metrics {
+    pub fn new(slots: Arc<SlotPool>) -> Metrics {
         let mut registry = Registry::with_prefix("judged");
         let metrics = Metrics {
-            workers: workers as i64,
-            busy: AtomicI64::new(0),
+            slots,
             queue_depth: Gauge::default(),
             judgings: Family::default(),
             worker_states: Family::default(),
+            worker_busy: Family::default(),
             submitted: Counter::default(),
             queue_notifications: Counter::default(),
             test_case_runs: Counter::default(),
@@ -85,6 +95,12 @@ impl Metrics {
             "workers",
             "Workers by state (busy: judging, idle: waiting for work)",
             metrics.worker_states.clone(),
+        );
+        registry.register(
+            "worker_busy",
+            "Per worker slot, 1 while it judges, 0 when idle; labelled with the CPUs and \
+             memory nodes its steps are pinned to",
+            metrics.worker_busy.clone(),
         );
         registry.register(
             "submissions",
@@ -163,14 +179,6 @@ impl Metrics {
         self.judging_seconds.observe(seconds);
     }
 
-    pub fn worker_busy(&self) {
-        self.busy.fetch_add(1, Ordering::SeqCst);
-    }
-
-    pub fn worker_idle(&self) {
-        self.busy.fetch_sub(1, Ordering::SeqCst);
-    }
-
     /// The exposition, with the store's counts of judgings by status.
     pub fn render(&self, counts: &BTreeMap<Status, u64>) -> String {
         for status in Status::ALL {
@@ -183,8 +191,19 @@ impl Metrics {
         }
         self.queue_depth
             .set(counts.get(&Status::Queued).copied().unwrap_or(0) as i64);
-        let busy = self.busy.load(Ordering::SeqCst);
-        for (state, n) in [("busy", busy), ("idle", self.workers - busy)] {
+        let states = self.slots.states();
+        let mut busy = 0;
+        for slot in &states {
+            let label = SlotLabel {
+                worker: slot.slot.index.to_string(),
+                cpus: slot.slot.cpus.clone().unwrap_or_else(|| "none".into()),
+                mems: slot.slot.mems.clone().unwrap_or_else(|| "none".into()),
+            };
+            let judging = i64::from(slot.judging.is_some());
+            self.worker_busy.get_or_create(&label).set(judging);
+            busy += judging;
+        }
+        for (state, n) in [("busy", busy), ("idle", states.len() as i64 - busy)] {
             self.worker_states
                 .get_or_create(&StateLabel {
                     state: state.to_owned(),
@@ -202,10 +221,17 @@ impl Metrics {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_exposition_names_every_family() {
-        let metrics = Metrics::new(2);
-        metrics.worker_busy();
+    #[tokio::test]
+    async fn the_exposition_names_every_family() {
+        let slot = |index: usize, cpus: &str| super::super::slots::Slot {
+            index,
+            cpus: Some(cpus.into()),
+            mems: Some("0".into()),
+        };
+        let slots = SlotPool::new(vec![slot(0, "1"), slot(1, "2")]);
+        let metrics = Metrics::new(slots.clone());
+        let taken = slots.take().await;
+        taken.runs(5);
         metrics.judging_finished("correct", 0.5);
         let counts = BTreeMap::from([(Status::Queued, 3)]);
         let text = metrics.render(&counts);
@@ -215,6 +241,8 @@ mod tests {
             "judged_judgings{status=\"done\"} 0",
             "judged_workers{state=\"busy\"} 1",
             "judged_workers{state=\"idle\"} 1",
+            "judged_worker_busy{worker=\"0\",cpus=\"1\",mems=\"0\"} 1",
+            "judged_worker_busy{worker=\"1\",cpus=\"2\",mems=\"0\"} 0",
             "judged_test_case_runs_total 0",
             "judged_judging_outcomes_total{verdict=\"correct\"} 1",
             "judged_run_wall_minus_cpu_seconds_bucket",

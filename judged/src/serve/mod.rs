@@ -2,16 +2,18 @@
 //!
 //! Shape (fixed; see ARCHITECTURE.md):
 //!
-//! 1. Before any runtime exists: the config is read and validated ([`config`]), the problems
-//!    (the config's, and the uploads kept in the data directory: [`problems`]), the API's
-//!    tokens ([`auth`]), languages, sandbox profiles, run user and runguard are loaded, the
-//!    data directory is locked (one daemon per data directory), the database opened
-//!    ([`store`]; other hosts' uploads installed from it) and the
+//! 1. Before any runtime exists: the config is read and validated ([`config`]), the worker
+//!    slots planned from the host's topology, the problems (the config's, and the uploads
+//!    kept in the data directory: [`problems`]), the API's tokens ([`auth`]), languages,
+//!    sandbox profiles, run user and runguard are loaded, the data directory is locked (one
+//!    daemon per data directory), the database opened ([`store`]; other hosts' uploads
+//!    installed from it) and the
 //!    judgings this host left `judging` are put back in the queue (crash recovery), as are
 //!    any host's whose lease ran out, and the listening socket is bound. Any failure here exits with status 2 naming the thing.
 //! 2. The runtime runs three things under one cancellation signal (SIGTERM, SIGINT, or the
-//!    server failing): the HTTP API ([`api`]), the dispatcher ([`worker`]: owned permits
-//!    bound the judgings run at once), and the judging tasks it spawns on a tracker; beside
+//!    server failing): the HTTP API ([`api`]), the dispatcher ([`worker`]: the worker slots
+//!    of [`slots`], placed by topology, bound the judgings run at once and pin their steps),
+//!    and the judging tasks it spawns on a tracker; beside
 //!    them the heartbeat renews the leases of the judgings running here (until the drain
 //!    ends) and reclaims expired ones.
 //! 3. Drain: on the signal the server stops accepting (in-flight requests finish, event
@@ -25,8 +27,10 @@ pub mod config;
 pub mod hub;
 pub mod metrics;
 pub mod problems;
+pub mod slots;
 pub mod store;
 pub mod upload;
+pub mod warm;
 pub mod worker;
 
 use std::collections::{BTreeSet, HashMap};
@@ -44,7 +48,8 @@ use crate::language::Languages;
 use crate::problem::Problem;
 use crate::sandbox::{self, Runguard, SandboxProfiles};
 use crate::users;
-use config::{Config, Overrides, Settings};
+use config::{Config, Overrides, Placement, SandboxKind, Settings};
+use slots::{Slot, SlotPool};
 use store::{PostgresStore, SqliteStore, Store};
 use worker::{Daemon, JudgeEnv};
 
@@ -68,7 +73,6 @@ Config (TOML, every key optional; unknown keys are refused, errors name the key)
   listen = \"127.0.0.1:8080\"          the API's address
   data_dir = \"/var/lib/judged\"       holds judged.db (queue and results), judged.lock and
                                      problems/ (the uploaded problems)
-  workers = 1                        judgings run at the same time
   max_source_bytes = 262144          all files of a submission together
   shutdown_grace_secs = 30           how long a shutdown waits for running judgings
   host_id = \"HOSTNAME\"               this host's name in the queue
@@ -80,6 +84,21 @@ Config (TOML, every key optional; unknown keys are refused, errors name the key)
   runguard, profiles, languages, run_user
                                      as judged run's --runguard, --profiles, --languages,
                                      --user
+  [workers]                          one judging per worker at a time (`workers = N' is
+                                     short for count = N)
+  placement = \"topology\"             one worker per free physical core as `judged topology'
+                                     plans it: every step of its judgings pinned to the
+                                     core (runguard --cpuset) and its memory to the core's
+                                     NUMA node (--cpuset-mems); \"none\": unpinned
+  count                              topology: at most N (default one per free core, taken
+                                     from the nodes in turn); none: exactly N (default 1)
+  housekeeping = \"0\"                 CPUs no worker gets (whole cores; default the first
+                                     core, `none': no housekeeping), as judged topology's
+  smt = false                        SMT siblings get workers of their own
+  sandbox = \"oneshot\"                every step a runguard process; \"warm\": each worker
+                                     runs its test cases in a warm sandbox of its own (a
+                                     keeper, built once with the worker's cpuset, reset
+                                     between runs); compiles and validators stay one-shot
   [problems]
   dirs = [\"/srv/problems/aplusb\"]    problem packages; a problem's id is its directory name
   max_archive_bytes = 268435456      an uploaded archive at most (256 MiB)
@@ -123,8 +142,11 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
                                 PostgreSQL the archive is kept in the database too, and
                                 every host installs it (at once, and at its start).
   GET  /health                  200 {\"status\": \"ok\"}, 503 while draining
+  GET  /workers                 the worker slots: index, cpus, mems, state (idle, busy),
+                                judging (the id it runs)
   GET  /metrics                 Prometheus text: queue depth, judgings by status, workers by
-                                state, test case runs and verdicts, run CPU, wall and
+                                state and per slot (worker_busy{worker, cpus, mems}),
+                                test case runs and verdicts, run CPU, wall and
                                 wall-minus-CPU histograms, queue notifications heard
 
 Signals: SIGTERM or SIGINT stop taking work and drain (see shutdown_grace_secs).
@@ -231,6 +253,13 @@ fn load(settings: &Settings) -> anyhow::Result<Loaded> {
 
 pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let settings = settings(&args)?;
+    let slots = slots::plan(&settings.workers, || {
+        Ok(crate::topology::sysfs::read(Path::new("/"))?)
+    })
+    .context(
+        "cannot place the workers by topology ([workers]; `judged topology' shows the plan, \
+         placement = \"none\" runs them unpinned)",
+    )?;
     let loaded = load(&settings)?;
     let runguard_binary = sandbox::locate_runguard(settings.runguard.as_deref())?;
     let (user, note) = users::resolve(settings.run_user.as_deref(), Path::new("/"))?;
@@ -240,14 +269,14 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         println!(
             "config OK: {}\n  listen {}\n  database {}\n  workers {}, max_source_bytes {}, \
              shutdown grace {} s, host id {}\n  problems: {}\n  languages installed: {}\n  \
-             run user {}, runguard {}",
+             run user {}, runguard {}\n{}",
             settings
                 .source
                 .as_ref()
                 .map_or_else(|| "(defaults)".to_owned(), |p| p.display().to_string()),
             settings.listen,
             settings.database_shown(),
-            settings.workers,
+            slots.len(),
             settings.max_source_bytes,
             settings.shutdown_grace.as_secs(),
             settings.host_id,
@@ -263,6 +292,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
                 .join(", "),
             user.name,
             runguard_binary.display(),
+            shown_slots(&settings.workers, &slots),
         );
         return Ok(0);
     }
@@ -294,6 +324,26 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     crate::judge::ensure_searchable(&settings.scratch_dir.join("judged-x"), &user)
         .context("scratch_dir (default DATA_DIR/scratch) must be reachable by the run user")?;
     let runguard = Runguard::new(runguard_binary, user.clone(), &settings.scratch_dir)?;
+    let warm = match settings.workers.sandbox {
+        SandboxKind::Oneshot => Vec::new(),
+        SandboxKind::Warm => {
+            let keeper = runner::warm::default_keeper_binary();
+            slots
+                .iter()
+                .map(|slot| {
+                    warm::WarmSandbox::new(
+                        &keeper,
+                        &loaded.profiles,
+                        &runguard,
+                        settings
+                            .scratch_dir
+                            .join(format!("warm-worker-{}", slot.index)),
+                    )
+                })
+                .collect::<anyhow::Result<_>>()
+                .context("[workers] sandbox = \"warm\"")?
+        }
+    };
     let store: Arc<dyn Store> = match &settings.database_url {
         Some(url) => {
             Arc::new(PostgresStore::open(url, &settings.host_id)?.with_lease(settings.lease))
@@ -311,6 +361,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("cannot listen on {} (listen)", settings.listen))?;
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
+    let slots = SlotPool::new(slots);
     let daemon = Arc::new(Daemon {
         env: JudgeEnv {
             problems,
@@ -323,12 +374,13 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
             all_test_cases: settings.all_test_cases,
             rerun_disturbed: settings.rerun_disturbed,
             thresholds: Thresholds::default().run,
+            warm,
         },
         store,
         hub: hub::Hub::default(),
-        metrics: metrics::Metrics::new(settings.workers),
+        metrics: metrics::Metrics::new(slots.clone()),
         host_id: settings.host_id.clone(),
-        workers: settings.workers,
+        slots,
         max_source_bytes: settings.max_source_bytes,
         lease: settings.lease,
         wake: tokio::sync::Notify::new(),
@@ -372,10 +424,18 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         eprintln!("judged serve: no problems yet: upload one with PUT /problems/ID");
     }
     eprintln!(
-        "judged serve: listening on http://{address} ({} problem(s), {} worker(s), database {}, \
-         {})",
+        "judged serve: listening on http://{address} ({} problem(s), {} {} worker(s) placed by \
+         {}, database {}, {})",
         daemon.env.problems.len(),
-        settings.workers,
+        daemon.slots.len(),
+        match settings.workers.sandbox {
+            SandboxKind::Oneshot => "one-shot",
+            SandboxKind::Warm => "warm",
+        },
+        match settings.workers.placement {
+            Placement::Topology => "topology",
+            Placement::None => "nothing (unpinned)",
+        },
         settings.database_shown(),
         if auth.is_on() {
             "bearer tokens required"
@@ -395,6 +455,30 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     result.map(|()| 0)
 }
 
+/// The slots for `--check-config`: one line each, where its steps run.
+fn shown_slots(workers: &config::WorkerSettings, slots: &[Slot]) -> String {
+    let mut out = format!(
+        "  {} workers placed by {}:",
+        match workers.sandbox {
+            SandboxKind::Oneshot => "one-shot",
+            SandboxKind::Warm => "warm",
+        },
+        match workers.placement {
+            Placement::Topology => "topology (cpuset.cpus, cpuset.mems of every step)",
+            Placement::None => "nothing: unpinned",
+        }
+    );
+    for slot in slots {
+        out.push_str(&format!(
+            "\n    worker {}: cpus {}, mems {}",
+            slot.index,
+            slot.cpus.as_deref().unwrap_or("any"),
+            slot.mems.as_deref().unwrap_or("any")
+        ));
+    }
+    out
+}
+
 /// Make the scratch directory; when it is the daemon's own, remove what a killed daemon left
 /// there (we hold the data directory's lock, so no other daemon uses it).
 fn prepare_scratch(settings: &Settings) -> anyhow::Result<()> {
@@ -402,6 +486,14 @@ fn prepare_scratch(settings: &Settings) -> anyhow::Result<()> {
     let scratch = &settings.scratch_dir;
     std::fs::create_dir_all(scratch)
         .with_context(|| format!("cannot make the scratch directory `{}'", scratch.display()))?;
+    // A daemon killed with SIGKILL could not remove its warm sandboxes' groups.
+    let groups = warm::remove_leftover_cgroups(scratch)?;
+    if groups > 0 {
+        eprintln!(
+            "judged serve: removed {groups} cgroup director(ies) of warm sandboxes of an earlier \
+             run"
+        );
+    }
     if !settings.scratch_is_private {
         return Ok(());
     }

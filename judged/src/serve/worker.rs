@@ -1,7 +1,8 @@
-//! The workers: a dispatcher takes an owned permit (at most `workers` judgings at once), claims
-//! the oldest queued judging and hands both to a task that judges it with [`crate::judge`] on a
-//! blocking thread (each step is a `runguard` process; judged never forks itself) and records
-//! the outcome in one transaction. The permit is released when that task ends.
+//! The workers: a dispatcher takes a free worker slot ([`super::slots`]: one judging per slot),
+//! claims the oldest queued judging and hands both to a task that judges it with
+//! [`crate::judge`] on a blocking thread, every step pinned to the slot's CPUs and memory
+//! nodes (each step is a `runguard` process; judged never forks itself), and records the
+//! outcome in one transaction. The slot is free again when that task ends.
 //!
 //! Leases: [`keep_leases`] is the heartbeat (every third of the lease it renews the claim of
 //! each judging running here; a claim found lost stops its judging unrecorded, a cancel asked
@@ -15,19 +16,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::hub::{self, Hub};
 use super::metrics::Metrics;
 use super::problems::Problems;
+use super::slots::{SlotGuard, SlotPool};
 use super::store::{Claim, Outcome, Renewal, Status, Store, TestRecord};
+use super::warm::{Warm, WarmSandbox};
 use crate::diagnostics::thresholds::RunThresholds;
 use crate::judge::{Judge, Options, Progress, TestResult};
 use crate::language::Languages;
 use crate::problem::TestCase;
-use crate::sandbox::{Runguard, SandboxProfiles};
+use crate::sandbox::{Runguard, Sandbox, SandboxProfiles};
 use crate::users::RunUser;
 
 /// What judging needs, loaded once before the runtime starts.
@@ -45,6 +48,9 @@ pub struct JudgeEnv {
     pub rerun_disturbed: u32,
     /// When a test case's measurements become findings (parsed once, at start).
     pub thresholds: RunThresholds,
+    /// `[workers] sandbox = "warm"`: each slot's warm sandbox, by slot index (empty:
+    /// one-shot steps only).
+    pub warm: Vec<WarmSandbox>,
 }
 
 /// Everything the API and the workers share.
@@ -54,7 +60,8 @@ pub struct Daemon {
     pub hub: Hub,
     pub metrics: Metrics,
     pub host_id: String,
-    pub workers: usize,
+    /// The worker slots: at most one judging each.
+    pub slots: Arc<SlotPool>,
     pub max_source_bytes: u64,
     /// How long a claim holds without a heartbeat (`[database] lease_secs`).
     pub lease: Duration,
@@ -70,11 +77,10 @@ const IDLE_POLL: Duration = Duration::from_secs(2);
 
 /// Claim and start judgings until shutdown; every judging task is spawned on `tracker`.
 pub async fn dispatch(daemon: Arc<Daemon>, tracker: TaskTracker) {
-    let permits = Arc::new(Semaphore::new(daemon.workers));
     loop {
-        let permit = tokio::select! {
+        let slot = tokio::select! {
             _ = daemon.shutdown.cancelled() => break,
-            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            slot = daemon.slots.take() => slot,
         };
         let store = daemon.store.clone();
         let host = daemon.host_id.clone();
@@ -83,10 +89,10 @@ pub async fn dispatch(daemon: Arc<Daemon>, tracker: TaskTracker) {
             .expect("claiming does not panic");
         match claimed {
             Ok(Some(claim)) => {
-                tracker.spawn(judge_one(daemon.clone(), claim, permit));
+                tracker.spawn(judge_one(daemon.clone(), claim, slot));
             }
             Ok(None) => {
-                drop(permit);
+                drop(slot);
                 tokio::select! {
                     _ = daemon.shutdown.cancelled() => break,
                     _ = daemon.wake.notified() => {}
@@ -94,7 +100,7 @@ pub async fn dispatch(daemon: Arc<Daemon>, tracker: TaskTracker) {
                 }
             }
             Err(error) => {
-                drop(permit);
+                drop(slot);
                 eprintln!("judged serve: cannot claim a judging: {error:#}");
                 tokio::select! {
                     _ = daemon.shutdown.cancelled() => break,
@@ -105,15 +111,20 @@ pub async fn dispatch(daemon: Arc<Daemon>, tracker: TaskTracker) {
     }
 }
 
-/// Judge one claimed judging and record it; holds the worker's permit until done.
-async fn judge_one(daemon: Arc<Daemon>, claim: Claim, _permit: OwnedSemaphorePermit) {
+/// Judge one claimed judging in `slot` and record it; holds the slot until done.
+async fn judge_one(daemon: Arc<Daemon>, claim: Claim, slot: SlotGuard) {
     let started = Instant::now();
-    daemon.metrics.worker_busy();
+    slot.runs(claim.id);
     let stop = daemon.hub.start(&claim);
     let outcome = {
         let daemon = daemon.clone();
         let claim = claim.clone();
         let stop = stop.clone();
+        let pinning = Pinning {
+            slot: slot.slot().index,
+            cpus: slot.slot().cpus.clone(),
+            mems: slot.slot().mems.clone(),
+        };
         tokio::task::spawn_blocking(move || {
             // A cancel asked between the claim and `hub.start` is in the store only.
             if let Ok(Some(record)) = daemon.store.get(claim.id) {
@@ -126,7 +137,7 @@ async fn judge_one(daemon: Arc<Daemon>, claim: Claim, _permit: OwnedSemaphorePer
                     );
                 }
             }
-            judge_blocking(&daemon, &claim, &stop)
+            judge_blocking(&daemon, &claim, &stop, pinning)
         })
         .await
     };
@@ -139,7 +150,7 @@ async fn judge_one(daemon: Arc<Daemon>, claim: Claim, _permit: OwnedSemaphorePer
             error: "the judging thread panicked".into(),
         },
     };
-    daemon.metrics.worker_idle();
+    drop(slot);
     if stop.load(Ordering::SeqCst) == hub::HANDED_BACK {
         // Shutdown gave it back to the queue, or its lease was lost: whoever claims it next
         // judges it from the start.
@@ -289,7 +300,19 @@ pub fn is_plain_file_name(name: &str) -> bool {
         && !name.contains(['/', '\\', '\0'])
 }
 
-fn judge_blocking(daemon: &Daemon, claim: &Claim, stop: &AtomicU8) -> anyhow::Result<Outcome> {
+/// Where a judging's steps run: its slot, the slot's CPUs and memory nodes.
+struct Pinning {
+    slot: usize,
+    cpus: Option<String>,
+    mems: Option<String>,
+}
+
+fn judge_blocking(
+    daemon: &Daemon,
+    claim: &Claim,
+    stop: &AtomicU8,
+    pinning: Pinning,
+) -> anyhow::Result<Outcome> {
     let env = &daemon.env;
     let problem = env
         .problems
@@ -312,10 +335,18 @@ fn judge_blocking(daemon: &Daemon, claim: &Claim, stop: &AtomicU8) -> anyhow::Re
             .with_context(|| format!("cannot write `{}'", path.display()))?;
         sources.push(path);
     }
+    let warm = env.warm.get(pinning.slot).map(|warm| Warm {
+        oneshot: &env.runguard,
+        warm,
+    });
+    let sandbox: &dyn Sandbox = match &warm {
+        Some(warm) => warm,
+        None => &env.runguard,
+    };
     let judge = Judge {
         problem: &problem,
         languages: &env.languages,
-        sandbox: &env.runguard,
+        sandbox,
         profiles: &env.profiles,
         user: &env.user,
         options: Options {
@@ -324,7 +355,8 @@ fn judge_blocking(daemon: &Daemon, claim: &Claim, stop: &AtomicU8) -> anyhow::Re
             scratch_parent: env.scratch.clone(),
             rerun_disturbed: env.rerun_disturbed,
             thresholds: env.thresholds.clone(),
-            cpuset: None,
+            cpuset: pinning.cpus,
+            cpuset_mems: pinning.mems,
         },
     };
     let progress = ServeProgress {
@@ -353,6 +385,28 @@ fn judge_blocking(daemon: &Daemon, claim: &Claim, stop: &AtomicU8) -> anyhow::Re
         },
         _ => Outcome::Cancelled { tests },
     })
+}
+
+/// `GET /workers`: each slot, its state, and with warm workers its sandbox's keeper and the
+/// runs it carried out.
+pub fn workers_json(daemon: &Daemon) -> serde_json::Value {
+    let workers: Vec<serde_json::Value> = daemon
+        .slots
+        .states()
+        .into_iter()
+        .map(|state| {
+            let mut value = serde_json::to_value(&state).expect("plain data serializes");
+            if let Some(warm) = daemon.env.warm.get(state.slot.index) {
+                value["sandbox"] = "warm".into();
+                value["keeper_pid"] = warm.keeper_pid().into();
+                value["warm_runs"] = warm.runs().into();
+            } else {
+                value["sandbox"] = "oneshot".into();
+            }
+            value
+        })
+        .collect();
+    serde_json::json!({ "workers": workers })
 }
 
 /// Shutdown after the grace period: every judging still running goes back to the queue.

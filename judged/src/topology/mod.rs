@@ -85,13 +85,18 @@ pub struct TopologyArgs {
     /// Print one JSON object instead of the summary and the table.
     #[arg(long)]
     pub json: bool,
+    /// Plan as `judged serve` with this config does: its [workers] housekeeping, smt and
+    /// count (the options above, when given, override them).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// The CPUs of `--housekeeping`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Housekeeping(pub Cpus);
 
-fn parse_housekeeping(text: &str) -> Result<Housekeeping, String> {
+/// `none`, or a CPU list (`judged topology --housekeeping`, `[workers] housekeeping`).
+pub fn parse_housekeeping(text: &str) -> Result<Housekeeping, String> {
     if text.trim() == "none" {
         return Ok(Housekeeping(Cpus::new()));
     }
@@ -130,8 +135,13 @@ cpuN/topology/physical_package_id, core_id and core_cpus_list (thread_siblings_l
 kernels without it) of each online CPU; sys/devices/system/node/online and each
 nodeN/cpulist (without node/online the kernel has no NUMA: one node 0).
 
+With --config FILE, the plan is the one `judged serve --config FILE' follows: its [workers]
+housekeeping, smt and count (the daemon's worker slots are these workers, each judging's
+steps pinned with runguard --cpuset and --cpuset-mems to its worker's columns below).
+
 Examples:
   judged topology
+  judged topology --config /etc/judged/serve.toml
   judged topology --housekeeping 0-1,40-41 --max-workers 16
   judged topology --smt --json
   judged topology --root testdata/topology/xeon-2s-40c-smt
@@ -149,11 +159,25 @@ pub fn execute(args: TopologyArgs) -> anyhow::Result<u8> {
         args.root.display()
     );
     let topology = sysfs::read(&args.root)?;
-    let options = Options {
-        housekeeping: args.housekeeping.map(|h| h.0),
-        smt: args.smt,
-        max_workers: args.max_workers,
-    };
+    let mut options = Options::default();
+    if let Some(path) = &args.config {
+        let workers = crate::serve::config::Config::load_workers(path)?;
+        if workers.placement == crate::serve::config::Placement::None {
+            eprintln!(
+                "note: `{}' has [workers] placement = \"none\": the daemon pins nothing; \
+                 this is the plan placement = \"topology\" would follow",
+                path.display()
+            );
+        }
+        options = workers.placement_options();
+    }
+    if let Some(housekeeping) = args.housekeeping {
+        options.housekeeping = Some(housekeeping.0);
+    }
+    options.smt |= args.smt;
+    if args.max_workers.is_some() {
+        options.max_workers = args.max_workers;
+    }
     let plan = place(&topology, &options)?;
     if args.json {
         println!(

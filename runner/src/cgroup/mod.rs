@@ -64,6 +64,8 @@ pub struct CgroupLimits {
     pub pids: Option<u64>,
     /// CPUs the run may use, in the kernel's list format (`0-1,3`).
     pub cpuset: Option<String>,
+    /// Memory nodes the run may allocate from (`cpuset.mems`), in the same list format.
+    pub cpuset_mems: Option<String>,
     /// CFS bandwidth (a CPU quota) of the whole run.
     pub cpu_bandwidth: Option<CpuBandwidth>,
 }

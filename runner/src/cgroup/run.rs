@@ -149,6 +149,9 @@ impl RunCgroup {
         if let Some(cpus) = &limits.cpuset {
             write(&dir_of("cpuset").join("cpuset.cpus"), cpus)?;
         }
+        if let Some(mems) = &limits.cpuset_mems {
+            write(&dir_of("cpuset").join("cpuset.mems"), mems)?;
+        }
         if let Some(bandwidth) = limits.cpu_bandwidth {
             match layout {
                 Layout::V2 => v2::limit_cpu(dir_of("cpu"), bandwidth)?,
@@ -466,13 +469,13 @@ fn check_names(parent: &Path, name: &str) -> Result<()> {
 }
 
 /// Controllers any layout needs for `limits`: memory always (peak memory is always reported),
-/// pids, cpuset and cpu when limited.
+/// pids, cpuset (CPUs or memory nodes) and cpu when limited.
 fn limited_controllers(limits: &CgroupLimits) -> Vec<&'static str> {
     let mut controllers = vec!["memory"];
     if limits.pids.is_some() {
         controllers.push("pids");
     }
-    if limits.cpuset.is_some() {
+    if limits.cpuset.is_some() || limits.cpuset_mems.is_some() {
         controllers.push("cpuset");
     }
     if limits.cpu_bandwidth.is_some() {
@@ -606,6 +609,7 @@ mod tests {
             memory_bytes: Some(256 * MIB),
             pids: Some(16),
             cpuset: Some("1".into()),
+            cpuset_mems: None,
             cpu_bandwidth: None,
         }
     }
@@ -703,6 +707,79 @@ mod tests {
             tree.read("sys/fs/cgroup/cpuset/judged/run1/cpuset.cpus"),
             "1"
         );
+    }
+
+    /// A run's memory nodes go to its cpuset group's `cpuset.mems` on every layout, with or
+    /// without a CPU list; its CPUs then stay the parent's.
+    #[test]
+    fn memory_nodes_are_written_to_the_runs_cpuset_group() {
+        // (layout, the root's cpuset.mems, the run's cpuset group)
+        let cases = [
+            (
+                "v1",
+                "sys/fs/cgroup/cpuset",
+                "sys/fs/cgroup/cpuset/judged/run1",
+            ),
+            (
+                "hybrid",
+                "sys/fs/cgroup/cpuset",
+                "sys/fs/cgroup/cpuset/judged/run1",
+            ),
+            ("v2", "", "sys/fs/cgroup/judged/run1"),
+        ];
+        for (layout, root, run_dir) in cases {
+            let tree = FixtureTree::copy(layout);
+            if !root.is_empty() {
+                // Two nodes above: an inherited value would be `0-1`.
+                tree.write(&format!("{root}/cpuset.mems"), "0-1");
+            }
+            let limits = CgroupLimits {
+                cpuset_mems: Some("1".into()),
+                ..CgroupLimits::default()
+            };
+            let run = create(&tree, &limits).unwrap();
+            assert!(
+                relative_dirs(&tree, &run).contains(&run_dir.to_owned()),
+                "{layout}: no cpuset group in {:?}",
+                relative_dirs(&tree, &run)
+            );
+            assert_eq!(
+                tree.read(&format!("{run_dir}/cpuset.mems")),
+                "1",
+                "{layout}"
+            );
+            if layout == "v2" {
+                assert!(
+                    tree.read("sys/fs/cgroup/judged/cgroup.subtree_control")
+                        .contains("+cpuset"),
+                    "v2: cpuset not enabled for the run"
+                );
+            } else {
+                assert_eq!(
+                    tree.read(&format!("{run_dir}/cpuset.cpus")),
+                    tree.read(&format!("{root}/cpuset.cpus")).trim(),
+                    "{layout}: the CPUs are inherited"
+                );
+            }
+            let both = CgroupLimits {
+                cpuset: Some("1".into()),
+                cpuset_mems: Some("0".into()),
+                ..CgroupLimits::default()
+            };
+            drop(run);
+            let tree = FixtureTree::copy(layout);
+            let _run = create(&tree, &both).unwrap();
+            assert_eq!(
+                tree.read(&format!("{run_dir}/cpuset.cpus")),
+                "1",
+                "{layout}"
+            );
+            assert_eq!(
+                tree.read(&format!("{run_dir}/cpuset.mems")),
+                "0",
+                "{layout}"
+            );
+        }
     }
 
     #[test]

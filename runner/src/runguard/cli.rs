@@ -51,6 +51,7 @@ enum Opt {
     Config,
     CpuQuota,
     Activity,
+    CpusetMems,
 }
 
 struct Spec {
@@ -102,6 +103,7 @@ const SPECS: &[Spec] = &[
     spec(Opt::Config, None, "config", true),
     spec(Opt::CpuQuota, None, "cpu-quota", true),
     spec(Opt::Activity, None, "activity", false),
+    spec(Opt::CpusetMems, None, "cpuset-mems", true),
 ];
 
 impl Opt {
@@ -157,6 +159,8 @@ pub struct Options {
     pub nproc: Option<u64>,
     /// As given; empty means no pinning (DOMjudge ignores an empty `-P`).
     pub cpuset: Option<String>,
+    /// `--cpuset-mems`, as given; empty means no binding, like `-P`.
+    pub cpuset_mems: Option<String>,
     pub no_core: bool,
     pub stdout: Option<PathBuf>,
     pub stderr: Option<PathBuf>,
@@ -410,6 +414,14 @@ fn apply(options: &mut Options, opt: Opt, value: Option<OsString>) -> Result<(),
                 parse_cpu_list(list).map_err(|why| bad(opt, &value, &why))?;
             }
             options.cpuset = Some(list.to_owned());
+        }
+        Opt::CpusetMems => {
+            // Syntax only, as for -P; whether the nodes have memory is resolve's to say.
+            let list = text()?;
+            if !list.is_empty() {
+                parse_cpu_list(list).map_err(|why| bad(opt, &value, &why))?;
+            }
+            options.cpuset_mems = Some(list.to_owned());
         }
         Opt::NoCore => options.no_core = true,
         Opt::Stdout => options.stdout = Some(value.into()),
@@ -912,6 +924,10 @@ mod tests {
                 "invalid value `pid' for -U/--runpipepid",
             ),
             (&["-P", "0-x", "p"], "invalid value `0-x' for -P/--cpuset"),
+            (
+                &["--cpuset-mems", "0,", "p"],
+                "invalid value `0,' for --cpuset-mems",
+            ),
             (
                 &["--cpu-quota=half", "p"],
                 "invalid value `half' for --cpu-quota: expected a number of CPUs",

@@ -1,5 +1,6 @@
 //! CPU lists in the kernel's syntax (`0,2-3`), as `-P` takes them and as
-//! `/sys/devices/system/cpu/online` shows them.
+//! `/sys/devices/system/cpu/online` shows them; lists of memory nodes (`--cpuset-mems`) use the
+//! same syntax.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -49,11 +50,46 @@ pub fn read_online_cpus(sys_root: &Path) -> Result<Cpus> {
     })
 }
 
+/// The NUMA nodes with memory of the host whose sysfs is under `sys_root`: those a cpuset's
+/// `cpuset.mems` may name. A kernel without NUMA has no `node` directory: node 0 alone.
+pub fn read_memory_nodes(sys_root: &Path) -> Result<Cpus> {
+    let path = sys_root.join("sys/devices/system/node/has_memory");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_cpu_list(&text).map_err(|why| Error::Config {
+            path: path.clone(),
+            message: why,
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if path.parent().is_some_and(Path::exists) {
+                Err(Error::io("cannot read", &path, error))
+            } else {
+                Ok(Cpus::from([0]))
+            }
+        }
+        Err(error) => Err(Error::io("cannot read", &path, error)),
+    }
+}
+
 /// Check that every CPU of the `-P` list is online (DOMjudge's wording).
 pub fn check_pinning(requested: &Cpus, online: &Cpus) -> Result<(), String> {
     match requested.difference(online).next() {
         Some(cpu) => Err(format!(
             "requested pinning on CPU {cpu} which is not online"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Check that every node of the `--cpuset-mems` list has memory.
+pub fn check_memory_nodes(requested: &Cpus, with_memory: &Cpus) -> Result<(), String> {
+    match requested.difference(with_memory).next() {
+        Some(node) => Err(format!(
+            "memory node {node} has no memory here (nodes with memory: {})",
+            with_memory
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         )),
         None => Ok(()),
     }
@@ -114,6 +150,24 @@ mod tests {
         assert!(
             message.contains("no-such-host/sys/devices/system/cpu/online"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn memory_nodes_of_fixture_hosts() {
+        assert_eq!(
+            read_memory_nodes(&sys_root("sys-sparse")).unwrap(),
+            cpus(&[0, 2])
+        );
+        // No NUMA in the kernel: one node 0.
+        assert_eq!(
+            read_memory_nodes(&sys_root("sys-2cpu")).unwrap(),
+            cpus(&[0])
+        );
+        assert_eq!(check_memory_nodes(&cpus(&[2]), &cpus(&[0, 2])), Ok(()));
+        assert_eq!(
+            check_memory_nodes(&cpus(&[0, 1]), &cpus(&[0, 2])),
+            Err("memory node 1 has no memory here (nodes with memory: 0,2)".into())
         );
     }
 

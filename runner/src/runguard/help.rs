@@ -68,6 +68,10 @@ Options of our own:
       --activity         measure what else held the run back, for the JSON report's
                            `activity': its stalls waiting for a CPU, for IO and in memory
                            reclaim (PSI of its cgroup), its major faults and file refaults
+      --cpuset-mems=LIST allocate the run's memory only on these NUMA nodes, e.g. 0 or 0-1
+                           (cpuset.mems; must have memory, see
+                           /sys/devices/system/node/has_memory); with -P, a run's CPUs and
+                           memory on one node
 
 TIME is in seconds, a float: SOFT or SOFT:HARD with HARD >= SOFT (default HARD = SOFT).
 Only the hard limit kills; the soft one marks the result. Both clocks start when COMMAND
@@ -169,6 +173,7 @@ mod tests {
             "--config",
             "--cpu-quota",
             "--activity",
+            "--cpuset-mems",
         ] {
             assert!(manual.contains(option), "{option} missing from --help");
         }

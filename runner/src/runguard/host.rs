@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Group, Uid, User};
 
-use super::cpuset::{read_online_cpus, Cpus};
+use super::cpuset::{read_memory_nodes, read_online_cpus, Cpus};
 use super::Result;
 
 pub trait Host {
@@ -23,6 +23,8 @@ pub trait Host {
     /// The path with symlinks resolved; an error if it does not exist.
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
     fn online_cpus(&self) -> Result<Cpus>;
+    /// The NUMA nodes with memory (what `cpuset.mems` may hold).
+    fn memory_nodes(&self) -> Result<Cpus>;
 }
 
 /// This machine. `sys_root` is where sysfs is found (`/`).
@@ -83,5 +85,9 @@ impl Host for System {
 
     fn online_cpus(&self) -> Result<Cpus> {
         read_online_cpus(&self.sys_root)
+    }
+
+    fn memory_nodes(&self) -> Result<Cpus> {
+        read_memory_nodes(&self.sys_root)
     }
 }

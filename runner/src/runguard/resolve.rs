@@ -9,7 +9,7 @@ use crate::plan::{Credentials, OutputTarget, Plan};
 
 use super::cli::{EnvEdit, Options};
 use super::config::Config;
-use super::cpuset::{check_pinning, parse_cpu_list};
+use super::cpuset::{check_memory_nodes, check_pinning, parse_cpu_list};
 use super::host::Host;
 use super::meta::MetaSettings;
 use super::{Error, Result};
@@ -32,6 +32,15 @@ pub fn resolve(options: &Options, config: &Config, host: &impl Host) -> Result<I
         check_pinning(&requested, &host.online_cpus()?)
             .map_err(|why| Error::Refused(format!("-P {list}: {why}")))?;
     }
+    if let Some(list) = options
+        .cpuset_mems
+        .as_deref()
+        .filter(|list| !list.is_empty())
+    {
+        let requested = parse_cpu_list(list).map_err(Error::Usage)?;
+        check_memory_nodes(&requested, &host.memory_nodes()?)
+            .map_err(|why| Error::Refused(format!("--cpuset-mems {list}: {why}")))?;
+    }
 
     let mut plan = Plan::new(options.command.clone(), options.args.clone());
     // DOMjudge only changes directory inside a chroot.
@@ -50,6 +59,7 @@ pub fn resolve(options: &Options, config: &Config, host: &impl Host) -> Result<I
     limits.file_size_bytes = options.file_size_bytes;
     limits.nproc = options.nproc;
     limits.cpuset = options.cpuset.clone().filter(|list| !list.is_empty());
+    limits.cpuset_mems = options.cpuset_mems.clone().filter(|list| !list.is_empty());
     limits.cpu_bandwidth = options.cpu_bandwidth;
     limits.stream_bytes = options.stream_bytes;
     limits.no_core = options.no_core;
@@ -308,6 +318,9 @@ mod tests {
         fn online_cpus(&self) -> crate::runguard::Result<Cpus> {
             Ok(self.online.iter().copied().collect())
         }
+        fn memory_nodes(&self) -> crate::runguard::Result<Cpus> {
+            Ok(Cpus::from([0]))
+        }
     }
 
     fn options(words: &[&str]) -> Options {
@@ -551,6 +564,25 @@ mod tests {
         assert_eq!(
             message,
             "-P 1-2: requested pinning on CPU 2 which is not online"
+        );
+    }
+
+    #[test]
+    fn memory_nodes_are_checked_against_the_nodes_with_memory() {
+        let host = FakeHost::default();
+        let limits = plan(&["-u", "domjudge-run", "--cpuset-mems", "0", "p"]).limits;
+        assert_eq!(limits.cpuset_mems.as_deref(), Some("0"));
+        assert_eq!(limits.cpuset, None);
+        assert_eq!(
+            plan(&["-u", "domjudge-run", "--cpuset-mems=", "p"])
+                .limits
+                .cpuset_mems,
+            None
+        );
+        let message = refusal(&host, &["-u", "domjudge-run", "--cpuset-mems", "0-1", "p"]);
+        assert_eq!(
+            message,
+            "--cpuset-mems 0-1: memory node 1 has no memory here (nodes with memory: 0)"
         );
     }
 

@@ -148,6 +148,7 @@ impl Keeper {
                 memory_bytes: None,
                 pids: spec.nproc,
                 cpuset: spec.cpuset.clone(),
+                cpuset_mems: spec.cpuset_mems.clone(),
                 cpu_bandwidth: spec.cpu_bandwidth,
             },
         )

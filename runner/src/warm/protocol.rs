@@ -28,6 +28,8 @@ pub struct SandboxSpec {
     pub nproc: Option<u64>,
     pub cpuset: Option<String>,
     #[serde(default)]
+    pub cpuset_mems: Option<String>,
+    #[serde(default)]
     pub cpu_bandwidth: Option<CpuBandwidth>,
     /// A host directory the sandbox owns, emptied between runs (usually bound writable into
     /// `filesystem` as the work dir). Tmpfs mounts of `filesystem` are emptied too.
@@ -44,6 +46,7 @@ impl SandboxSpec {
             cgroup_parent: plan.cgroup_parent.clone(),
             nproc: plan.limits.nproc,
             cpuset: plan.limits.cpuset.clone(),
+            cpuset_mems: plan.limits.cpuset_mems.clone(),
             cpu_bandwidth: plan.limits.cpu_bandwidth,
             work_dir,
         }
@@ -62,6 +65,7 @@ impl SandboxSpec {
             ("cgroup parent", self.cgroup_parent != plan.cgroup_parent),
             ("process limit", self.nproc != plan.limits.nproc),
             ("cpuset", self.cpuset != plan.limits.cpuset),
+            ("memory nodes", self.cpuset_mems != plan.limits.cpuset_mems),
             ("CPU quota", self.cpu_bandwidth != plan.limits.cpu_bandwidth),
         ];
         let names: Vec<&str> = differs
