@@ -35,7 +35,7 @@ use crate::error::{Result, SandboxError};
 use crate::output::{open_output_file, StreamPump};
 use crate::plan::{OutputTarget, Plan, DEFAULT_PATH};
 use crate::report::{Activity, Report, Termination, TimeResult};
-use crate::sys::child::{confine_and_exec, ChildSpec, Confinement};
+use crate::sys::child::{confine_and_exec, ChildSpec, Confinement, ExecStrings};
 use crate::sys::process::{self, Forked};
 use crate::sys::signals::StopSignals;
 
@@ -379,17 +379,20 @@ fn child_spec(
         ignored_signals: crate::sys::signals::ignored(),
         exec_candidates: exec_candidates(command, plan),
         command_name: command.to_string_lossy().into_owned(),
-        argv: std::iter::once(command)
-            .chain(plan.args.iter().map(OsString::as_os_str))
-            .map(c_string)
-            .collect(),
-        envp: plan
-            .env
-            .iter()
-            .map(|(key, value)| {
-                c_string(&[key.as_os_str(), value.as_os_str()].join(OsStr::new("=")))
-            })
-            .collect(),
+        argv: ExecStrings::new(
+            std::iter::once(command)
+                .chain(plan.args.iter().map(OsString::as_os_str))
+                .map(c_string)
+                .collect(),
+        ),
+        envp: ExecStrings::new(
+            plan.env
+                .iter()
+                .map(|(key, value)| {
+                    c_string(&[key.as_os_str(), value.as_os_str()].join(OsStr::new("=")))
+                })
+                .collect(),
+        ),
         stdin: setting.stdin.map(|fd| fd.as_raw_fd()),
         stdout: pipes.stdout.1.as_raw_fd(),
         stderr: pipes.stderr.1.as_raw_fd(),

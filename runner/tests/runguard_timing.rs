@@ -36,8 +36,14 @@ fn sleep_one_second_reports_wall_time_1_00x() {
     let wall = meta.seconds("wall-time");
     println!("sleep 1: wall-time {wall:.3} s");
     // The clock starts at exec: none of our setup is billed (DOMjudge's test wants 1.0xx).
-    assert!((1.0..1.02).contains(&wall), "wall-time {wall}{outcome}");
-    assert!(meta.seconds("cpu-time") < 0.05, "{outcome}");
+    // sleep's own start (exec, loading, libc) is its wall time too: ~1 ms here, but ~17 ms
+    // of CPU under the VM lane's emulation, where a fixed 20 ms window flaked.
+    let cpu = meta.seconds("cpu-time");
+    assert!(
+        (1.0..1.02 + cpu).contains(&wall),
+        "wall-time {wall}{outcome}"
+    );
+    assert!(cpu < 0.05, "{outcome}");
     assert_eq!(meta.require("time-used"), "wall-time");
     assert_eq!(meta.require("time-result"), "");
     assert_eq!(

@@ -43,8 +43,7 @@ use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Sigmas
 use nix::sys::statvfs::{statvfs, FsFlags};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{
-    chdir, chroot, execve, fork, pivot_root, setgroups, setresgid, setresuid, ForkResult, Gid, Pid,
-    Uid,
+    chdir, chroot, fork, pivot_root, setgroups, setresgid, setresuid, ForkResult, Gid, Pid, Uid,
 };
 
 use crate::plan::{Credentials, Filesystem, Mount, Namespaces};
@@ -76,8 +75,8 @@ pub struct ChildSpec {
     pub exec_candidates: Vec<CString>,
     /// The command as given, for messages.
     pub command_name: String,
-    pub argv: Vec<CString>,
-    pub envp: Vec<CString>,
+    pub argv: ExecStrings,
+    pub envp: ExecStrings,
     /// To become descriptor 0; `None`: keep the parent's.
     pub stdin: Option<RawFd>,
     /// Write ends of the output pipes, to become descriptors 1 and 2.
@@ -91,6 +90,35 @@ pub struct ChildSpec {
     /// Write end (close-on-exec) of the status pipe: as pid-namespace init, we send the
     /// program's wait status here.
     pub status: RawFd,
+}
+
+/// An argv or envp as execve(2) takes it: the strings and the null-terminated array of
+/// pointers to them, both made before the fork. So the child allocates nothing at its exec:
+/// a child sharing the parent's memory would leave that allocation in the parent's heap for
+/// good (one per run, which a keeper's long series showed).
+pub struct ExecStrings {
+    /// Owns what `pointers` points to (only that: never read); a `CString`'s bytes stay put
+    /// when the Vec moves.
+    _strings: Vec<CString>,
+    pointers: Vec<*const libc::c_char>,
+}
+
+impl ExecStrings {
+    pub fn new(strings: Vec<CString>) -> ExecStrings {
+        let pointers = strings
+            .iter()
+            .map(|string| string.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        ExecStrings {
+            _strings: strings,
+            pointers,
+        }
+    }
+
+    fn as_ptr(&self) -> *const *const libc::c_char {
+        self.pointers.as_ptr()
+    }
 }
 
 /// A failed setup step: what we were doing and why it failed.
@@ -114,6 +142,8 @@ pub fn confine_and_exec(spec: &ChildSpec) -> ! {
     // SAFETY: `spec.report` is the open write end of the report pipe, owned by this process.
     let mut report = unsafe { fs::File::from_raw_fd(spec.report) };
     let _ = report.write_all(error.0.as_bytes());
+    // A child sharing the parent's memory would otherwise leave the message in its heap.
+    drop(error);
     // SAFETY: _exit ends the process without running the parent's atexit handlers or
     // destructors, which belong to the parent's copy of the state.
     unsafe { libc::_exit(SETUP_FAILED) }
@@ -548,7 +578,10 @@ fn reap_until(program: Pid) -> i32 {
 fn exec(spec: &ChildSpec) -> StepError {
     let mut error = Errno::ENOENT;
     for candidate in &spec.exec_candidates {
-        let Err(e) = execve(candidate, &spec.argv, &spec.envp);
+        // SAFETY: every pointer is to a NUL-terminated string of `spec`, each array ends with
+        // a null pointer, and `spec` outlives the call; execve returns only on failure.
+        unsafe { libc::execve(candidate.as_ptr(), spec.argv.as_ptr(), spec.envp.as_ptr()) };
+        let e = Errno::last();
         // Like execvp: a candidate that is missing or not ours to run lets the next one try.
         if !matches!(e, Errno::ENOENT | Errno::ENOTDIR | Errno::EACCES) || error == Errno::ENOENT {
             error = e;
