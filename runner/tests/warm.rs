@@ -315,3 +315,47 @@ fn a_keeper_listening_on_a_socket_serves_a_client_that_is_not_its_parent() {
     );
     fx.assert_clean();
 }
+
+/// The keeper's resident set in KiB (`VmRSS` of /proc/PID/status).
+fn resident_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
+#[test]
+fn a_keepers_memory_stays_flat_over_thousands_of_runs() {
+    if !require_root() {
+        return;
+    }
+    // A run's child may share the keeper's memory until its exec: whatever it allocates and
+    // does not free before exec stays in the keeper's heap, once per run.
+    const WARM_UP: usize = 300;
+    const RUNS: usize = 3000;
+    const SLACK_KIB: u64 = 64;
+    let mut warm = Warm::new("warm-flat");
+    for _ in 0..WARM_UP {
+        warm.run(warm.plan("/bin/true", &[]));
+    }
+    let keeper = warm.sandbox.keeper_pid().unwrap();
+    let before = resident_kib(keeper);
+    for _ in 0..RUNS {
+        let (report, _) = warm.run(warm.plan("/bin/true", &[]));
+        assert_eq!(report.termination, Termination::Exited(0));
+    }
+    assert_eq!(
+        warm.sandbox.keeper_pid(),
+        Some(keeper),
+        "the keeper was rebuilt"
+    );
+    let after = resident_kib(keeper);
+    println!("keeper RSS over {RUNS} runs: {before} KiB -> {after} KiB");
+    assert!(
+        after <= before + SLACK_KIB,
+        "the keeper grew from {before} KiB to {after} KiB in {RUNS} runs"
+    );
+    warm.finish();
+}
