@@ -554,28 +554,24 @@ impl Store for PostgresStore {
     }
 
     fn hand_back(&self, claim: &Claim) -> Result<bool, StoreError> {
-        let updated = self
-            .client()?
-            .execute(
-                &format!(
-                    "UPDATE judgings SET \
-                     status = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END, \
-                     finished_at = CASE WHEN cancel_requested = 1 THEN {NOW} ELSE NULL END, \
-                     claimed_by = NULL, lease_until = NULL \
-                     WHERE id = $1 AND status = 'judging' AND attempt = $2 AND claimed_by = $3"
-                ),
-                &[&claim.id, &(claim.attempt as i32), &claim.host],
-            )
-            .map_err(pg("hand a judging back"))?;
-        Ok(updated > 0)
+        let put_back = self.put_back(
+            "id = $1 AND attempt = $2 AND claimed_by = $3",
+            &[&claim.id, &(claim.attempt as i32), &claim.host],
+            "hand a judging back",
+        )?;
+        Ok(put_back.requeued + put_back.cancelled > 0)
     }
 
     fn recover(&self, host: &str) -> Result<Recovered, StoreError> {
-        self.put_back("claimed_by = $1", &[&host])
+        self.put_back("claimed_by = $1", &[&host], "put interrupted judgings back")
     }
 
     fn reclaim_expired(&self) -> Result<Recovered, StoreError> {
-        self.put_back(&format!("lease_until < {NOW}"), &[])
+        self.put_back(
+            &format!("lease_until < {NOW}"),
+            &[],
+            "put expired judgings back",
+        )
     }
 
     fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError> {
@@ -674,6 +670,7 @@ impl PostgresStore {
         &self,
         which: &str,
         params: &[&(dyn ::postgres::types::ToSql + Sync)],
+        doing: &'static str,
     ) -> Result<Recovered, StoreError> {
         let rows = self
             .client()?
@@ -688,7 +685,7 @@ impl PostgresStore {
                 ),
                 params,
             )
-            .map_err(pg("put interrupted judgings back"))?;
+            .map_err(pg(doing))?;
         let cancelled = rows
             .iter()
             .filter(|row| row.get::<_, &str>(0) == "cancelled")
