@@ -413,6 +413,8 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         .thread_name("judged-serve")
         .build()
         .context("cannot start the async runtime")?;
+    // Before the daemon says it listens: from then on SIGTERM drains it, never kills it.
+    let stop_signals = register_stop_signals(&runtime);
     let auth = Arc::new(auth::Auth::new(&settings.api, loaded.tokens));
     if !auth.is_on() && !address.ip().is_loopback() {
         eprintln!(
@@ -446,7 +448,13 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // Kept out here: the store (a PostgreSQL client runs a runtime of its own) must not be
     // dropped on the runtime's threads.
     let kept = daemon.clone();
-    let result = runtime.block_on(run(daemon, auth, listener, settings.shutdown_grace));
+    let result = runtime.block_on(run(
+        daemon,
+        auth,
+        listener,
+        stop_signals,
+        settings.shutdown_grace,
+    ));
     // Blocking threads of judgings handed back may still wait on a runguard step: do not
     // wait for them, the queue has them.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -526,10 +534,13 @@ async fn run(
     daemon: Arc<Daemon>,
     auth: Arc<auth::Auth>,
     listener: std::net::TcpListener,
+    stop_signals: Option<StopSignals>,
     grace: Duration,
 ) -> anyhow::Result<()> {
     let shutdown = daemon.shutdown.clone();
-    tokio::spawn(signals(shutdown.clone()));
+    if let Some(stop_signals) = stop_signals {
+        tokio::spawn(signals(stop_signals, shutdown.clone()));
+    }
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let server = {
         let app = api::router(daemon.clone(), auth);
@@ -571,19 +582,32 @@ async fn run(
     served
 }
 
-/// SIGTERM or SIGINT → the cancellation signal.
-async fn signals(shutdown: CancellationToken) {
+/// SIGTERM and SIGINT, taken from their default action (death) once registered.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+fn register_stop_signals(runtime: &tokio::runtime::Runtime) -> Option<StopSignals> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let _context = runtime.enter();
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        eprintln!("judged serve: cannot handle signals; stop it with SIGKILL");
-        return;
-    };
+    ) {
+        (Ok(term), Ok(int)) => Some(StopSignals { term, int }),
+        _ => {
+            eprintln!("judged serve: cannot handle signals; stop it with SIGKILL");
+            None
+        }
+    }
+}
+
+/// SIGTERM or SIGINT → the cancellation signal.
+async fn signals(mut stop: StopSignals, shutdown: CancellationToken) {
     tokio::select! {
-        _ = term.recv() => eprintln!("judged serve: SIGTERM"),
-        _ = int.recv() => eprintln!("judged serve: SIGINT"),
+        _ = stop.term.recv() => eprintln!("judged serve: SIGTERM"),
+        _ = stop.int.recv() => eprintln!("judged serve: SIGINT"),
         _ = shutdown.cancelled() => {}
     }
     shutdown.cancel();
