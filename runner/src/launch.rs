@@ -36,6 +36,7 @@ use crate::output::{open_output_file, StreamPump};
 use crate::plan::{OutputTarget, Plan, DEFAULT_PATH};
 use crate::report::{Activity, Report, Termination, TimeResult};
 use crate::sys::child::{confine_and_exec, ChildSpec, Confinement, ExecStrings};
+use crate::sys::netns_pool::{self, PooledNetns};
 use crate::sys::process::{self, Forked};
 use crate::sys::signals::StopSignals;
 
@@ -62,14 +63,27 @@ pub fn run_on(plan: &Plan, hierarchies: &Hierarchies) -> Result<Report> {
             SandboxError::io("cannot create the sandbox root", &filesystem.new_root, e)
         })?;
     }
-    run_in_own_cgroup(plan, hierarchies, Confinement::Own, None)
+    let pooled_netns = match &plan.netns_pool {
+        Some(pool) if plan.namespaces.net && !plan.namespaces.user => netns_pool::take(pool)?,
+        _ => None,
+    };
+    run_in_own_cgroup(
+        plan,
+        hierarchies,
+        Confinement::Own,
+        pooled_netns.as_ref().map(PooledNetns::fd),
+        None,
+    )
+    // The pooled namespace is given back here, with every process of the run dead.
 }
 
-/// A run with cgroups of its own (created, used, removed), confined as `confinement` says.
+/// A run with cgroups of its own (created, used, removed), confined as `confinement` says;
+/// `netns`: a network namespace to enter instead of making one.
 pub fn run_in_own_cgroup(
     plan: &Plan,
     hierarchies: &Hierarchies,
     confinement: Confinement,
+    netns: Option<BorrowedFd<'_>>,
     stdin: Option<BorrowedFd<'_>>,
 ) -> Result<Report> {
     let cgroup = RunCgroup::create(
@@ -84,6 +98,7 @@ pub fn run_in_own_cgroup(
             cgroup: &cgroup,
             confinement,
             layout: hierarchies.layout(),
+            netns,
             stdin,
         },
     )?;
@@ -142,6 +157,9 @@ pub struct Setting<'a> {
     pub confinement: Confinement,
     /// Reported as the run's `cgroup_layout`.
     pub layout: Layout,
+    /// A pooled network namespace for the child to enter instead of making one
+    /// (`sys::netns_pool`); only with [`Confinement::Own`].
+    pub netns: Option<BorrowedFd<'a>>,
     /// The program's stdin; `None`: ours.
     pub stdin: Option<BorrowedFd<'a>>,
 }
@@ -393,6 +411,7 @@ fn child_spec(
                 })
                 .collect(),
         ),
+        netns: setting.netns.map(|fd| fd.as_raw_fd()),
         stdin: setting.stdin.map(|fd| fd.as_raw_fd()),
         stdout: pipes.stdout.1.as_raw_fd(),
         stderr: pipes.stderr.1.as_raw_fd(),
@@ -831,6 +850,7 @@ mod tests {
                 cgroup: &group,
                 confinement,
                 layout: Layout::Hybrid,
+                netns: None,
                 stdin: None,
             };
             assert_eq!(

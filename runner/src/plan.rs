@@ -101,6 +101,16 @@ pub struct Namespaces {
     pub time: bool,
 }
 
+/// Where one-shot runs find pooled network namespaces and how many may be pinned there
+/// (`sys::netns_pool`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetnsPool {
+    pub dir: PathBuf,
+    /// At most this many namespaces are pinned; a run that finds every slot taken makes a
+    /// namespace of its own, as without a pool.
+    pub size: usize,
+}
+
 impl Default for Namespaces {
     /// DOMjudge's runguard unshares net, ipc, mount and uts.
     fn default() -> Self {
@@ -221,6 +231,10 @@ pub struct Plan {
     /// cgroup file reads at exec and at the end.
     #[serde(default)]
     pub measure_activity: bool,
+    /// Enter a network namespace of this pool instead of making one (one-shot runs with a
+    /// network namespace and no user namespace; see `sys::netns_pool`).
+    #[serde(default)]
+    pub netns_pool: Option<NetnsPool>,
 }
 
 impl Plan {
@@ -242,6 +256,7 @@ impl Plan {
             cgroup_parent: PathBuf::from(DEFAULT_CGROUP_PARENT),
             runpipe_pid: None,
             measure_activity: false,
+            netns_pool: None,
         }
     }
 }

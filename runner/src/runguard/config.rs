@@ -8,6 +8,9 @@
 //! chroot_prefixes = ["/opt/domjudge/judgehost/judgings"]
 //! # Parent of the runs' cgroups, relative to each hierarchy's root.
 //! cgroup_parent = "judged"
+//! # Empty network namespaces reused by runs (see `sys::netns_pool`); 0 turns the pool off.
+//! netns_pool_dir = "/run/judged/netns"
+//! netns_pool_size = 64
 //! ```
 //!
 //! Every key is optional; unknown keys are an error, so a typo never silently loosens a check.
@@ -16,7 +19,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::plan::DEFAULT_CGROUP_PARENT;
+use crate::plan::{NetnsPool, DEFAULT_CGROUP_PARENT};
 
 use super::{Error, Result};
 
@@ -28,6 +31,11 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/judged/runguard.toml";
 /// another prefix (e.g. Debian's `/var/lib/domjudge/judgings`) says so in the config file.
 pub const DEFAULT_CHROOT_PREFIX: &str = "/opt/domjudge/judgehost/judgings";
 
+/// The pool of empty network namespaces runs enter instead of making one each.
+pub const DEFAULT_NETNS_POOL_DIR: &str = "/run/judged/netns";
+/// One per concurrent run is what is used; a judgehost rarely runs more than this at once.
+pub const DEFAULT_NETNS_POOL_SIZE: usize = 64;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -38,6 +46,11 @@ pub struct Config {
     pub chroot_prefixes: Vec<PathBuf>,
     /// Parent of the runs' cgroups, relative to each hierarchy's root.
     pub cgroup_parent: PathBuf,
+    /// Where the pooled network namespaces are pinned (an absolute path on a filesystem
+    /// that goes away at reboot, like `/run`).
+    pub netns_pool_dir: PathBuf,
+    /// At most this many pooled network namespaces; 0: every run makes its own.
+    pub netns_pool_size: usize,
 }
 
 impl Default for Config {
@@ -47,6 +60,8 @@ impl Default for Config {
             valid_users: vec!["domjudge-run".into(), "domjudge-run-*".into()],
             chroot_prefixes: vec![DEFAULT_CHROOT_PREFIX.into()],
             cgroup_parent: DEFAULT_CGROUP_PARENT.into(),
+            netns_pool_dir: DEFAULT_NETNS_POOL_DIR.into(),
+            netns_pool_size: DEFAULT_NETNS_POOL_SIZE,
         }
     }
 }
@@ -94,7 +109,21 @@ impl Config {
         }
         validate_cgroup_parent(&config.cgroup_parent)
             .map_err(|why| error(format!("cgroup_parent: {why}")))?;
+        if !config.netns_pool_dir.is_absolute() {
+            return Err(error(format!(
+                "netns_pool_dir: `{}' is not an absolute path",
+                config.netns_pool_dir.display()
+            )));
+        }
         Ok(config)
+    }
+
+    /// The network namespace pool runs use, `None` when turned off.
+    pub fn netns_pool(&self) -> Option<NetnsPool> {
+        (self.netns_pool_size > 0).then(|| NetnsPool {
+            dir: self.netns_pool_dir.clone(),
+            size: self.netns_pool_size,
+        })
     }
 
     /// Whether the user given as `given` (a name or a number) with uid `uid` may run commands,

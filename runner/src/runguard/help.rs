@@ -1,6 +1,8 @@
 //! runguard's manual (`--help`) and version (`--version`).
 
-use super::config::{DEFAULT_CHROOT_PREFIX, DEFAULT_CONFIG_PATH};
+use super::config::{
+    DEFAULT_CHROOT_PREFIX, DEFAULT_CONFIG_PATH, DEFAULT_NETNS_POOL_DIR, DEFAULT_NETNS_POOL_SIZE,
+};
 
 pub fn version() -> String {
     format!(
@@ -81,7 +83,14 @@ Config file (TOML, unknown keys are an error):
   valid_users = [\"domjudge-run\", \"domjudge-run-*\"]   # `*' and `?' wildcards
   chroot_prefixes = [\"{DEFAULT_CHROOT_PREFIX}\"]
   cgroup_parent = \"judged\"
-The values shown are the defaults. A numeric -u is valid when it is the uid of a user
+  netns_pool_dir = \"{DEFAULT_NETNS_POOL_DIR}\"   # empty network namespaces, reused
+  netns_pool_size = {DEFAULT_NETNS_POOL_SIZE}                        # 0: a new one per run
+The values shown are the defaults. Making a network namespace is the costliest step of a
+run's setup (~0.85 ms), so runs enter an empty one pinned in netns_pool_dir (like
+`ip netns add' does), one run per namespace at a time, and give it back when every
+process of the run is dead. Such a namespace has only a loopback device that is down and
+that the run, without capabilities, cannot bring up. Runs with their own user namespace
+make their own. `umount {DEFAULT_NETNS_POOL_DIR}/net-*' removes the pool. A numeric -u is valid when it is the uid of a user
 named exactly in valid_users.
 
 Without -u, COMMAND runs as our real user; run as root (e.g. through sudo) without -u,

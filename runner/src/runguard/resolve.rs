@@ -72,6 +72,7 @@ pub fn resolve(options: &Options, config: &Config, host: &impl Host) -> Result<I
         .clone()
         .unwrap_or_else(|| config.cgroup_parent.clone());
     plan.runpipe_pid = options.runpipe_pid;
+    plan.netns_pool = config.netns_pool();
 
     let settings = MetaSettings {
         time_used: options.time_used,

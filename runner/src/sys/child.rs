@@ -77,6 +77,8 @@ pub struct ChildSpec {
     pub command_name: String,
     pub argv: ExecStrings,
     pub envp: ExecStrings,
+    /// A pooled network namespace to enter instead of unsharing one (close-on-exec).
+    pub netns: Option<RawFd>,
     /// To become descriptor 0; `None`: keep the parent's.
     pub stdin: Option<RawFd>,
     /// Write ends of the output pipes, to become descriptors 1 and 2.
@@ -160,7 +162,7 @@ fn confine(spec: &ChildSpec) -> Result<std::convert::Infallible, StepError> {
     // 3. Namespaces and the filesystem view.
     match (spec.confinement, spec.filesystem.as_ref()) {
         (Confinement::Own, filesystem) => {
-            enter_namespaces(&spec.namespaces)?;
+            enter_namespaces(&spec.namespaces, spec.netns)?;
             if let Some(filesystem) = filesystem {
                 assemble_root(filesystem)?;
                 pivot_into(&filesystem.new_root)?;
@@ -265,17 +267,23 @@ pub fn build_sandbox(
     namespaces: &Namespaces,
     filesystem: Option<&Filesystem>,
 ) -> Result<(), String> {
-    enter_namespaces(namespaces).map_err(|e| e.0)?;
+    enter_namespaces(namespaces, None).map_err(|e| e.0)?;
     if let Some(filesystem) = filesystem {
         assemble_root(filesystem).map_err(|e| e.0)?;
     }
     Ok(())
 }
 
-/// Unshare the namespaces made after the fork; a new mount namespace is made private.
-fn enter_namespaces(namespaces: &Namespaces) -> Result<(), StepError> {
-    unshare(early_unshare_flags(namespaces))
-        .map_err(|e| StepError::new("cannot create namespaces", e))?;
+/// Unshare the namespaces made after the fork (but the network one when `netns`, a pooled
+/// one, is given: we enter that); a new mount namespace is made private.
+fn enter_namespaces(namespaces: &Namespaces, netns: Option<RawFd>) -> Result<(), StepError> {
+    let mut flags = early_unshare_flags(namespaces);
+    if let Some(netns) = netns {
+        nix::sched::setns(borrow(netns), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| StepError::new("cannot enter the pooled network namespace", e))?;
+        flags.remove(CloneFlags::CLONE_NEWNET);
+    }
+    unshare(flags).map_err(|e| StepError::new("cannot create namespaces", e))?;
     if namespaces.mount {
         // Our mounts must not propagate back to the host.
         mount(

@@ -5,5 +5,6 @@
 pub mod child;
 pub mod file;
 pub mod keeper;
+pub mod netns_pool;
 pub mod process;
 pub mod signals;

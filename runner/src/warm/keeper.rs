@@ -186,9 +186,9 @@ impl Keeper {
             None => None,
         };
         let stdin = stdin.as_ref().map(AsFd::as_fd);
-        let outcome = match &self.cgroups {
-            Cgroups::Shared(shared) => {
-                shared
+        let outcome =
+            match &self.cgroups {
+                Cgroups::Shared(shared) => shared
                     .prepare(request.plan.limits.memory_bytes)
                     .and_then(|()| {
                         launch::run_in(
@@ -197,15 +197,19 @@ impl Keeper {
                                 cgroup: shared.as_ref(),
                                 confinement: Confinement::Inherited,
                                 layout: self.hierarchies_layout,
+                                netns: None,
                                 stdin,
                             },
                         )
-                    })
-            }
-            Cgroups::PerRun(hierarchies) => {
-                launch::run_in_own_cgroup(&request.plan, hierarchies, Confinement::Inherited, stdin)
-            }
-        };
+                    }),
+                Cgroups::PerRun(hierarchies) => launch::run_in_own_cgroup(
+                    &request.plan,
+                    hierarchies,
+                    Confinement::Inherited,
+                    None,
+                    stdin,
+                ),
+            };
         outcome.map_err(|e| Failure {
             message: e.to_string(),
             broken: !self.cgroups.intact(),
