@@ -711,15 +711,12 @@ impl Supervisor<'_> {
     }
 }
 
-/// CPUs the run can use at once: its cpuset, else ours.
+/// CPUs the run can use at once: its cpuset, else those we may run on (which it inherits).
+/// Not `available_parallelism`: that also reads our cgroup's CPU quota, four files for a bound
+/// we need only from above (a quota makes the run use CPU time more slowly, not faster).
 fn usable_cpus(plan: &Plan) -> u32 {
-    // Ours are read once per process: the standard library reads four files for it, which a
-    // warm sandbox's keeper would pay on every run.
-    static OURS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let from_cpuset = plan.limits.cpuset.as_deref().map(count_cpus);
-    let ours =
-        *OURS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
-    from_cpuset.unwrap_or(ours).max(1)
+    from_cpuset.unwrap_or_else(process::affinity_cpus).max(1)
 }
 
 /// Number of CPUs in a list like `0,2-3` (already validated by the front end).

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use super::parse::ParseResult;
 use super::Layout;
 use crate::error::{Result, SandboxError};
+use crate::sys::file::{read_from_start, Shown};
 
 /// cgroup v1 controller names as they appear among a `cgroup` mount's super options. Anything
 /// else there (`rw`, `name=systemd`, `xattr`, `release_agent=...`) is not a controller.
@@ -116,7 +117,10 @@ impl Hierarchies {
     /// Detect on this host.
     pub fn detect() -> Result<Hierarchies> {
         let path = Path::new("/proc/self/mountinfo");
-        let mountinfo = std::fs::read_to_string(path)
+        // In page-sized reads: the kernel walks the mount list anew for every read, and
+        // read_to_string starts with a 32-byte one.
+        let mountinfo = std::fs::File::open(path)
+            .and_then(|file| read_from_start(&file, Shown::InRecords))
             .map_err(|err| SandboxError::io("read mount table", path, err))?;
         Hierarchies::from_mountinfo(&mountinfo, Path::new("/"))
     }

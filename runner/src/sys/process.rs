@@ -44,6 +44,15 @@ pub fn clone_time_namespace_flags(namespaces: &Namespaces) -> u64 {
     flags
 }
 
+/// How many CPUs we may run on (our affinity mask); 1 if it cannot be read.
+pub fn affinity_cpus() -> u32 {
+    nix::sched::sched_getaffinity(Pid::from_raw(0)).map_or(1, |set| {
+        (0..nix::sched::CpuSet::count())
+            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+            .count() as u32
+    })
+}
+
 /// The new process, seen from the parent.
 pub struct Forked {
     pub pid: Pid,
