@@ -1,8 +1,10 @@
 //! Carrying out a `Plan`: the parent side of a run.
 //!
-//! The parent creates the run's cgroups, forks the child (which confines itself: see
-//! `sys::child`), moves it into the v1 cgroups while the child builds its namespaces, then lets
-//! it go. The clocks start when the child execs, seen as EOF on a close-on-exec report pipe;
+//! The parent creates the run's cgroups and starts the child (which confines itself: see
+//! `sys::child`), born in the run's cgroup2 group. A child that needs nothing from us before
+//! its exec shares our memory until then (see [`spawn`]: no page tables copied, no
+//! copy-on-write faults after) and joins the v1 groups itself; otherwise it is a fork that we
+//! move into the v1 groups while it builds its namespaces, then let go. The clocks start when the child execs, seen as EOF on a close-on-exec report pipe;
 //! setup before that is reported apart (`setup_time`). While the program runs we pump its output
 //! and enforce the hard wall and CPU limits on the whole run. When the main process ends,
 //! everything left in the run's cgroup is killed and reaped, and its cgroups removed, before a
@@ -10,9 +12,7 @@
 //!
 //! The same code carries out a run in a warm sandbox ([`run_in`], called by the keeper of
 //! `crate::warm`): there the cgroup is the sandbox's, made once, and the namespaces and root are
-//! the keeper's (see `sys::child::Confinement`); everything from the fork on is shared. A warm
-//! child born whole in the sandbox's cgroup2 group needs no "go", and is spawned sharing our
-//! memory until its exec (see [`spawn`]): no page tables copied, no copy-on-write faults after.
+//! the keeper's (see `sys::child::Confinement`); everything from the fork on is shared.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
@@ -114,9 +114,10 @@ pub trait RunGroup {
     /// Put the forked child into every group of the run (but the clone-into one when it was
     /// born there).
     fn attach(&self, pid: i32, born_in_clone_group: bool) -> Result<()>;
-    /// Whether a child born in [`RunGroup::clone_into_fd`] is in every group of the run
-    /// already, so that `attach` has nothing to do.
-    fn whole_at_birth(&self) -> bool;
+    /// The `cgroup.procs` files, open for writing, of the groups a child born in
+    /// [`RunGroup::clone_into_fd`] is not in yet. A child that shares our memory joins them
+    /// itself, writing `0`: we are suspended until its exec.
+    fn procs_to_join(&self) -> Result<Vec<File>>;
     /// CPU time of the run's group so far.
     fn cpu_time(&self) -> Result<Duration>;
     /// What the group measured (peak memory of this run alone).
@@ -134,8 +135,8 @@ impl RunGroup for RunCgroup {
     fn attach(&self, pid: i32, born_in_clone_group: bool) -> Result<()> {
         RunCgroup::attach(self, pid, born_in_clone_group)
     }
-    fn whole_at_birth(&self) -> bool {
-        RunCgroup::whole_at_birth(self)
+    fn procs_to_join(&self) -> Result<Vec<File>> {
+        RunCgroup::procs_to_join(self)
     }
     fn cpu_time(&self) -> Result<Duration> {
         RunCgroup::cpu_time(self)
@@ -260,12 +261,16 @@ pub fn run_in(plan: &Plan, setting: &Setting<'_>) -> Result<Report> {
 }
 
 /// Start the child (in the child, this confines and execs). Where it can be
-/// ([`sharing_memory_target`]) the child shares our memory until its exec and needs no "go":
-/// then the second value is true and the child has exec'd (or failed) on return. Otherwise it
-/// is a copy of us that waits for the "go" of [`start`].
+/// ([`sharing_memory_target`]) the child shares our memory until its exec, joins the groups it
+/// was not born in itself and needs no "go": then the second value is true and the child has
+/// exec'd (or failed) on return. Otherwise it is a copy of us that waits for the "go" of
+/// [`start`].
 fn spawn(plan: &Plan, setting: &Setting<'_>, spec: &mut ChildSpec) -> Result<(Forked, bool)> {
     let flags = process::clone_time_namespace_flags(&plan.namespaces);
     if let Some(cgroup) = sharing_memory_target(plan, setting) {
+        // Open until the child has exec'd: it writes to them, then exec closes its copies.
+        let procs = setting.cgroup.procs_to_join()?;
+        spec.join = procs.iter().map(AsRawFd::as_raw_fd).collect();
         let go = spec.go.take();
         match process::spawn_sharing_memory(flags, cgroup, spec) {
             Ok(spawned) => return Ok((spawned, true)),
@@ -274,6 +279,7 @@ fn spawn(plan: &Plan, setting: &Setting<'_>, spec: &mut ChildSpec) -> Result<(Fo
             Err(e) => return Err(SandboxError::sys("clone3(CLONE_VM)", e)),
         }
         spec.go = go;
+        spec.join.clear();
     }
     match process::fork_child(flags, setting.cgroup.clone_into_fd())
         .map_err(|e| SandboxError::sys("clone3", e))?
@@ -284,15 +290,10 @@ fn spawn(plan: &Plan, setting: &Setting<'_>, spec: &mut ChildSpec) -> Result<(Fo
 }
 
 /// Where the child may be spawned sharing our memory ([`process::spawn_sharing_memory`]): the
-/// cgroup2 directory it is born in, when that birth puts it in every group of the run and we
-/// have nothing else to do for it before its exec (no user namespace to map ids of, no pid
-/// namespace whose init stays). Only warm runs take it: a one-shot child builds its namespaces
-/// while we attach it to the v1 groups, and forking the small runguard costs little.
+/// cgroup2 directory it is born in, when we have nothing to do for it before its exec (no user
+/// namespace to map ids of, no pid namespace whose init stays); the v1 groups it joins itself.
 fn sharing_memory_target<'a>(plan: &Plan, setting: &Setting<'a>) -> Option<BorrowedFd<'a>> {
-    let nothing_to_do_for_it = setting.confinement == Confinement::Inherited
-        && !plan.namespaces.user
-        && !plan.namespaces.pid
-        && setting.cgroup.whole_at_birth();
+    let nothing_to_do_for_it = !plan.namespaces.user && !plan.namespaces.pid;
     nothing_to_do_for_it
         .then(|| setting.cgroup.clone_into_fd())
         .flatten()
@@ -412,6 +413,7 @@ fn child_spec(
                 .collect(),
         ),
         netns: setting.netns.map(|fd| fd.as_raw_fd()),
+        join: Vec::new(),
         stdin: setting.stdin.map(|fd| fd.as_raw_fd()),
         stdout: pipes.stdout.1.as_raw_fd(),
         stderr: pipes.stderr.1.as_raw_fd(),
@@ -793,10 +795,9 @@ fn mark_limits_passed(result: &mut TimeResult, plan: &Plan, wall: Duration, cpu:
 mod tests {
     use super::*;
 
-    /// A run group that is whole at birth or not, with a clone-into directory or not.
+    /// A run group with a clone-into directory or not.
     struct StubGroup {
         clone_into: Option<File>,
-        whole_at_birth: bool,
     }
 
     impl RunGroup for StubGroup {
@@ -806,8 +807,8 @@ mod tests {
         fn attach(&self, _: i32, _: bool) -> Result<()> {
             unreachable!("not forked")
         }
-        fn whole_at_birth(&self) -> bool {
-            self.whole_at_birth
+        fn procs_to_join(&self) -> Result<Vec<File>> {
+            unreachable!("not forked")
         }
         fn cpu_time(&self) -> Result<Duration> {
             unreachable!("not forked")
@@ -824,10 +825,9 @@ mod tests {
     }
 
     #[test]
-    fn only_a_warm_child_that_needs_nothing_before_its_exec_shares_our_memory() {
-        let stub = |has_dir: bool, whole_at_birth| StubGroup {
+    fn a_child_that_needs_nothing_from_us_before_its_exec_shares_our_memory() {
+        let stub = |has_dir: bool| StubGroup {
             clone_into: has_dir.then(|| File::open("/").unwrap()),
-            whole_at_birth,
         };
         let plain = Plan::new("prog", vec![]);
         let mut with_pid = plain.clone();
@@ -836,12 +836,14 @@ mod tests {
         with_user.namespaces.user = true;
         use Confinement::{Inherited, Own};
         for (plan, confinement, group, shares) in [
-            (&plain, Inherited, stub(true, true), true),
-            (&plain, Own, stub(true, true), false),
-            (&plain, Inherited, stub(true, false), false),
-            (&plain, Inherited, stub(false, true), false),
-            (&with_pid, Inherited, stub(true, true), false),
-            (&with_user, Inherited, stub(true, true), false),
+            (&plain, Inherited, stub(true), true),
+            (&plain, Own, stub(true), true),
+            (&plain, Own, stub(false), false),
+            (&plain, Inherited, stub(false), false),
+            (&with_pid, Own, stub(true), false),
+            (&with_pid, Inherited, stub(true), false),
+            (&with_user, Own, stub(true), false),
+            (&with_user, Inherited, stub(true), false),
         ] {
             let setting = Setting {
                 cgroup: &group,
@@ -853,11 +855,10 @@ mod tests {
             assert_eq!(
                 sharing_memory_target(plan, &setting).is_some(),
                 shares,
-                "{confinement:?}, pid {}, user {}, dir {}, whole {}",
+                "{confinement:?}, pid {}, user {}, dir {}",
                 plan.namespaces.pid,
                 plan.namespaces.user,
                 group.clone_into.is_some(),
-                group.whole_at_birth
             );
         }
     }

@@ -1,6 +1,7 @@
 //! One run's cgroup directories: created with the run's limits, measured, emptied, removed.
 
 use std::cell::Cell;
+use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -258,12 +259,29 @@ impl RunCgroup {
         self.unified.as_ref().map(|unified| unified.fd.as_fd())
     }
 
-    /// Whether the clone-into group is the run's only group (pure v2), so that a child born
-    /// there needs no [`RunCgroup::attach`].
-    pub fn whole_at_birth(&self) -> bool {
-        self.unified
-            .as_ref()
-            .is_some_and(|unified| self.dirs.iter().all(|dir| *dir == unified.path))
+    /// The groups a child born in the clone-into group is not in yet: none on pure v2, the v1
+    /// ones on hybrid hosts, every one where there is no cgroup2 group.
+    pub fn groups_to_join(&self) -> Vec<&Path> {
+        let born_in = self.unified.as_ref().map(|unified| unified.path.as_path());
+        self.dirs
+            .iter()
+            .filter(|&dir| Some(dir) != born_in)
+            .collect()
+    }
+
+    /// The `cgroup.procs` files of [`RunCgroup::groups_to_join`], open for writing: a child
+    /// that writes `0` to each has joined them.
+    pub fn procs_to_join(&self) -> Result<Vec<File>> {
+        self.groups_to_join()
+            .into_iter()
+            .map(|dir| {
+                let procs = dir.join("cgroup.procs");
+                OpenOptions::new()
+                    .write(true)
+                    .open(&procs)
+                    .map_err(|e| SandboxError::io("cannot open", &procs, e))
+            })
+            .collect()
     }
 
     /// Move `pid` into every group of the run; with `except_clone_into`, leave out the group
@@ -684,11 +702,18 @@ mod tests {
     }
 
     #[test]
-    fn only_a_pure_v2_run_is_in_all_its_groups_when_born_in_the_clone_into_one() {
-        for (layout, whole) in [("v2", true), ("hybrid", false), ("v1", false)] {
+    fn a_child_born_in_the_clone_into_group_still_joins_every_v1_group() {
+        for layout in ["v2", "hybrid", "v1"] {
             let tree = FixtureTree::copy(layout);
             let run = create(&tree, &all_limits()).unwrap();
-            assert_eq!(run.whole_at_birth(), whole, "{layout}");
+            let v1_dirs: Vec<&Path> = run
+                .dirs
+                .iter()
+                .filter(|dir| {
+                    layout != "v2" && !dir.starts_with(tree.path("sys/fs/cgroup/unified"))
+                })
+                .collect();
+            assert_eq!(run.groups_to_join(), v1_dirs, "{layout}");
         }
     }
 

@@ -7,12 +7,14 @@
 //! 1. restore the signal state a fresh program expects (the parent blocks stop signals, and the
 //!    Rust runtime ignores SIGPIPE: both would leak into the program through exec);
 //! 2. make sure we die with the parent (PR_SET_PDEATHSIG), so nothing outlives a crashed runner;
-//! 3. unshare the remaining namespaces and build the filesystem view (bind mounts + pivot_root,
-//!    or a plain chroot) while the parent moves us into the v1 cgroups in parallel. In a warm
-//!    sandbox ([`Confinement::Inherited`]) the keeper did the unsharing and the assembling once
-//!    for all its runs ([`build_sandbox`]): we only chroot into the assembled root;
-//! 4. wait for the parent's "go": from here on we are inside every cgroup of the run, so the
-//!    rest of the setup and the program are accounted to it;
+//! 3. unshare the remaining namespaces (entering a pooled network namespace instead of making
+//!    one where the parent gives us one: `sys::netns_pool`) and build the filesystem view (bind
+//!    mounts + pivot_root, or a plain chroot) while the parent moves us into the v1 cgroups in
+//!    parallel. In a warm sandbox ([`Confinement::Inherited`]) the keeper did the unsharing and
+//!    the assembling once for all its runs ([`build_sandbox`]): we only chroot into the
+//!    assembled root;
+//! 4. join the v1 cgroups ourselves, or wait for the parent's "go": from here on we are inside
+//!    every cgroup of the run, so the rest of the setup and the program are accounted to it;
 //! 5. unshare the cgroup namespace (it roots at the cgroup we are now in);
 //! 6. set rlimits and lay out descriptors 0-2; every other descriptor is made close-on-exec;
 //! 7. drop the capability bounding set while we still hold CAP_SETPCAP, then switch groups and
@@ -23,11 +25,13 @@
 //! 11. exec. The report descriptor is close-on-exec: the parent sees EOF at exec and starts the
 //!     clocks then. Any failure before is written on it as one message naming the step.
 //!
-//! A warm run that needs nothing from the parent before its exec is spawned sharing the
-//! parent's memory instead of a copy of it (`process::spawn_sharing_memory`, CLONE_VM |
-//! CLONE_VFORK): the parent is suspended until we exec or exit, so there is no "go" to wait
-//! for in step 4. Everything here must then leave that memory fit for the parent to resume
-//! in: allocating is fine (the parent is single-threaded and suspended), leaving is `_exit`.
+//! A run that needs nothing from the parent before its exec (no user namespace to map ids of,
+//! no pid namespace) is spawned sharing the parent's memory instead of a copy of it
+//! (`process::spawn_sharing_memory`, CLONE_VM | CLONE_VFORK): the parent is suspended until we
+//! exec or exit, so there is no "go" to wait for in step 4, and we join the v1 cgroups through
+//! descriptors the parent opened for us. Everything here must then leave that memory fit for
+//! the parent to resume in: allocating is fine (the parent is single-threaded and suspended),
+//! leaving is `_exit`.
 
 use std::ffi::CString;
 use std::fs;
@@ -85,8 +89,11 @@ pub struct ChildSpec {
     pub stdout: RawFd,
     pub stderr: RawFd,
     /// Read end of the parent's "go" pipe; `None`: the parent has nothing to do for us
-    /// before our exec (we were born in every group of the run).
+    /// before our exec (we share its memory: it is suspended until then).
     pub go: Option<RawFd>,
+    /// `cgroup.procs` of the run's groups we were not born in, to join ourselves (only without
+    /// a "go", when the parent cannot move us).
+    pub join: Vec<RawFd>,
     /// Write end (close-on-exec) of the report pipe: EOF at exec, or a failure message.
     pub report: RawFd,
     /// Write end (close-on-exec) of the status pipe: as pid-namespace init, we send the
@@ -190,7 +197,13 @@ fn confine(spec: &ChildSpec) -> Result<std::convert::Infallible, StepError> {
         })?;
     }
 
-    // 4. Wait until the parent has put us in every cgroup of the run.
+    // 4. Be in every cgroup of the run: join the ones we were not born in, or wait until the
+    //    parent has put us there.
+    for &procs in &spec.join {
+        // "0" is the writer itself, in v1 and v2 alike.
+        nix::unistd::write(borrow(procs), b"0")
+            .map_err(|e| StepError::new("cannot join the run's cgroup", e))?;
+    }
     if let Some(go) = spec.go {
         let mut byte = [0u8; 1];
         match nix::unistd::read(borrow(go), &mut byte) {

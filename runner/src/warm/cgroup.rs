@@ -22,6 +22,7 @@
 //! so a run is attached as in the one-shot path.
 
 use std::cell::Cell;
+use std::fs::File;
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -198,8 +199,9 @@ impl RunGroup for SharedCgroup {
         }
     }
 
-    fn whole_at_birth(&self) -> bool {
-        true
+    /// The v1 groups are the keeper's, and so the child's from its birth.
+    fn procs_to_join(&self) -> Result<Vec<File>> {
+        Ok(Vec::new())
     }
 
     fn cpu_time(&self) -> Result<Duration> {
