@@ -109,6 +109,12 @@ pub(crate) fn throttling(stat: &FlatKeyed) -> ParseResult<Option<Throttling>> {
     }))
 }
 
+/// The throttling counters of a `cpu.stat` text (v1 or v2), for readers outside the runner
+/// (the host watcher): `Ok(None)` for a group without the cpu controller.
+pub fn cpu_stat_throttling(text: &str) -> Result<Option<Throttling>, String> {
+    throttling(&FlatKeyed::parse(text)?)
+}
+
 /// Split v1 `cpuacct.usage` (exact, nanoseconds) into user and system time in the proportion of
 /// `cpuacct.stat`'s tick counts (USER_HZ, coarse), so that the parts add up to the total. With no
 /// tick counted yet (a run shorter than a tick) the whole is reported as user time.
