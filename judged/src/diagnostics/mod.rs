@@ -6,6 +6,7 @@
 //! workqueue latency, lock contention and fork latency per window; [`events::classify`] turns
 //! a window into findings. [`ebpf::RunTracer`] measures one run's D-state time per kernel stack
 //! ([`events::explain_dstate`] puts it into `dstate-io`), and [`taskstats`] its tasks' delays.
+//! [`throttled`] watches the CFS throttling of judged's own cgroup and its ancestors.
 
 pub mod ebpf;
 pub mod events;
@@ -16,6 +17,7 @@ pub mod procfs;
 pub mod run;
 pub mod taskstats;
 pub mod thresholds;
+pub mod throttled;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -40,6 +40,7 @@ pub struct RunThresholds {
 pub struct HostThresholds {
     pub mqueue_inodes_max: u64,
     pub dying_cgroups_max: u64,
+    pub throttled_min_ms: f64,
     pub pressure_min_fraction: f64,
     pub pressure_min_ms: f64,
     pub ipc_free_latency_max_ms: f64,
