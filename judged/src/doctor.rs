@@ -509,9 +509,7 @@ mod tests {
     use super::*;
 
     fn checks_of(fixture: &str) -> Vec<Check> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../testdata/hosts")
-            .join(fixture);
+        let root = crate::repo_path("testdata/hosts").join(fixture);
         assert!(root.is_dir(), "fixture {} missing", root.display());
         run_checks(&Host::new(&root))
     }

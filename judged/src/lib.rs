@@ -20,3 +20,11 @@ pub mod topology;
 pub mod users;
 pub mod verdict;
 pub mod watch;
+
+/// A path in the repository (`testdata/...`, `profiles/...`), for unit tests.
+#[cfg(test)]
+pub(crate) fn repo_path(relative: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}

@@ -156,9 +156,7 @@ mod tests {
     use crate::diagnostics::thresholds::Thresholds;
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../testdata/hosts")
-            .join(name)
+        crate::repo_path("testdata/hosts").join(name)
     }
 
     fn pressure(cpu_ms: u64) -> Option<Pressure> {

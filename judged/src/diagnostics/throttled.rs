@@ -169,14 +169,8 @@ mod tests {
     use crate::diagnostics::procfs::parse_mountinfo;
     use crate::diagnostics::thresholds::Thresholds;
 
-    fn host(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../testdata/hosts")
-            .join(name)
-    }
-
     fn watch_of(name: &str) -> ThrottleWatch {
-        let root = host(name);
+        let root = crate::repo_path("testdata/hosts").join(name);
         let mounts =
             parse_mountinfo(&std::fs::read_to_string(root.join("proc/self/mountinfo")).unwrap());
         let cgroup = std::fs::read_to_string(root.join("proc/self/cgroup")).unwrap();
