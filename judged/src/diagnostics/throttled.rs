@@ -120,7 +120,7 @@ pub fn throttled_between(before: &ThrottleSample, after: &ThrottleSample) -> Vec
             })
         })
         .collect();
-    throttled.sort_by(|a, b| b.throttled_time.cmp(&a.throttled_time));
+    throttled.sort_by_key(|group| std::cmp::Reverse(group.throttled_time));
     throttled
 }
 
