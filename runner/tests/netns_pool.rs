@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use common::fixture::write_config;
-use common::{require_root, Fixture, INTERNAL_ERROR_STATUS};
+use common::{require_root, Fixture, Outcome, INTERNAL_ERROR_STATUS};
 
 /// A pool of its own for one test, its pins unmounted when dropped.
 struct Pool {
@@ -29,6 +29,12 @@ impl Pool {
         ));
         std::fs::write(&config, text).unwrap();
         Pool { dir, config }
+    }
+
+    /// `sh -c script` run by runguard with this pool.
+    fn run(&self, fx: &Fixture, script: &str) -> Outcome {
+        fx.runguard_with_config(&self.config)
+            .run(["/bin/sh", "-c", script])
     }
 
     /// The namespace pinned in `slot`, as /proc/PID/ns/net names it.
@@ -71,9 +77,7 @@ fn consecutive_runs_reuse_one_pooled_network_namespace() {
     let fx = Fixture::new("netns-reuse");
     let pool = Pool::new(&fx, 4);
     let namespace_of_a_run = || {
-        let outcome = fx
-            .runguard_with_config(&pool.config)
-            .run(["/bin/sh", "-c", PRINT_NETNS]);
+        let outcome = pool.run(&fx, PRINT_NETNS);
         outcome.assert_exit(0);
         outcome.stdout_text().trim().to_owned()
     };
@@ -111,9 +115,7 @@ fn concurrent_runs_never_share_a_network_namespace() {
     while !pin.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let meanwhile = fx
-        .runguard_with_config(&pool.config)
-        .run(["/bin/sh", "-c", PRINT_NETNS]);
+    let meanwhile = pool.run(&fx, PRINT_NETNS);
     let holder = holder.finish();
     holder.assert_exit(0);
     meanwhile.assert_exit(0);
@@ -135,17 +137,13 @@ fn a_run_cannot_bring_up_the_pooled_loopback() {
     }
     let fx = Fixture::new("netns-lo");
     let pool = Pool::new(&fx, 1);
-    let tried = fx
-        .runguard_with_config(&pool.config)
-        .run(["/bin/sh", "-c", "ip link set lo up"]);
+    let tried = pool.run(&fx, "ip link set lo up");
     assert_ne!(
         tried.code(),
         0,
         "ip link set lo up succeeded in a run: {tried}"
     );
-    let after = fx
-        .runguard_with_config(&pool.config)
-        .run(["/bin/sh", "-c", "ip -o link show lo"]);
+    let after = pool.run(&fx, "ip -o link show lo");
     after.assert_exit(0);
     let link = after.stdout_text();
     assert!(link.contains("state DOWN"), "{after}");
