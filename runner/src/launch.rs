@@ -264,13 +264,14 @@ pub fn run_in(plan: &Plan, setting: &Setting<'_>) -> Result<Report> {
 }
 
 /// Start the child (in the child, this confines and execs). Where it can be
-/// ([`sharing_memory_target`]) the child shares our memory until its exec, joins the groups it
+/// ([`shares_our_memory`]) the child shares our memory until its exec, joins the groups it
 /// was not born in itself and needs no "go": then the second value is true and the child has
 /// exec'd (or failed) on return. Otherwise it is a copy of us that waits for the "go" of
 /// [`start`].
 fn spawn(plan: &Plan, setting: &Setting<'_>, spec: &mut ChildSpec) -> Result<(Forked, bool)> {
     let flags = process::clone_time_namespace_flags(&plan.namespaces);
-    if let Some(cgroup) = sharing_memory_target(plan, setting) {
+    let cgroup = setting.cgroup.clone_into_fd();
+    if shares_our_memory(plan) {
         // Open until the child has exec'd: it writes to them, then exec closes its copies.
         let procs = setting.cgroup.procs_to_join()?;
         spec.join = procs.iter().map(AsRawFd::as_raw_fd).collect();
@@ -284,22 +285,17 @@ fn spawn(plan: &Plan, setting: &Setting<'_>, spec: &mut ChildSpec) -> Result<(Fo
         spec.go = go;
         spec.join.clear();
     }
-    match process::fork_child(flags, setting.cgroup.clone_into_fd())
-        .map_err(|e| SandboxError::sys("clone3", e))?
-    {
+    match process::fork_child(flags, cgroup).map_err(|e| SandboxError::sys("clone3", e))? {
         Some(forked) => Ok((forked, false)),
         None => confine_and_exec(spec),
     }
 }
 
-/// Where the child may be spawned sharing our memory ([`process::spawn_sharing_memory`]): the
-/// cgroup2 directory it is born in, when we have nothing to do for it before its exec (no user
-/// namespace to map ids of, no pid namespace whose init stays); the v1 groups it joins itself.
-fn sharing_memory_target<'a>(plan: &Plan, setting: &Setting<'a>) -> Option<BorrowedFd<'a>> {
-    let nothing_to_do_for_it = !plan.namespaces.user && !plan.namespaces.pid;
-    nothing_to_do_for_it
-        .then(|| setting.cgroup.clone_into_fd())
-        .flatten()
+/// Whether the child may be spawned sharing our memory ([`process::spawn_sharing_memory`]):
+/// when we have nothing to do for it before its exec (no user namespace to map ids of, no pid
+/// namespace whose init stays). It joins the groups it was not born in itself.
+fn shares_our_memory(plan: &Plan) -> bool {
+    !plan.namespaces.user && !plan.namespaces.pid
 }
 
 /// Unique among the runs of this host: our pid and a counter.
@@ -800,71 +796,31 @@ fn mark_limits_passed(result: &mut TimeResult, plan: &Plan, wall: Duration, cpu:
 mod tests {
     use super::*;
 
-    /// A run group with a clone-into directory or not.
-    struct StubGroup {
-        clone_into: Option<File>,
-    }
-
-    impl RunGroup for StubGroup {
-        fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
-            self.clone_into.as_ref().map(AsFd::as_fd)
-        }
-        fn attach(&self, _: i32, _: bool) -> Result<()> {
-            unreachable!("not forked")
-        }
-        fn procs_to_join(&self) -> Result<Vec<File>> {
-            unreachable!("not forked")
-        }
-        fn cpu_time(&self) -> Result<Duration> {
-            unreachable!("not forked")
-        }
-        fn usage(&self) -> Result<Usage> {
-            unreachable!("not forked")
-        }
-        fn kill_all(&self) -> Result<()> {
-            unreachable!("not forked")
-        }
-        fn activity(&self) -> Result<Activity> {
-            unreachable!("not forked")
-        }
-    }
-
     #[test]
     fn a_child_that_needs_nothing_from_us_before_its_exec_shares_our_memory() {
-        let stub = |has_dir: bool| StubGroup {
-            clone_into: has_dir.then(|| File::open("/").unwrap()),
-        };
         let plain = Plan::new("prog", vec![]);
         let mut with_pid = plain.clone();
         with_pid.namespaces.pid = true;
         let mut with_user = plain.clone();
         with_user.namespaces.user = true;
-        use Confinement::{Inherited, Own};
-        for (plan, confinement, group, shares) in [
-            (&plain, Inherited, stub(true), true),
-            (&plain, Own, stub(true), true),
-            (&plain, Own, stub(false), false),
-            (&plain, Inherited, stub(false), false),
-            (&with_pid, Own, stub(true), false),
-            (&with_pid, Inherited, stub(true), false),
-            (&with_user, Own, stub(true), false),
-            (&with_user, Inherited, stub(true), false),
+        let mut with_the_rest = plain.clone();
+        with_the_rest.namespaces = crate::plan::Namespaces {
+            mount: true,
+            uts: true,
+            ipc: true,
+            net: true,
+            pid: false,
+            user: false,
+            cgroup: true,
+            time: true,
+        };
+        for (plan, shares) in [
+            (&plain, true),
+            (&with_the_rest, true),
+            (&with_pid, false),
+            (&with_user, false),
         ] {
-            let setting = Setting {
-                cgroup: &group,
-                confinement,
-                layout: Layout::Hybrid,
-                netns: None,
-                stdin: None,
-            };
-            assert_eq!(
-                sharing_memory_target(plan, &setting).is_some(),
-                shares,
-                "{confinement:?}, pid {}, user {}, dir {}",
-                plan.namespaces.pid,
-                plan.namespaces.user,
-                group.clone_into.is_some(),
-            );
+            assert_eq!(shares_our_memory(plan), shares, "{:?}", plan.namespaces);
         }
     }
 

@@ -92,34 +92,39 @@ pub fn fork_child(
 }
 
 /// Start a child that borrows our memory until it execs, born inside the cgroup2 directory
-/// `cgroup`: clone3 with `CLONE_VM | CLONE_VFORK`, as posix_spawn does with clone. No page
+/// `cgroup` when given: clone3 with `CLONE_VM | CLONE_VFORK`, as posix_spawn does with clone. No page
 /// table is copied and no page is copied on write afterwards, which is most of what a fork
 /// costs a keeper. The child confines itself as `spec` says and execs
 /// ([`confine_and_exec`](crate::sys::child::confine_and_exec)) on a stack of its own; we are
 /// suspended until it has exec'd or exited, so it must need nothing from us before its exec
-/// (no cgroup to be moved into, no id maps, no pid namespace init that stays).
+/// (no id maps, no pid namespace init that stays; other cgroups it joins itself).
 ///
 /// `Err(ENOSYS)` where this is not built (only x86_64 has the trampoline), and the kernel's
 /// error for a cgroup it refuses to clone into: the caller then forks with [`fork_child`].
 /// The caller must be single-threaded.
 pub fn spawn_sharing_memory(
     namespace_flags: u64,
-    cgroup: BorrowedFd<'_>,
+    cgroup: Option<BorrowedFd<'_>>,
     spec: &ChildSpec,
 ) -> nix::Result<Forked> {
     let stack = shared_spawn::stack()?;
     let mut pidfd: RawFd = -1;
+    let into_cgroup = if cgroup.is_some() {
+        CLONE_INTO_CGROUP
+    } else {
+        0
+    };
     let args = CloneArgs {
         flags: namespace_flags
             | CLONE_PIDFD
-            | CLONE_INTO_CGROUP
+            | into_cgroup
             | libc::CLONE_VM as u64
             | libc::CLONE_VFORK as u64,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
         stack: stack.base as u64,
         stack_size: stack.size as u64,
-        cgroup: cgroup.as_raw_fd() as u64,
+        cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
         ..CloneArgs::default()
     };
     // SAFETY: `args` is a valid clone_args whose stack is the reserved child stack, unused by
@@ -133,7 +138,7 @@ pub fn spawn_sharing_memory(
         pid: Pid::from_raw(pid),
         // SAFETY: the kernel stored a new pidfd that nobody else owns.
         pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
-        in_cgroup: true,
+        in_cgroup: cgroup.is_some(),
     })
 }
 
