@@ -31,6 +31,14 @@ impl Pool {
         Pool { dir, config }
     }
 
+    /// `runguard --config CONFIG --clear-netns-pool`.
+    fn clear(&self, fx: &Fixture) -> Outcome {
+        common::Invocation::new(fx.dir())
+            .args(["--config".as_ref(), self.config.as_os_str()])
+            .arg("--clear-netns-pool")
+            .run_as_given()
+    }
+
     /// `sh -c script` run by runguard with this pool.
     fn run(&self, fx: &Fixture, script: &str) -> Outcome {
         fx.runguard_with_config(&self.config)
@@ -167,5 +175,45 @@ fn a_pool_directory_others_may_write_is_refused() {
         "{outcome}"
     );
     assert!(outcome.stderr.contains("netns_pool_size = 0"), "{outcome}");
+    fx.assert_clean();
+}
+
+#[test]
+fn clearing_the_pool_unpins_all_but_the_namespaces_runs_hold() {
+    if !require_root() {
+        return;
+    }
+    let fx = Fixture::new("netns-clear");
+    let pool = Pool::new(&fx, 2);
+    pool.run(&fx, "true").assert_exit(0);
+    // Slot 0 is free again; a run that sleeps holds it now, and the next run slot 1.
+    let holder = fx
+        .runguard_with_config(&pool.config)
+        .spawn(["/bin/sleep", "2"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pool.dir.join("net-1.lock").exists() && std::time::Instant::now() < deadline {
+        pool.run(&fx, "true").assert_exit(0);
+    }
+    let cleared = pool.clear(&fx);
+    assert_eq!(cleared.code(), 0, "{cleared}");
+    assert!(
+        cleared
+            .stdout_text()
+            .contains("1 namespaces unpinned, 1 in use by runs"),
+        "{cleared}"
+    );
+    let pinned = |slot: usize| {
+        let pin = pool.dir.join(format!("net-{slot}"));
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&format!(" {} ", pin.display()))
+    };
+    assert!(!pinned(1), "slot 1 is still pinned after clearing");
+    assert!(
+        !pool.dir.join("net-1").exists(),
+        "slot 1's pin file is left"
+    );
+    assert!(pinned(0), "the slot a run holds was unpinned under it");
+    holder.finish().assert_exit(0);
     fx.assert_clean();
 }

@@ -32,6 +32,7 @@ fn main() {
             print!("{}", help::version());
             0
         }
+        Ok(Parsed::ClearNetnsPool { config }) => clear_netns_pool(config.as_deref()),
         Ok(Parsed::Run(options)) => run(&options),
         Err(err) => {
             // Report into the meta file if one was named before the bad option.
@@ -74,6 +75,36 @@ fn overwrite(file: &mut File, text: &str, path: Option<&Path>) -> anyhow::Result
     file.write_all_at(text.as_bytes(), 0)
         .and_then(|()| file.set_len(text.len() as u64))
         .with_context(|| format!("cannot write to file `{name}'"))
+}
+
+/// `--clear-netns-pool`: unpin the pooled network namespaces no run holds.
+fn clear_netns_pool(config: Option<&Path>) -> i32 {
+    let cleared = Config::load(config)
+        .map_err(anyhow::Error::from)
+        .and_then(|config| match config.netns_pool() {
+            Some(pool) => Ok(Some((
+                runner::sys::netns_pool::clear(&pool)?,
+                pool.dir.display().to_string(),
+            ))),
+            None => Ok(None),
+        });
+    match cleared {
+        Ok(Some((cleared, dir))) => {
+            println!(
+                "runguard: netns pool {dir}: {} namespaces unpinned, {} in use by runs",
+                cleared.unpinned, cleared.in_use
+            );
+            0
+        }
+        Ok(None) => {
+            println!("runguard: the netns pool is off (netns_pool_size = 0)");
+            0
+        }
+        Err(err) => {
+            eprintln!("runguard: error: {err:#}");
+            INTERNAL_ERROR
+        }
+    }
 }
 
 fn run(options: &Options) -> i32 {

@@ -43,6 +43,7 @@ enum Opt {
     Quiet,
     Help,
     Version,
+    ClearNetnsPool,
     Namespaces,
     NoNamespaces,
     Profile,
@@ -95,6 +96,7 @@ const SPECS: &[Spec] = &[
     spec(Opt::Quiet, Some(b'q'), "quiet", false),
     spec(Opt::Help, None, "help", false),
     spec(Opt::Version, None, "version", false),
+    spec(Opt::ClearNetnsPool, None, "clear-netns-pool", false),
     spec(Opt::Namespaces, None, "namespaces", true),
     spec(Opt::NoNamespaces, None, "no-namespaces", false),
     spec(Opt::Profile, None, "profile", true),
@@ -190,6 +192,10 @@ pub struct Options {
 pub enum Parsed {
     Help,
     Version,
+    /// Unpin the pooled network namespaces no run holds (of the config's pool).
+    ClearNetnsPool {
+        config: Option<PathBuf>,
+    },
     Run(Box<Options>),
 }
 
@@ -223,10 +229,12 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, ParseError> {
     };
     let mut help = false;
     let mut version = false;
+    let mut clear_netns_pool = false;
     for (opt, value) in found {
         match opt {
             Opt::Help => help = true,
             Opt::Version => version = true,
+            Opt::ClearNetnsPool => clear_netns_pool = true,
             _ => {
                 if let Err(message) = apply(&mut options, opt, value) {
                     return Err(ParseError {
@@ -243,6 +251,11 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, ParseError> {
     }
     if version {
         return Ok(Parsed::Version);
+    }
+    if clear_netns_pool {
+        return Ok(Parsed::ClearNetnsPool {
+            config: options.config,
+        });
     }
     let Some((command, args)) = args[command_start..].split_first() else {
         return Err(ParseError {
@@ -455,7 +468,7 @@ fn apply(options: &mut Options, opt: Opt, value: Option<OsString>) -> Result<(),
             options.cpu_bandwidth = Some(bandwidth);
         }
         Opt::Activity => options.activity = true,
-        Opt::Help | Opt::Version => unreachable!("handled by parse"),
+        Opt::Help | Opt::Version | Opt::ClearNetnsPool => unreachable!("handled by parse"),
     }
     Ok(())
 }
@@ -884,6 +897,12 @@ mod tests {
     #[test]
     fn help_and_version() {
         assert_eq!(parse(&argv(&["--help"])).unwrap(), Parsed::Help);
+        assert_eq!(
+            parse(&argv(&["--config", "/c.toml", "--clear-netns-pool"])).unwrap(),
+            Parsed::ClearNetnsPool {
+                config: Some("/c.toml".into())
+            }
+        );
         assert_eq!(parse(&argv(&["-c", "--help", "p"])).unwrap(), Parsed::Help);
         assert_eq!(parse(&argv(&["--version"])).unwrap(), Parsed::Version);
         // After the command they belong to the command.

@@ -74,6 +74,8 @@ Options of our own:
                            (cpuset.mems; must have memory, see
                            /sys/devices/system/node/has_memory); with -P, a run's CPUs and
                            memory on one node
+      --clear-netns-pool unpin the pooled network namespaces no run holds (see the config
+                           file below) and exit
 
 TIME is in seconds, a float: SOFT or SOFT:HARD with HARD >= SOFT (default HARD = SOFT).
 Only the hard limit kills; the soft one marks the result. Both clocks start when COMMAND
@@ -85,13 +87,16 @@ Config file (TOML, unknown keys are an error):
   cgroup_parent = \"judged\"
   netns_pool_dir = \"{DEFAULT_NETNS_POOL_DIR}\"   # empty network namespaces, reused
   netns_pool_size = {DEFAULT_NETNS_POOL_SIZE}                        # 0: a new one per run
-The values shown are the defaults. Making a network namespace is the costliest step of a
-run's setup (~0.85 ms), so runs enter an empty one pinned in netns_pool_dir (like
-`ip netns add' does), one run per namespace at a time, and give it back when every
-process of the run is dead. Such a namespace has only a loopback device that is down and
-that the run, without capabilities, cannot bring up. Runs with their own user namespace
-make their own. `umount {DEFAULT_NETNS_POOL_DIR}/net-*' removes the pool. A numeric -u is valid when it is the uid of a user
+The values shown are the defaults. A numeric -u is valid when it is the uid of a user
 named exactly in valid_users.
+
+Making a network namespace is the costliest step of a run's setup (~0.85 ms), so runs
+enter an empty one pinned in netns_pool_dir (like `ip netns add' does), one run per
+namespace at a time, and give it back when every process of the run is dead. Such a
+namespace has only a loopback device that is down and that the run, without
+capabilities, cannot bring up. Runs with their own user namespace make their own. The
+pins stay when runguard exits (they are the pool); --clear-netns-pool removes those no
+run holds.
 
 Without -u, COMMAND runs as our real user; run as root (e.g. through sudo) without -u,
 runguard refuses: root privileges are never left to COMMAND.
@@ -122,7 +127,7 @@ Exit status:
   128+S    COMMAND was killed by signal S (e.g. 137 for SIGKILL, 143 for SIGTERM)
   255      runguard failed (bad option, refused user or root, sandbox failure): the
              message is on stderr and, with -M, in the meta file as internal-error
-  0        --help and --version
+  0        --help, --version, --clear-netns-pool
 
 Environment:
   RUNGUARD_BACKEND=warm   carry the run out in a warm sandbox (a `keeper` process built for
@@ -183,6 +188,7 @@ mod tests {
             "--cpu-quota",
             "--activity",
             "--cpuset-mems",
+            "--clear-netns-pool",
         ] {
             assert!(manual.contains(option), "{option} missing from --help");
         }

@@ -15,7 +15,8 @@
 //! Layout: `DIR/net-N` is a bind mount of a namespace (like `ip netns add` makes under
 //! `/run/netns`), `DIR/net-N.lock` the lock a run holds (flock) while it uses slot N. A slot
 //! whose `net-N` is not a pinned network namespace (first use, after a reboot) is pinned anew.
-//! The pins stay after runguard exits: they are the pool. `umount DIR/net-*` removes them.
+//! The pins stay after runguard exits: they are the pool. [`clear`] (`runguard
+//! --clear-netns-pool`) unpins those no run holds.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -24,7 +25,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use nix::mount::{mount, MsFlags};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 
 use crate::error::{Result, SandboxError};
@@ -89,6 +90,59 @@ pub fn take(pool: &NetnsPool) -> Result<Option<PooledNetns>> {
         }));
     }
     Ok(None)
+}
+
+/// What [`clear`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Cleared {
+    /// Namespaces unpinned (their slots' files removed).
+    pub unpinned: usize,
+    /// Slots a run holds now, left alone.
+    pub in_use: usize,
+}
+
+/// Unpin every pooled namespace of `pool` that no run holds, and remove its slot's files. A
+/// run that takes a slot meanwhile pins a namespace of its own there, as on first use.
+pub fn clear(pool: &NetnsPool) -> Result<Cleared> {
+    let mut cleared = Cleared::default();
+    let entries = match fs::read_dir(&pool.dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(cleared),
+        Err(e) => return Err(SandboxError::io("cannot list the netns pool", &pool.dir, e)),
+    };
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| SandboxError::io("cannot list the netns pool", &pool.dir, e))?;
+        let name = entry.file_name();
+        let Some(slot) = name.to_str().and_then(|name| name.strip_suffix(".lock")) else {
+            continue;
+        };
+        let lock_path = entry.path();
+        let lock_file = File::open(&lock_path)
+            .map_err(|e| SandboxError::io("cannot open the netns pool lock", &lock_path, e))?;
+        let _lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, Errno::EWOULDBLOCK)) => {
+                cleared.in_use += 1;
+                continue;
+            }
+            Err((_, e)) => return Err(SandboxError::sys("flock(netns pool slot)", e)),
+        };
+        let pin = pool.dir.join(slot);
+        // Every pin stacked there: a pool made by an older runguard may have two.
+        while umount2(&pin, MntFlags::MNT_DETACH).is_ok() {
+            cleared.unpinned += 1;
+        }
+        for path in [&pin, &lock_path] {
+            match fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(SandboxError::io("cannot remove", path, e))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(cleared)
 }
 
 /// The directory must be ours alone: whoever can write it could swap a pin for a namespace
