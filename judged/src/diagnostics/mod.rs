@@ -8,6 +8,7 @@
 //! ([`events::explain_dstate`] puts it into `dstate-io`), and [`taskstats`] its tasks' delays.
 //! [`throttled`] watches the CFS throttling of judged's own cgroup and its ancestors.
 
+pub mod code_files;
 pub mod ebpf;
 pub mod events;
 pub mod host;
