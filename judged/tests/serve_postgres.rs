@@ -244,6 +244,8 @@ fn done(names: &[&str]) -> Outcome {
                 wall_time: Some(0.02),
                 memory_bytes: Some(1 << 20),
                 message: String::new(),
+                reruns: 0,
+                host_findings: Vec::new(),
             })
             .collect(),
     }

@@ -24,6 +24,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod hostwatch;
 pub mod hub;
 pub mod metrics;
 pub mod problems;
@@ -269,7 +270,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         println!(
             "config OK: {}\n  listen {}\n  database {}\n  workers {}, max_source_bytes {}, \
              shutdown grace {} s, host id {}\n  problems: {}\n  languages installed: {}\n  \
-             run user {}, runguard {}\n{}",
+             run user {}, runguard {}\n  host watcher: {}\n{}",
             settings
                 .source
                 .as_ref()
@@ -292,6 +293,10 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
                 .join(", "),
             user.name,
             runguard_binary.display(),
+            settings.host_window.map_or_else(
+                || "off".to_owned(),
+                |window| format!("{:.1} s windows", window.as_secs_f64())
+            ),
             shown_slots(&settings.workers, &slots),
         );
         return Ok(0);
@@ -362,6 +367,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
     let slots = SlotPool::new(slots);
+    let host = settings.host_window.map(hostwatch::HostWatcher::new);
     let daemon = Arc::new(Daemon {
         env: JudgeEnv {
             problems,
@@ -376,6 +382,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
             thresholds: Thresholds::default().run,
             warm,
         },
+        host: host.clone(),
         store,
         hub: hub::Hub::default(),
         metrics: metrics::Metrics::new(slots.clone()),
@@ -408,6 +415,20 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     }));
     // Other hosts' judgings whose lease ran out while no daemon watched.
     worker::reclaim_expired(&daemon);
+    // The host watcher's thread, until the drain is over (judgings finishing in the grace
+    // period still get their windows). Dropping `stop_host` stops it.
+    let (stop_host, host_stopped) = std::sync::mpsc::channel::<()>();
+    let host_thread = match &host {
+        Some(host) => Some(
+            host.spawn(
+                Thresholds::default().host,
+                daemon.metrics.host_findings.clone(),
+                host_stopped,
+            )
+            .context("cannot start the host watcher's thread")?,
+        ),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("judged-serve")
@@ -458,6 +479,11 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // Blocking threads of judgings handed back may still wait on a runguard step: do not
     // wait for them, the queue has them.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(stop_host);
+    if let Some(thread) = host_thread {
+        // It detaches its eBPF programs on the way out.
+        let _ = thread.join();
+    }
     drop(kept);
     drop(lock);
     result.map(|()| 0)
