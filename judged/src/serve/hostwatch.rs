@@ -127,7 +127,7 @@ impl HostWatcher {
     ) {
         let mut watch = HostWatch::start(thresholds);
         eprintln!(
-            "judged serve: host watcher, {:.1} s windows: {}",
+            "judged serve: host watcher, {} s windows: {}",
             self.window.as_secs_f64(),
             watch.status().describe()
         );

@@ -295,7 +295,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
             runguard_binary.display(),
             settings.host_window.map_or_else(
                 || "off".to_owned(),
-                |window| format!("{:.1} s windows", window.as_secs_f64())
+                |window| format!("{} s windows", window.as_secs_f64())
             ),
             shown_slots(&settings.workers, &slots),
         );
