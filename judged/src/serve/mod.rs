@@ -117,6 +117,15 @@ Config (TOML, every key optional; unknown keys are refused, errors name the key)
                                      every request allowed (a warning when listen is not
                                      loopback)
   public = [\"health\", \"metrics\"]     routes open without a token when tokens are on
+  [diagnostics]
+  host_watch = true                  watch the host (as `judged watch' does, eBPF where it
+                                     can): a test case run overlapping a window with a
+                                     finding that disturbs timing (ipc-ns-teardown,
+                                     cgroup-lock-contention, workqueue-latency,
+                                     host-pressure) counts as disturbed, so a time limit is
+                                     run again (rerun_disturbed); its result shows them
+  host_window = 1                    seconds per window (0.1 to 60); a judging waits for the
+                                     window of its last run's end, at most one window
 Relative paths are relative to the config file. Without --config, /etc/judged/serve.toml is
 read when it exists, else the defaults apply. --listen, --data-dir and --problem override.
 
@@ -127,7 +136,9 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
                                 file's extension), \"files\": [{\"name\", \"content\"}]} -> 201 {\"id\"}
   GET  /judgings/ID             status (queued, judging, done, cancelled, failed), verdict,
                                 tests[] (name, verdict, time_limit, cpu_time, wall_time,
-                                memory_bytes, message)
+                                memory_bytes, message, reruns, host_findings[] ({window
+                                {window, monotonic_start_s, monotonic_end_s, wall_start,
+                                wall_end}, finding {kind, summary, evidence, remedy}}))
   GET  /judgings?status=S&limit=N
   POST /judgings/ID/cancel      queued: cancelled at once; judging: stops at its next test case
   GET  /judgings/ID/events      server-sent events: status, one test per test case, final
@@ -145,10 +156,16 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
   GET  /health                  200 {\"status\": \"ok\"}, 503 while draining
   GET  /workers                 the worker slots: index, cpus, mems, state (idle, busy),
                                 judging (the id it runs)
+  GET  /host?limit=N            the host watcher: enabled, window_s, ebpf (and ebpf_state,
+                                one line), stopped, windows[] (newest N, default 60, of the
+                                last 30 minutes: window, monotonic_start_s,
+                                monotonic_end_s, wall_start, wall_end, window_s, host
+                                {dying_cgroups, mqueue_inodes, pressure_some_ms}, findings[])
   GET  /metrics                 Prometheus text: queue depth, judgings by status, workers by
                                 state and per slot (worker_busy{worker, cpus, mems}),
                                 test case runs and verdicts, run CPU, wall and
-                                wall-minus-CPU histograms, queue notifications heard
+                                wall-minus-CPU histograms, queue notifications heard,
+                                host watcher findings by kind (host_findings_total{kind})
 
 Signals: SIGTERM or SIGINT stop taking work and drain (see shutdown_grace_secs).
 
@@ -652,6 +669,8 @@ mod tests {
             "max_unpacked_bytes",
             "PUT  /problems/ID",
             "GET  /problems",
+            "host_window",
+            "GET  /host",
         ] {
             assert!(SERVE_HELP.contains(key), "{key}");
         }
