@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use serde::Serialize;
@@ -19,6 +18,7 @@ use serde::Serialize;
 use crate::diagnostics::ebpf::Status;
 use crate::diagnostics::events;
 use crate::diagnostics::hostwatch::{HostReport, HostWatch};
+use crate::diagnostics::psi::Woken;
 use crate::diagnostics::thresholds::Thresholds;
 use crate::diagnostics::Finding;
 
@@ -59,9 +59,14 @@ Watches this host and prints, every interval, what may disturb the timing of run
   host        removed cgroups not yet freed (cgroup2 nr_dying_descendants), IPC namespaces
               alive or waiting to be freed (mqueue inode slab), host PSI \"some\" stall in
               the window
+  psi         PSI triggers on /proc/pressure/{cpu,io,memory} and on the cgroup2 group of
+              judged's runs (judged) where the host has it: the kernel wakes the watch the
+              moment some task stalled psi_trigger_*_some_ms within psi_trigger_window_ms,
+              so a spike shorter than a window is a host-pressure finding (resource, time)
+              of the window it fired in; \"PSI triggers unavailable: REASON\" otherwise
   findings    ipc-ns-teardown, cgroup-lock-contention, workqueue-latency, slow-fork (from the eBPF
-              counts), dying-cgroups, host-pressure (from the host readings); thresholds
-              from profiles/diagnostics.toml [host] or --thresholds FILE
+              counts), dying-cgroups, host-pressure (from the host readings and the PSI
+              triggers); thresholds from profiles/diagnostics.toml [host] or --thresholds FILE
 
 Examples:
   sudo judged watch                      a report every 10 s until Ctrl-C
@@ -77,7 +82,7 @@ the programs are attached). At start judged probes which attach types the kernel
 raw_tracepoint, tp_btf, kprobe, fentry) and prints one line on stderr saying which programs
 run, which attach types work, and why anything does not: \"eBPF unavailable: REASON\" when
 none runs (not root, built without clang, no BPF, a tracepoint record the programs do not
-know). The host readings are printed either way. Each window's counts are reset after
+know); a second line says which PSI triggers are registered and why not the others. The host readings are printed either way. Each window's counts are reset after
 reading. Ctrl-C, SIGTERM or --count end the watch after detaching every program.
 
 Output: a text report per window, or with --json one object per line: window_s, ebpf (the
@@ -257,24 +262,16 @@ fn signals() -> anyhow::Result<SignalFd> {
         .context("cannot make a signalfd")
 }
 
-/// Wait until `deadline`; false when a signal came first.
-fn wait_until(deadline: Instant, signals: &SignalFd) -> bool {
+/// Wait until `deadline` (the PSI triggers noted meanwhile); false when a signal came first.
+fn wait_until(watch: &mut HostWatch, deadline: Instant, signals: &SignalFd) -> bool {
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return true;
-        }
-        let timeout = PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        match nix::poll::poll(&mut fds, timeout) {
-            Ok(0) => {}
-            Ok(_) => {
+        match watch.wait(deadline, Some(signals.as_fd())) {
+            Woken::Deadline => return true,
+            Woken::Wake => {
                 if let Ok(Some(_)) = signals.read_signal() {
                     return false;
                 }
             }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return false,
         }
     }
 }
@@ -293,12 +290,13 @@ pub fn execute(args: WatchArgs) -> anyhow::Result<u8> {
     let interval = Duration::from_secs_f64(args.interval);
     let mut watch = HostWatch::start(thresholds.host);
     eprintln!("judged watch: {}", watch.status().describe());
+    eprintln!("judged watch: {}", watch.psi_status().describe());
     if watch.lacks_symbols() {
         eprintln!("judged watch: /proc/kallsyms shows no addresses: kernel addresses stay hex");
     }
     let mut windows = 0;
     while args.count.is_none_or(|count| windows < count) {
-        if !wait_until(Instant::now() + interval, &signals) {
+        if !wait_until(&mut watch, Instant::now() + interval, &signals) {
             break;
         }
         let window = watch.close();

@@ -985,6 +985,15 @@ fn the_host_watcher_shows_its_windows_and_marks_the_runs_they_disturbed() {
         host["ebpf"]["unavailable"].is_null(),
         "root loads the programs: {host}"
     );
+    // This kind of host has PSI (psi=1): the host's triggers at least are registered.
+    assert!(
+        host["psi_triggers"]["registered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|line| line.as_str().unwrap().starts_with("host cpu: some ")),
+        "{host}"
+    );
     assert!(
         server
             .log()

@@ -2,7 +2,9 @@
 //! (which keeps the recent ones and marks the test case runs they overlap).
 //!
 //! [`HostWatch::start`] starts the eBPF [`Watcher`] (or, where it cannot run, keeps to the
-//! [`HostSample`] readings) and opens the first window; each [`HostWatch::close`] reads what
+//! [`HostSample`] readings), registers the PSI triggers ([`psi`]) and opens the first window;
+//! [`HostWatch::wait`] waits for the window's end, noting the triggers that fire meanwhile;
+//! each [`HostWatch::close`] reads what
 //! was counted since, takes a new host sample, classifies the window and opens the next one
 //! where this one ended, so windows tile time without gaps. A closed [`Window`] carries its
 //! time range in both clocks: `CLOCK_MONOTONIC` to compare with run intervals (measured in
@@ -13,8 +15,9 @@
 //! [`Interval`] overlaps. The judge asks a [`HostFindings`] source, so it can be tested with
 //! a fake one.
 
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +27,7 @@ use super::host::{self, HostSample, KernelFacts};
 use super::kallsyms::Symbols;
 use super::kernel::{self, KernelVersion};
 use super::procfs;
+use super::psi::{PsiEvent, PsiStatus, PsiTriggers, Target, Woken};
 use super::thresholds::HostThresholds;
 use super::{Finding, Kind};
 
@@ -153,6 +157,9 @@ pub struct HostWatch {
     kernel: KernelFacts,
     cgroup2: Option<PathBuf>,
     thresholds: HostThresholds,
+    psi: PsiTriggers,
+    /// Triggers fired in the open window.
+    fired: Vec<PsiEvent>,
     before: HostSample,
     opened: Duration,
     opened_wall: f64,
@@ -187,6 +194,16 @@ impl HostWatch {
         };
         drop(kallsyms);
         let cgroup2 = cgroup2_root();
+        // The host's, and the group judged's runs live under where the host has one.
+        let mut targets = vec![Target::Host];
+        if let Some(group) = cgroup2
+            .as_deref()
+            .map(|dir| dir.join(runner::plan::DEFAULT_CGROUP_PARENT))
+            .filter(|group| group.is_dir())
+        {
+            targets.push(Target::Cgroup(group));
+        }
+        let psi = PsiTriggers::register(root, &targets, &thresholds);
         if let Some(watcher) = watcher.as_mut() {
             watcher.collect(&symbols);
         }
@@ -198,6 +215,8 @@ impl HostWatch {
             kernel,
             cgroup2,
             thresholds,
+            psi,
+            fired: Vec::new(),
             before,
             opened: monotonic_now(),
             opened_wall: wall_now(),
@@ -208,6 +227,17 @@ impl HostWatch {
     /// What the eBPF watcher could set up.
     pub fn status(&self) -> &Status {
         &self.status
+    }
+
+    /// Which PSI triggers are registered, and why not the others.
+    pub fn psi_status(&self) -> &PsiStatus {
+        self.psi.status()
+    }
+
+    /// Wait until `deadline` (the window's end) or until `wake` is readable, noting the PSI
+    /// triggers that fire meanwhile as findings of the open window.
+    pub fn wait(&mut self, deadline: Instant, wake: Option<BorrowedFd<'_>>) -> Woken {
+        self.psi.wait(deadline, wake, &mut self.fired)
     }
 
     /// Whether eBPF programs run but kernel addresses cannot be named.
@@ -233,6 +263,15 @@ impl HostWatch {
         let ended_wall = wall_now();
         let length = ended.saturating_sub(self.opened);
         self.closed += 1;
+        let mut findings = findings(
+            &events,
+            &self.before,
+            &after,
+            length,
+            self.kernel,
+            &self.thresholds,
+        );
+        findings.extend(self.fired.drain(..).map(|event| event.finding()));
         let window = Window {
             span: WindowSpan {
                 window: self.closed,
@@ -243,14 +282,7 @@ impl HostWatch {
                 wall_start: self.opened_wall,
                 wall_end: ended_wall,
             },
-            findings: findings(
-                &events,
-                &self.before,
-                &after,
-                length,
-                self.kernel,
-                &self.thresholds,
-            ),
+            findings,
             host: HostReport::of(&self.before, &after),
             events,
         };

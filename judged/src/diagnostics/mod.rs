@@ -14,6 +14,7 @@ pub mod hostwatch;
 pub mod kallsyms;
 pub mod kernel;
 pub mod procfs;
+pub mod psi;
 pub mod run;
 pub mod taskstats;
 pub mod thresholds;

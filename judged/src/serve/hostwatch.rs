@@ -9,7 +9,7 @@
 //! early); the wait is bounded, so a watcher that stalls or stops delays no judging for long.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use crate::diagnostics::ebpf::Status;
 use crate::diagnostics::hostwatch::{
     disturbing_over, HostFinding, HostFindings, HostReport, HostWatch, Interval, Window, WindowSpan,
 };
+use crate::diagnostics::psi::{PsiStatus, Woken};
 use crate::diagnostics::thresholds::HostThresholds;
 use crate::diagnostics::Finding;
 
@@ -59,6 +60,7 @@ impl KeptWindow {
 struct State {
     /// `None` until the watcher has started.
     status: Option<Status>,
+    psi: Option<PsiStatus>,
     /// When the open window began (`CLOCK_MONOTONIC`).
     open_since: Option<Duration>,
     windows: VecDeque<KeptWindow>,
@@ -80,6 +82,9 @@ pub struct HostView {
     /// `None` while the eBPF programs are being loaded.
     pub ebpf: Option<Status>,
     pub ebpf_state: Option<String>,
+    /// Which PSI triggers are registered, and why not the others.
+    pub psi_triggers: Option<PsiStatus>,
+    pub psi_state: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub open_since_monotonic_s: Option<f64>,
     pub stopped: bool,
@@ -105,13 +110,14 @@ impl HostWatcher {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Run the watcher on a thread of its own until `stop` is dropped (or sent to); the last,
-    /// partial window is closed then, so no run waits for a window that never closes.
+    /// Run the watcher on a thread of its own until `stop` (a pipe's read end) is readable or
+    /// hung up, i.e. its write end is closed; the last, partial window is closed then, so no
+    /// run waits for a window that never closes.
     pub fn spawn(
         self: &Arc<Self>,
         thresholds: HostThresholds,
         counts: Family<KindLabel, Counter>,
-        stop: Receiver<()>,
+        stop: OwnedFd,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let this = self.clone();
         std::thread::Builder::new()
@@ -119,30 +125,23 @@ impl HostWatcher {
             .spawn(move || this.run(thresholds, &counts, &stop))
     }
 
-    fn run(
-        &self,
-        thresholds: HostThresholds,
-        counts: &Family<KindLabel, Counter>,
-        stop: &Receiver<()>,
-    ) {
+    fn run(&self, thresholds: HostThresholds, counts: &Family<KindLabel, Counter>, stop: &OwnedFd) {
         let mut watch = HostWatch::start(thresholds);
         eprintln!(
             "judged serve: host watcher, {} s windows: {}",
             self.window.as_secs_f64(),
             watch.status().describe()
         );
+        eprintln!("judged serve: {}", watch.psi_status().describe());
         {
             let mut state = self.state();
             state.status = Some(watch.status().clone());
+            state.psi = Some(watch.psi_status().clone());
             state.open_since = Some(watch.opened());
         }
         let mut deadline = Instant::now() + self.window;
         loop {
-            let stopping =
-                match stop.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Err(RecvTimeoutError::Timeout) => false,
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
-                };
+            let stopping = watch.wait(deadline, Some(stop.as_fd())) == Woken::Wake;
             let window = watch.close();
             for finding in &window.findings {
                 counts
@@ -152,6 +151,8 @@ impl HostWatcher {
                     .inc();
             }
             self.push(window, watch.opened());
+            // A trigger of a removed cgroup is dropped while waiting.
+            self.state().psi = Some(watch.psi_status().clone());
             if stopping {
                 break;
             }
@@ -185,6 +186,8 @@ impl HostWatcher {
             window_s: self.window.as_secs_f64(),
             ebpf_state: state.status.as_ref().map(Status::describe),
             ebpf: state.status.clone(),
+            psi_state: state.psi.as_ref().map(PsiStatus::describe),
+            psi_triggers: state.psi.clone(),
             open_since_monotonic_s: state.open_since.map(|t| t.as_secs_f64()),
             stopped: state.stopped,
             windows: state.windows.iter().skip(skip).cloned().collect(),

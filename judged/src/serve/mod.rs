@@ -157,7 +157,8 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
   GET  /workers                 the worker slots: index, cpus, mems, state (idle, busy),
                                 judging (the id it runs)
   GET  /host?limit=N            the host watcher: enabled, window_s, ebpf (and ebpf_state,
-                                one line), stopped, windows[] (newest N, default 60, of the
+                                one line), psi_triggers {registered[], unavailable[]} (and
+                                psi_state), stopped, windows[] (newest N, default 60, of the
                                 last 30 minutes: window, monotonic_start_s,
                                 monotonic_end_s, wall_start, wall_end, window_s, host
                                 {dying_cgroups, mqueue_inodes, pressure_some_ms}, findings[])
@@ -433,8 +434,9 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // Other hosts' judgings whose lease ran out while no daemon watched.
     worker::reclaim_expired(&daemon);
     // The host watcher's thread, until the drain is over (judgings finishing in the grace
-    // period still get their windows). Dropping `stop_host` stops it.
-    let (stop_host, host_stopped) = std::sync::mpsc::channel::<()>();
+    // period still get their windows). Closing `stop_host` stops it.
+    let (host_stopped, stop_host) =
+        nix::unistd::pipe().context("cannot make the host watcher's stop pipe")?;
     let host_thread = match &host {
         Some(host) => Some(
             host.spawn(
