@@ -421,6 +421,13 @@ async fn get_one(
     Ok(Json(current(&daemon, id).await?))
 }
 
+/// A query string, or a 400 saying what is wrong with it.
+fn parsed<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|rejection| ApiError::bad(format!("bad query: {}", rejection.body_text())))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -432,8 +439,7 @@ async fn list(
     State(daemon): State<Arc<Daemon>>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(query) = query
-        .map_err(|rejection| ApiError::bad(format!("bad query: {}", rejection.body_text())))?;
+    let query = parsed(query)?;
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(text) => Some(Status::parse(text).ok_or_else(|| {
@@ -516,9 +522,9 @@ async fn host(
     State(daemon): State<Arc<Daemon>>,
     query: Result<Query<HostQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(query) = query
-        .map_err(|rejection| ApiError::bad(format!("bad query: {}", rejection.body_text())))?;
-    let limit = query.limit.unwrap_or(super::hostwatch::SHOWN_WINDOWS);
+    let limit = parsed(query)?
+        .limit
+        .unwrap_or(super::hostwatch::SHOWN_WINDOWS);
     Ok(Json(match &daemon.host {
         Some(host) => {
             let mut view = serde_json::to_value(host.view(limit)).expect("plain data serializes");

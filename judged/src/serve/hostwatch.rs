@@ -200,10 +200,10 @@ impl HostFindings for HostWatcher {
         let deadline = Instant::now() + self.window + WAIT_SLACK;
         let mut state = self.state();
         while !state.stopped
-            && !state
+            && state
                 .windows
                 .back()
-                .is_some_and(|last| last.span.monotonic.end >= run.end)
+                .is_none_or(|last| last.span.monotonic.end < run.end)
         {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

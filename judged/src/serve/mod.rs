@@ -138,7 +138,8 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
                                 tests[] (name, verdict, time_limit, cpu_time, wall_time,
                                 memory_bytes, message, reruns, host_findings[] ({window
                                 {window, monotonic_start_s, monotonic_end_s, wall_start,
-                                wall_end}, finding {kind, summary, evidence, remedy}}))
+                                wall_end}, finding {kind, summary, evidence, remedy}});
+                                while it runs, only its time limits' host_findings are in)
   GET  /judgings?status=S&limit=N
   POST /judgings/ID/cancel      queued: cancelled at once; judging: stops at its next test case
   GET  /judgings/ID/events      server-sent events: status, one test per test case, final
