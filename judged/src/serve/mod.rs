@@ -435,9 +435,10 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // Other hosts' judgings whose lease ran out while no daemon watched.
     worker::reclaim_expired(&daemon);
     // The host watcher's thread, until the drain is over (judgings finishing in the grace
-    // period still get their windows). Closing `stop_host` stops it.
-    let (host_stopped, stop_host) =
-        nix::unistd::pipe().context("cannot make the host watcher's stop pipe")?;
+    // period still get their windows). Closing `stop_host` stops it: close-on-exec, or the
+    // runguard and keeper processes the daemon starts would hold the pipe open.
+    let (host_stopped, stop_host) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .context("cannot make the host watcher's stop pipe")?;
     let host_thread = match &host {
         Some(host) => Some(
             host.spawn(
