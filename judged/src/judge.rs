@@ -26,12 +26,14 @@
 //! Host findings (`Options::host`, the daemon's host watcher): each test case run's interval
 //! (`CLOCK_MONOTONIC`, around the run and its validation) is matched against the watcher's
 //! windows, and a disturbing finding of a window it overlaps counts as one of the run's own.
-//! The source blocks until the window holding the run's end is closed, so that a stall late in
-//! the run is not missed. Only a time-limit verdict waits for it at once (the rerun decision
-//! needs it); the other results are given their host findings when all test cases are done,
-//! so a judging waits for at most one window in all, not one per test case. (Closing the
-//! window early instead would make the windows short, and the watcher's thresholds are totals
-//! per window: short windows would hide the contention they are there to catch.)
+//! Only a time-limit verdict is decided on them (run again or not), and it waits until the
+//! window holding the run's end is closed, so that a stall late in the run is not missed: at
+//! most one window, against a run that already took its time limit. (Closing the window early
+//! instead would make the windows short, and the watcher's thresholds are totals per window:
+//! short windows would hide the contention they are there to catch.) The other results decide
+//! nothing on them and wait for nothing: when all test cases are done they are given the
+//! findings of the windows closed by then, so a fast judging is not held for up to a window,
+//! at the cost of not showing the findings of the window still open at its end.
 
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -225,9 +227,9 @@ impl Judge<'_> {
         let skipped = results.iter().filter(|r| r.is_none()).count();
         let mut tests: Vec<TestResult> = results.into_iter().flatten().collect();
         if let Some(host) = &self.options.host {
-            // Time limits were given theirs to decide on a rerun.
+            // Time limits were given theirs, waiting, to decide on a rerun.
             for test in tests.iter_mut().filter(|t| t.verdict != Verdict::Timelimit) {
-                test.host_findings = host.over(test.interval);
+                test.host_findings = host.closed_over(test.interval);
             }
         }
         Ok(Judgement {
@@ -1112,11 +1114,12 @@ mod tests {
         assert!(kinds.contains(&"runqueue-delay".to_owned()), "{kinds:?}");
     }
 
-    /// A host watcher with one closed window, holding `kind`, over `window`.
+    /// A host watcher with one closed window, holding `kind`, over `window`; what it was
+    /// asked, and whether waiting.
     struct FakeHost {
         window: WindowSpan,
         kind: Kind,
-        asked: Mutex<Vec<Interval>>,
+        asked: Mutex<Vec<(Interval, bool)>>,
     }
 
     impl FakeHost {
@@ -1134,9 +1137,9 @@ mod tests {
         }
     }
 
-    impl HostFindings for FakeHost {
-        fn over(&self, run: Interval) -> Vec<HostFinding> {
-            self.asked.lock().unwrap().push(run);
+    impl FakeHost {
+        fn answer(&self, run: Interval, waiting: bool) -> Vec<HostFinding> {
+            self.asked.lock().unwrap().push((run, waiting));
             let finding = Finding {
                 kind: self.kind,
                 summary: "the host was busy".to_owned(),
@@ -1145,6 +1148,16 @@ mod tests {
             };
             let findings = [finding];
             disturbing_over([(&self.window, &findings[..])], run)
+        }
+    }
+
+    impl HostFindings for FakeHost {
+        fn over(&self, run: Interval) -> Vec<HostFinding> {
+            self.answer(run, true)
+        }
+
+        fn closed_over(&self, run: Interval) -> Vec<HostFinding> {
+            self.answer(run, false)
         }
     }
 
@@ -1176,11 +1189,12 @@ mod tests {
                 .collect();
             assert_eq!(kinds, [(7, Kind::IpcNsTeardown)], "{}", test.name);
         }
-        // Asked once per run, with the run's own interval: the time limit at once, the others
-        // after the last test case.
+        // Asked once per run, with the run's own interval: the time limit at once and waiting
+        // for its window, the others after the last test case and not waiting.
         let asked = host.asked.lock().unwrap();
-        assert_eq!(asked.len(), 5, "{asked:?}");
-        assert!(asked.iter().all(|run| run.start <= run.end));
+        let waiting: Vec<bool> = asked.iter().map(|(_, waiting)| *waiting).collect();
+        assert_eq!(waiting, [true, false, false, false, false], "{asked:?}");
+        assert!(asked.iter().all(|(run, _)| run.start <= run.end));
     }
 
     #[test]

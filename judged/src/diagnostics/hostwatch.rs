@@ -306,6 +306,9 @@ pub trait HostFindings: Send + Sync {
     /// window holding `run.end` is closed (a stall late in the run must not be missed), or
     /// the source gives up waiting (its watcher stopped): then what is known.
     fn over(&self, run: Interval) -> Vec<HostFinding>;
+
+    /// The same of the windows closed so far, without waiting for the open one.
+    fn closed_over(&self, run: Interval) -> Vec<HostFinding>;
 }
 
 /// Of `windows`, the findings that disturb timing of each one `run` overlaps, in window order.

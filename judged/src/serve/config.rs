@@ -25,11 +25,11 @@ pub const DEFAULT_MAX_SOURCE_BYTES: u64 = 256 * 1024;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 /// How long a claim holds without a heartbeat (renewed every third of it).
 pub const DEFAULT_LEASE_SECS: u64 = 30;
-/// The host watcher's window: short, since a judging may wait for the window holding its
-/// last run's end.
+/// The host watcher's window: short, since a time limit waits for the window holding its
+/// run's end before it is decided.
 pub const DEFAULT_HOST_WINDOW_SECS: f64 = 1.0;
 /// Shortest and longest host windows: below 0.1 s a window's reading costs more than it
-/// shows; above a minute a judging would wait that long for its last run's window.
+/// shows; above a minute a time limit would wait that long for its run's window.
 pub const HOST_WINDOW_RANGE_SECS: (f64, f64) = (0.1, 60.0);
 
 /// A config that cannot be used: the file and what is wrong, by key.

@@ -31,7 +31,7 @@ use crate::diagnostics::Finding;
 pub const HISTORY: Duration = Duration::from_secs(30 * 60);
 /// Windows `GET /host` shows by default (the newest).
 pub const SHOWN_WINDOWS: usize = 60;
-/// Beyond the window's length, how long a judging waits for the window of its run's end.
+/// Beyond the window's length, how long a time limit waits for the window of its run's end.
 const WAIT_SLACK: Duration = Duration::from_secs(5);
 
 /// A closed window as kept and shown: when, how long, the host readings, the findings (all of
@@ -220,9 +220,18 @@ impl HostFindings for HostWatcher {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
+        State::disturbing_over(&state, run)
+    }
+
+    fn closed_over(&self, run: Interval) -> Vec<HostFinding> {
+        State::disturbing_over(&self.state(), run)
+    }
+}
+
+impl State {
+    fn disturbing_over(&self, run: Interval) -> Vec<HostFinding> {
         disturbing_over(
-            state
-                .windows
+            self.windows
                 .iter()
                 .map(|kept| (&kept.span, kept.findings.as_slice())),
             run,
@@ -276,6 +285,7 @@ mod tests {
         };
         std::thread::sleep(ms(200));
         assert!(!asking.is_finished(), "answered before the window closed");
+        assert_eq!(watcher.closed_over(run), [], "only window 1 is closed");
         watcher.push(
             window(2, now, now + ms(300), &[Kind::IpcNsTeardown]),
             now + ms(300),

@@ -124,8 +124,10 @@ Config (TOML, every key optional; unknown keys are refused, errors name the key)
                                      cgroup-lock-contention, workqueue-latency,
                                      host-pressure) counts as disturbed, so a time limit is
                                      run again (rerun_disturbed); its result shows them
-  host_window = 1                    seconds per window (0.1 to 60); a judging waits for the
-                                     window of its last run's end, at most one window
+  host_window = 1                    seconds per window (0.1 to 60); a time limit waits for
+                                     the window of its run's end before it is decided; the
+                                     other results show the windows closed when the judging
+                                     ends, waiting for none
 Relative paths are relative to the config file. Without --config, /etc/judged/serve.toml is
 read when it exists, else the defaults apply. --listen, --data-dir and --problem override.
 
