@@ -239,6 +239,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             thresholds: Thresholds::load_or_default(args.thresholds.as_deref())?.run,
             cpuset: args.cpuset.clone(),
             cpuset_mems: None,
+            host: None,
         },
     };
     let live;

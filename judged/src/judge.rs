@@ -22,17 +22,30 @@
 //! verdict whose run has a finding that disturbs timing (`Kind::disturbs_timing`) cannot be
 //! trusted: the test case is run again, up to `Options::rerun_disturbed` times, and the result
 //! says how often; a verdict still disturbed after that keeps its findings for people to see.
+//!
+//! Host findings (`Options::host`, the daemon's host watcher): each test case run's interval
+//! (`CLOCK_MONOTONIC`, around the run and its validation) is matched against the watcher's
+//! windows, and a disturbing finding of a window it overlaps counts as one of the run's own.
+//! Only a time-limit verdict is decided on them (run again or not), and it waits until the
+//! window holding the run's end is closed, so that a stall late in the run is not missed: at
+//! most one window, against a run that already took its time limit. (Closing the window early
+//! instead would make the windows short, and the watcher's thresholds are totals per window:
+//! short windows would hide the contention they are there to catch.) The other results decide
+//! nothing on them and wait for nothing: when all test cases are done they are given the
+//! findings of the windows closed by then, so a fast judging is not held for up to a window,
+//! at the cost of not showing the findings of the window still open at its end.
 
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use runner::report::{Report, Termination};
 
 use crate::default_validator::{self, Flags};
+use crate::diagnostics::hostwatch::{monotonic_now, HostFinding, HostFindings, Interval};
 use crate::diagnostics::run::{self, RunSample};
 use crate::diagnostics::thresholds::RunThresholds;
 use crate::diagnostics::Finding;
@@ -71,6 +84,9 @@ pub struct Options {
     /// Take every step's memory from these NUMA nodes (runguard's --cpuset-mems), like `0`;
     /// `None`: the kernel's choice.
     pub cpuset_mems: Option<String>,
+    /// The host watcher's findings over each run (`None`: runs are judged by their own
+    /// findings only).
+    pub host: Option<Arc<dyn HostFindings>>,
 }
 
 /// Told about each test case as it starts and ends (the live progress display, the daemon's
@@ -116,6 +132,11 @@ pub struct TestResult {
     pub message: String,
     /// What disturbed the (last) run's timing, if anything.
     pub findings: Vec<Finding>,
+    /// The (last) run's interval, around the run and its validation (`CLOCK_MONOTONIC`).
+    pub interval: Interval,
+    /// The disturbing findings of the host windows the (last) run overlapped, each with its
+    /// window (empty without a host watcher).
+    pub host_findings: Vec<HostFinding>,
     /// Runs made again because a time-limit verdict came with a disturbing finding.
     pub reruns: u32,
 }
@@ -127,6 +148,7 @@ impl TestResult {
             && self
                 .findings
                 .iter()
+                .chain(self.host_findings.iter().map(|host| &host.finding))
                 .any(|finding| finding.kind.disturbs_timing())
     }
 }
@@ -203,7 +225,13 @@ impl Judge<'_> {
         };
         let results = self.run_test_cases(&built, &validator, scratch.path(), progress);
         let skipped = results.iter().filter(|r| r.is_none()).count();
-        let tests: Vec<TestResult> = results.into_iter().flatten().collect();
+        let mut tests: Vec<TestResult> = results.into_iter().flatten().collect();
+        if let Some(host) = &self.options.host {
+            // Time limits were given theirs, waiting, to decide on a rerun.
+            for test in tests.iter_mut().filter(|t| t.verdict != Verdict::Timelimit) {
+                test.host_findings = host.closed_over(test.interval);
+            }
+        }
         Ok(Judgement {
             verdict: verdict::overall(tests.iter().map(|t| &t.verdict)),
             compile_output: String::new(),
@@ -396,7 +424,12 @@ impl Judge<'_> {
         let dir = scratch.join(format!("test-{index}"));
         let mut reruns = 0;
         loop {
+            let start = monotonic_now();
             let outcome = self.run_and_validate(test_case, program, validator, &dir, time_limit);
+            let interval = Interval {
+                start,
+                end: monotonic_now(),
+            };
             // Clean up whatever happened; a failure to clean is not the program's fault.
             let _ = std::fs::remove_dir_all(&dir);
             let (verdict, report, message) = match outcome {
@@ -409,6 +442,10 @@ impl Judge<'_> {
                     &self.options.thresholds,
                 )
             });
+            let host_findings = match &self.options.host {
+                Some(host) if verdict == Verdict::Timelimit => host.over(interval),
+                _ => Vec::new(),
+            };
             let result = TestResult {
                 name: test_case.name.clone(),
                 verdict,
@@ -416,6 +453,8 @@ impl Judge<'_> {
                 report,
                 message,
                 findings,
+                interval,
+                host_findings,
                 reruns,
             };
             if !result.disturbed_timelimit() || reruns >= self.options.rerun_disturbed {
@@ -741,7 +780,9 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
+    use crate::diagnostics::hostwatch::{disturbing_over, WindowSpan};
     use crate::diagnostics::thresholds::Thresholds;
+    use crate::diagnostics::Kind;
     use crate::verdict::tests::clean_report;
     use runner::report::{Activity, Stalls};
 
@@ -790,6 +831,17 @@ mod tests {
         rerun_disturbed: u32,
         cpuset: Option<&str>,
     ) -> Judgement {
+        judge_aplusb_watched(sandbox, jobs, all, rerun_disturbed, cpuset, None)
+    }
+
+    fn judge_aplusb_watched(
+        sandbox: &dyn Sandbox,
+        jobs: usize,
+        all: bool,
+        rerun_disturbed: u32,
+        cpuset: Option<&str>,
+        host: Option<Arc<dyn HostFindings>>,
+    ) -> Judgement {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let problem = Problem::load(&root.join("testdata/problems/aplusb")).unwrap();
         let languages = Languages::load_dir(&root.join("profiles/languages")).unwrap();
@@ -817,6 +869,7 @@ mod tests {
                 thresholds: Thresholds::default().run,
                 cpuset: cpuset.map(str::to_owned),
                 cpuset_mems: cpuset.map(|_| "0".to_owned()),
+                host,
             },
         };
         let language = languages.by_id("c").unwrap();
@@ -948,13 +1001,18 @@ mod tests {
             .all(|t| t.verdict == Verdict::Correct));
     }
 
+    /// A run killed at its CPU time limit, with nothing else to say.
+    fn timed_out() -> Report {
+        let mut report = clean_report();
+        report.time_result.cpu_hard = true;
+        report.termination = Termination::Signaled(9);
+        report
+    }
+
     /// Times out on secret/01 (input `10 20`), correct elsewhere.
     fn slow_on_secret_01(input: &str) -> (Report, String) {
         if sum(input) == 30 {
-            let mut report = clean_report();
-            report.time_result.cpu_hard = true;
-            report.termination = Termination::Signaled(9);
-            return (report, String::new());
+            return (timed_out(), String::new());
         }
         (clean_report(), format!("{}\n", sum(input)))
     }
@@ -1002,9 +1060,20 @@ mod tests {
         report
     }
 
-    /// secret/01 (input `10 20`) hits its time limit on its first run only, disturbed.
+    /// secret/01 (input `10 20`) hits its time limit on its first run only, with the report
+    /// `first`.
     struct DisturbedOnce {
         runs_of_secret_01: AtomicUsize,
+        first: Report,
+    }
+
+    impl DisturbedOnce {
+        fn new(first: Report) -> DisturbedOnce {
+            DisturbedOnce {
+                runs_of_secret_01: AtomicUsize::new(0),
+                first,
+            }
+        }
     }
 
     impl Sandbox for DisturbedOnce {
@@ -1014,7 +1083,7 @@ mod tests {
             };
             let input = std::fs::read_to_string(stdin).unwrap();
             if sum(&input) == 30 && self.runs_of_secret_01.fetch_add(1, Ordering::SeqCst) == 0 {
-                return Ok(delayed_by_others());
+                return Ok(self.first.clone());
             }
             std::fs::write(&spec.stdout, format!("{}\n", sum(&input))).unwrap();
             Ok(clean_report())
@@ -1023,9 +1092,7 @@ mod tests {
 
     #[test]
     fn a_disturbed_time_limit_is_run_again_and_the_rerun_decides() {
-        let sandbox = DisturbedOnce {
-            runs_of_secret_01: AtomicUsize::new(0),
-        };
+        let sandbox = DisturbedOnce::new(delayed_by_others());
         let judgement = judge_aplusb_with(&sandbox, 1, true, 1, None);
         assert_eq!(judgement.verdict, Verdict::Correct);
         let secret = &judgement.tests[1];
@@ -1037,9 +1104,7 @@ mod tests {
 
     #[test]
     fn without_reruns_a_disturbed_time_limit_is_kept_and_marked() {
-        let sandbox = DisturbedOnce {
-            runs_of_secret_01: AtomicUsize::new(0),
-        };
+        let sandbox = DisturbedOnce::new(delayed_by_others());
         let judgement = judge_aplusb_with(&sandbox, 1, true, 0, None);
         assert_eq!(judgement.verdict, Verdict::Timelimit);
         let secret = &judgement.tests[1];
@@ -1047,6 +1112,111 @@ mod tests {
         assert!(secret.disturbed_timelimit(), "{secret:?}");
         let kinds: Vec<String> = secret.findings.iter().map(|f| f.kind.name()).collect();
         assert!(kinds.contains(&"runqueue-delay".to_owned()), "{kinds:?}");
+    }
+
+    /// A host watcher with one closed window, holding `kind`, over `window`; what it was
+    /// asked, and whether waiting.
+    struct FakeHost {
+        window: WindowSpan,
+        kind: Kind,
+        asked: Mutex<Vec<(Interval, bool)>>,
+    }
+
+    impl FakeHost {
+        fn new(window: Interval, kind: Kind) -> Arc<FakeHost> {
+            Arc::new(FakeHost {
+                window: WindowSpan {
+                    window: 7,
+                    monotonic: window,
+                    wall_start: 0.0,
+                    wall_end: 0.0,
+                },
+                kind,
+                asked: Mutex::default(),
+            })
+        }
+    }
+
+    impl FakeHost {
+        fn answer(&self, run: Interval, waiting: bool) -> Vec<HostFinding> {
+            self.asked.lock().unwrap().push((run, waiting));
+            let finding = Finding {
+                kind: self.kind,
+                summary: "the host was busy".to_owned(),
+                evidence: Default::default(),
+                remedy: "wait".to_owned(),
+            };
+            let findings = [finding];
+            disturbing_over([(&self.window, &findings[..])], run)
+        }
+    }
+
+    impl HostFindings for FakeHost {
+        fn over(&self, run: Interval) -> Vec<HostFinding> {
+            self.answer(run, true)
+        }
+
+        fn closed_over(&self, run: Interval) -> Vec<HostFinding> {
+            self.answer(run, false)
+        }
+    }
+
+    /// From now on, for a day.
+    fn from_now() -> Interval {
+        let now = monotonic_now();
+        Interval {
+            start: now,
+            end: now + Duration::from_secs(86_400),
+        }
+    }
+
+    #[test]
+    fn a_time_limit_in_a_window_with_a_disturbing_host_finding_is_run_again() {
+        let host = FakeHost::new(from_now(), Kind::IpcNsTeardown);
+        let sandbox = DisturbedOnce::new(timed_out());
+        let judgement = judge_aplusb_watched(&sandbox, 1, true, 1, None, Some(host.clone()));
+        assert_eq!(judgement.verdict, Verdict::Correct);
+        let secret = &judgement.tests[1];
+        assert_eq!((secret.verdict, secret.reruns), (Verdict::Correct, 1));
+        assert!(secret.findings.is_empty(), "{:?}", secret.findings);
+        assert_eq!(sandbox.runs_of_secret_01.load(Ordering::SeqCst), 2);
+        // Every result carries the window's finding, the rerun's too.
+        for test in &judgement.tests {
+            let kinds: Vec<(u64, Kind)> = test
+                .host_findings
+                .iter()
+                .map(|h| (h.window.window, h.finding.kind))
+                .collect();
+            assert_eq!(kinds, [(7, Kind::IpcNsTeardown)], "{}", test.name);
+        }
+        // Asked once per run, with the run's own interval: the time limit at once and waiting
+        // for its window, the others after the last test case and not waiting.
+        let asked = host.asked.lock().unwrap();
+        let waiting: Vec<bool> = asked.iter().map(|(_, waiting)| *waiting).collect();
+        assert_eq!(waiting, [true, false, false, false, false], "{asked:?}");
+        assert!(asked.iter().all(|(run, _)| run.start <= run.end));
+    }
+
+    #[test]
+    fn a_time_limit_outside_the_windows_findings_is_kept() {
+        // A window that closed long before the judging, and one now that only saw dying
+        // cgroups (which do not stretch a run).
+        let long_ago = Interval {
+            start: Duration::ZERO,
+            end: monotonic_now() - Duration::from_millis(1),
+        };
+        for host in [
+            FakeHost::new(long_ago, Kind::IpcNsTeardown),
+            FakeHost::new(from_now(), Kind::DyingCgroups),
+        ] {
+            let sandbox = DisturbedOnce::new(timed_out());
+            let judgement = judge_aplusb_watched(&sandbox, 1, true, 1, None, Some(host));
+            assert_eq!(judgement.verdict, Verdict::Timelimit);
+            let secret = &judgement.tests[1];
+            assert_eq!((secret.verdict, secret.reruns), (Verdict::Timelimit, 0));
+            assert!(secret.host_findings.is_empty(), "{secret:?}");
+            assert!(!secret.disturbed_timelimit());
+        }
     }
 
     #[test]

@@ -244,6 +244,8 @@ mod tests {
                     report: Some(clean_report()),
                     message: String::new(),
                     findings: Vec::new(),
+                    interval: Default::default(),
+                    host_findings: Vec::new(),
                     reruns: 0,
                 },
                 TestResult {
@@ -256,6 +258,8 @@ mod tests {
                     }),
                     message: "killed by signal 11".into(),
                     findings: Vec::new(),
+                    interval: Default::default(),
+                    host_findings: Vec::new(),
                     reruns: 0,
                 },
             ],

@@ -6,24 +6,21 @@
 
 use std::fmt::Write as _;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use serde::Serialize;
 
-use crate::diagnostics::ebpf::{Status, Watcher};
-use crate::diagnostics::events::{self, EventWindow};
-use crate::diagnostics::host::{self, HostSample, KernelFacts};
-use crate::diagnostics::kallsyms::Symbols;
-use crate::diagnostics::kernel::{self, KernelVersion};
-use crate::diagnostics::procfs;
+use crate::diagnostics::ebpf::Status;
+use crate::diagnostics::events;
+use crate::diagnostics::hostwatch::{HostReport, HostWatch};
+use crate::diagnostics::psi::Woken;
 use crate::diagnostics::thresholds::Thresholds;
-use crate::diagnostics::{Finding, Kind};
+use crate::diagnostics::Finding;
 
 /// Work functions and lock waits shown per window in the text output.
 const TOP_FUNCTIONS: usize = 10;
@@ -62,9 +59,14 @@ Watches this host and prints, every interval, what may disturb the timing of run
   host        removed cgroups not yet freed (cgroup2 nr_dying_descendants), IPC namespaces
               alive or waiting to be freed (mqueue inode slab), host PSI \"some\" stall in
               the window
+  psi         PSI triggers on /proc/pressure/{cpu,io,memory} and on the cgroup2 group of
+              judged's runs (judged) where the host has it: the kernel wakes the watch the
+              moment some task stalled psi_trigger_*_some_ms within psi_trigger_window_ms,
+              so a spike shorter than a window is a host-pressure finding (resource, time)
+              of the window it fired in; \"PSI triggers unavailable: REASON\" otherwise
   findings    ipc-ns-teardown, cgroup-lock-contention, workqueue-latency, slow-fork (from the eBPF
-              counts), dying-cgroups, host-pressure (from the host readings); thresholds
-              from profiles/diagnostics.toml [host] or --thresholds FILE
+              counts), dying-cgroups, host-pressure (from the host readings and the PSI
+              triggers); thresholds from profiles/diagnostics.toml [host] or --thresholds FILE
 
 Examples:
   sudo judged watch                      a report every 10 s until Ctrl-C
@@ -80,7 +82,7 @@ the programs are attached). At start judged probes which attach types the kernel
 raw_tracepoint, tp_btf, kprobe, fentry) and prints one line on stderr saying which programs
 run, which attach types work, and why anything does not: \"eBPF unavailable: REASON\" when
 none runs (not root, built without clang, no BPF, a tracepoint record the programs do not
-know). The host readings are printed either way. Each window's counts are reset after
+know); a second line says which PSI triggers are registered and why not the others. The host readings are printed either way. Each window's counts are reset after
 reading. Ctrl-C, SIGTERM or --count end the watch after detaching every program.
 
 Output: a text report per window, or with --json one object per line: window_s, ebpf (the
@@ -108,64 +110,9 @@ pub struct WindowReport<'a> {
     pub findings: Vec<Finding>,
 }
 
-#[derive(Debug, Serialize, Default, PartialEq)]
-pub struct HostReport {
-    pub dying_cgroups: Option<u64>,
-    pub mqueue_inodes: Option<u64>,
-    pub pressure_some_ms: Option<PressureMs>,
-}
-
-#[derive(Debug, Serialize, Default, PartialEq)]
-pub struct PressureMs {
-    pub cpu: f64,
-    pub io: f64,
-    pub memory: f64,
-}
-
-fn ms(duration: Duration) -> f64 {
-    (duration.as_secs_f64() * 10_000.0).round() / 10.0
-}
-
 /// Nanoseconds as milliseconds, unrounded (the text shows three decimals).
 fn ns_ms(ns: u64) -> f64 {
     Duration::from_nanos(ns).as_secs_f64() * 1000.0
-}
-
-impl HostReport {
-    fn of(before: &HostSample, after: &HostSample) -> HostReport {
-        HostReport {
-            dying_cgroups: after.dying_cgroups,
-            mqueue_inodes: after.mqueue_inodes,
-            pressure_some_ms: before.pressure.zip(after.pressure).map(|(b, a)| {
-                let stall = a.since(&b);
-                PressureMs {
-                    cpu: ms(stall.cpu),
-                    io: ms(stall.io),
-                    memory: ms(stall.memory),
-                }
-            }),
-        }
-    }
-}
-
-/// The window's findings: from the eBPF counts, then from the host readings. The host's
-/// `ipc-ns-teardown` (from the mqueue slab) is left out when the counts already gave one.
-pub fn findings(
-    events_window: &EventWindow,
-    before: &HostSample,
-    after: &HostSample,
-    window: Duration,
-    kernel: KernelFacts,
-    t: &Thresholds,
-) -> Vec<Finding> {
-    let mut all = events::classify(events_window, window, kernel, &t.host);
-    let ipc = all.iter().any(|f| f.kind == Kind::IpcNsTeardown);
-    all.extend(
-        host::classify(before, after, window, None, kernel, &t.host)
-            .into_iter()
-            .filter(|f| !(ipc && f.kind == Kind::IpcNsTeardown)),
-    );
-    all
 }
 
 /// The text report of one window.
@@ -315,34 +262,18 @@ fn signals() -> anyhow::Result<SignalFd> {
         .context("cannot make a signalfd")
 }
 
-/// Wait until `deadline`; false when a signal came first.
-fn wait_until(deadline: Instant, signals: &SignalFd) -> bool {
+/// Wait until `deadline` (the PSI triggers noted meanwhile); false when a signal came first.
+fn wait_until(watch: &mut HostWatch, deadline: Instant, signals: &SignalFd) -> bool {
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return true;
-        }
-        let timeout = PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        match nix::poll::poll(&mut fds, timeout) {
-            Ok(0) => {}
-            Ok(_) => {
+        match watch.wait(deadline, Some(signals.as_fd())) {
+            Woken::Deadline => return true,
+            Woken::Wake => {
                 if let Ok(Some(_)) = signals.read_signal() {
                     return false;
                 }
             }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return false,
         }
     }
-}
-
-fn cgroup2_root() -> Option<PathBuf> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    procfs::parse_mountinfo(&mountinfo)
-        .into_iter()
-        .find(|m| m.fstype == "cgroup2")
-        .map(|m| m.point)
 }
 
 pub fn execute(args: WatchArgs) -> anyhow::Result<u8> {
@@ -356,50 +287,27 @@ pub fn execute(args: WatchArgs) -> anyhow::Result<u8> {
         None => Thresholds::default(),
     };
     let signals = signals()?;
-    let root = Path::new("/");
-    let kallsyms = std::fs::read_to_string("/proc/kallsyms").ok();
-    let symbols = kallsyms.as_deref().map(Symbols::parse).unwrap_or_default();
-    let version = KernelVersion::read(root);
-    let kernel = KernelFacts {
-        version,
-        ipc_teardown: kernel::ipc_teardown(version, kallsyms.as_deref()),
-    };
-    drop(kallsyms);
-    let cgroup2 = cgroup2_root();
     let interval = Duration::from_secs_f64(args.interval);
-
-    let (mut watcher, status) = Watcher::start();
-    eprintln!("judged watch: {}", status.describe());
-    if watcher.is_some() && symbols.is_empty() {
+    let mut watch = HostWatch::start(thresholds.host);
+    eprintln!("judged watch: {}", watch.status().describe());
+    eprintln!("judged watch: {}", watch.psi_status().describe());
+    if watch.lacks_symbols() {
         eprintln!("judged watch: /proc/kallsyms shows no addresses: kernel addresses stay hex");
     }
-
-    let mut before = HostSample::read(root, cgroup2.as_deref());
-    let mut started = Instant::now();
     let mut windows = 0;
-    // Counts from before the first window started are dropped.
-    if let Some(watcher) = watcher.as_mut() {
-        watcher.collect(&symbols);
-    }
     while args.count.is_none_or(|count| windows < count) {
-        if !wait_until(started + interval, &signals) {
+        if !wait_until(&mut watch, Instant::now() + interval, &signals) {
             break;
         }
-        let events_window = watcher
-            .as_mut()
-            .map(|w| w.collect(&symbols))
-            .unwrap_or_default();
-        let after = HostSample::read(root, cgroup2.as_deref());
-        let ended = Instant::now();
-        let window = ended - started;
+        let window = watch.close();
         let report = WindowReport {
-            window_s: (window.as_secs_f64() * 1000.0).round() / 1000.0,
-            ebpf: &status,
-            findings: findings(&events_window, &before, &after, window, kernel, &thresholds),
-            workqueue: events_window.workqueue,
-            locks: events_window.locks,
-            forks: events_window.forks,
-            host: HostReport::of(&before, &after),
+            window_s: (window.length().as_secs_f64() * 1000.0).round() / 1000.0,
+            ebpf: watch.status(),
+            findings: window.findings,
+            workqueue: window.events.workqueue,
+            locks: window.events.locks,
+            forks: window.events.forks,
+            host: window.host,
         };
         if args.json {
             println!("{}", serde_json::to_string(&report)?);
@@ -407,11 +315,9 @@ pub fn execute(args: WatchArgs) -> anyhow::Result<u8> {
             print!("{}", render(&report));
         }
         windows += 1;
-        before = after;
-        started = ended;
     }
     // Detach every program before exiting.
-    drop(watcher);
+    drop(watch);
     Ok(0)
 }
 
@@ -419,7 +325,7 @@ pub fn execute(args: WatchArgs) -> anyhow::Result<u8> {
 mod tests {
     use super::*;
     use crate::diagnostics::events::{LockWait, WorkFunction};
-    use crate::diagnostics::procfs::Pressure;
+    use crate::diagnostics::hostwatch::PressureMs;
 
     #[test]
     fn a_window_renders_as_text() {
@@ -483,59 +389,5 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("findings: none\n"), "{text}");
-    }
-
-    #[test]
-    fn host_pressure_is_the_windows_difference() {
-        let at = |cpu_ms| HostSample {
-            pressure: Some(Pressure {
-                cpu: Duration::from_millis(cpu_ms),
-                ..Pressure::default()
-            }),
-            ..HostSample::default()
-        };
-        let report = HostReport::of(&at(100), &at(350));
-        assert_eq!(report.pressure_some_ms.unwrap().cpu, 250.0);
-        assert_eq!(
-            HostReport::of(&HostSample::default(), &at(1)).pressure_some_ms,
-            None
-        );
-    }
-
-    #[test]
-    fn one_ipc_finding_per_window() {
-        let t = Thresholds::default();
-        let backlog = HostSample {
-            mqueue_inodes: Some(5000),
-            ..HostSample::default()
-        };
-        let quiet = EventWindow::default();
-        let busy = EventWindow {
-            workqueue: Some(vec![WorkFunction {
-                function: "free_ipc".to_owned(),
-                count: 100,
-                latency_count: 100,
-                latency_total_ns: 900_000_000,
-                latency_max_ns: 300_000_000,
-                ..WorkFunction::default()
-            }]),
-            locks: None,
-            forks: None,
-        };
-        let kinds = |events: &EventWindow| {
-            findings(
-                events,
-                &backlog,
-                &backlog,
-                Duration::from_secs(10),
-                KernelFacts::default(),
-                &t,
-            )
-            .into_iter()
-            .map(|f| (f.kind, f.evidence.contains_key("free_ipc_items")))
-            .collect::<Vec<_>>()
-        };
-        assert_eq!(kinds(&quiet), [(Kind::IpcNsTeardown, false)]);
-        assert_eq!(kinds(&busy), [(Kind::IpcNsTeardown, true)]);
     }
 }

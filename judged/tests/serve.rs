@@ -911,3 +911,153 @@ fn an_uploaded_problem_is_judged() {
     assert_eq!(judging["verdict"], "correct", "{judging}");
     assert_eq!(judging["tests"].as_array().unwrap().len(), SLOW_CASES - 1);
 }
+
+/// Threads that keep every CPU busy and one more waiting (host CPU pressure) until dropped.
+struct CpuPressure {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl CpuPressure {
+    fn start() -> CpuPressure {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = (0..=cpus)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        CpuPressure { stop, threads }
+    }
+}
+
+impl Drop for CpuPressure {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `[diagnostics]`: the daemon's host watcher closes a window every host_window, `GET /host`
+/// shows them (eBPF loaded, windows tiling time); a time limit reached while the host was
+/// short of CPU (more spinning threads than CPUs) overlaps windows with `host-pressure`: it is
+/// run again, and its result carries the findings with their windows, as the metrics count.
+#[test]
+fn the_host_watcher_shows_its_windows_and_marks_the_runs_they_disturbed() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let site = Site::with_sections(
+        &runguard,
+        &[&aplusb()],
+        "",
+        "[diagnostics]\nhost_window = 0.25",
+    );
+    let server = site.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let host = loop {
+        let (status, host) = server.get("/host?limit=1000");
+        assert_eq!(status, 200, "{host}");
+        if host["windows"].as_array().unwrap().len() >= 3 {
+            break host;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{host}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        (host["enabled"].as_bool(), host["window_s"].as_f64()),
+        (Some(true), Some(0.25))
+    );
+    assert!(
+        host["ebpf"]["unavailable"].is_null(),
+        "root loads the programs: {host}"
+    );
+    // This kind of host has PSI (psi=1): the host's triggers at least are registered.
+    assert!(
+        host["psi_triggers"]["registered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|line| line.as_str().unwrap().starts_with("host cpu: some ")),
+        "{host}"
+    );
+    assert!(
+        server
+            .log()
+            .contains("host watcher, 0.25 s windows: eBPF programs:"),
+        "{}",
+        server.log()
+    );
+    let windows = host["windows"].as_array().unwrap();
+    for pair in windows.windows(2) {
+        assert_eq!(
+            pair[0]["window"].as_u64().unwrap() + 1,
+            pair[1]["window"].as_u64().unwrap(),
+            "{host}"
+        );
+        assert_eq!(
+            pair[0]["monotonic_end_s"], pair[1]["monotonic_start_s"],
+            "{host}"
+        );
+        assert!(
+            pair[0]["wall_end"].as_f64() <= pair[1]["wall_end"].as_f64(),
+            "{host}"
+        );
+        assert!(pair[1]["host"].is_object(), "{host}");
+    }
+
+    let id = {
+        let _pressure = CpuPressure::start();
+        let id = server.submit(c_submission("busy_loop.c", &submission("busy_loop.c")));
+        server.wait_final(id);
+        id
+    };
+    let judging = server.judging(id);
+    assert_eq!(
+        judging["verdict"],
+        "timelimit",
+        "{judging}\n{}",
+        server.log()
+    );
+    let limited = judging["tests"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(limited["verdict"], "timelimit", "{judging}");
+    assert_eq!(limited["reruns"], 1, "rerun_disturbed = 1: {judging}");
+    let found = limited["host_findings"].as_array().unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|h| h["finding"]["kind"] == "host-pressure"),
+        "{judging}"
+    );
+    for host_finding in found {
+        let window = &host_finding["window"];
+        assert!(window["window"].as_u64().unwrap() >= 1, "{host_finding}");
+        assert!(
+            window["monotonic_start_s"].as_f64() < window["monotonic_end_s"].as_f64(),
+            "{host_finding}"
+        );
+    }
+    let metrics = ureq::get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains("judged_host_findings_total{kind=\"host-pressure\"}"),
+        "{metrics}"
+    );
+    assert!(server.terminate().success());
+}

@@ -244,6 +244,8 @@ fn done(names: &[&str]) -> Outcome {
                 wall_time: Some(0.02),
                 memory_bytes: Some(1 << 20),
                 message: String::new(),
+                reruns: 0,
+                host_findings: Vec::new(),
             })
             .collect(),
     }
@@ -345,6 +347,55 @@ fn claims_leases_heartbeats_and_reclaims_on_postgres() {
     drop(a);
     let a = PostgresStore::open(postgres.url(), "a").unwrap();
     assert_eq!(a.get(dead).unwrap().unwrap().tests.len(), 2);
+}
+
+/// A database of schema 2 (before test results had `reruns` and `host_findings`) gets the
+/// columns when a daemon of schema 3 opens it, and keeps what is written to them.
+#[test]
+fn a_schema_2_database_gets_the_host_findings_columns() {
+    use judged::serve::store::{schema, Engine, SCHEMA_VERSION};
+    let postgres = postgres_or_skip!();
+    {
+        let mut client = ::postgres::Client::connect(postgres.url(), ::postgres::NoTls).unwrap();
+        let v2 = schema(Engine::Postgres)
+            .replace("    reruns       INTEGER NOT NULL DEFAULT 0,\n", "")
+            .replace("    host_findings TEXT   NOT NULL DEFAULT '[]',\n", "");
+        assert!(!v2.contains("host_findings"));
+        client.batch_execute(&v2).unwrap();
+        client
+            .batch_execute(
+                "CREATE TABLE judged_schema (version INTEGER NOT NULL); \
+                 INSERT INTO judged_schema (version) VALUES (2)",
+            )
+            .unwrap();
+    }
+    let store = PostgresStore::open(postgres.url(), "a").unwrap();
+    let id = store.submit(&submission()).unwrap();
+    let claim = store.claim("a").unwrap().unwrap();
+    let Outcome::Done { mut tests, .. } = done(&["x"]) else {
+        unreachable!()
+    };
+    tests[0].reruns = 1;
+    tests[0].host_findings = vec![serde_json::from_value(serde_json::json!({
+        "window": {"window": 2, "monotonic_start_s": 5.0, "monotonic_end_s": 6.0,
+                   "wall_start": 1.0, "wall_end": 2.0},
+        "finding": {"kind": "host-pressure", "summary": "busy", "evidence": {}, "remedy": "wait"}
+    }))
+    .unwrap()];
+    let outcome = Outcome::Done {
+        verdict: "correct".into(),
+        compile_output: String::new(),
+        tests: tests.clone(),
+    };
+    assert!(store.finish(&claim, &outcome).unwrap());
+    assert_eq!(store.get(id).unwrap().unwrap().tests, tests);
+    drop(store);
+    let mut client = ::postgres::Client::connect(postgres.url(), ::postgres::NoTls).unwrap();
+    let version: i32 = client
+        .query_one("SELECT max(version) FROM judged_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(i64::from(version), SCHEMA_VERSION);
 }
 
 #[test]

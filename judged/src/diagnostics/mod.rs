@@ -12,9 +12,11 @@ pub mod code_files;
 pub mod ebpf;
 pub mod events;
 pub mod host;
+pub mod hostwatch;
 pub mod kallsyms;
 pub mod kernel;
 pub mod procfs;
+pub mod psi;
 pub mod run;
 pub mod taskstats;
 pub mod thresholds;
@@ -57,8 +59,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Whether a run with this finding may have had its time stretched by something other
-    /// than the program (so a time-limit verdict of it cannot be trusted).
+    /// Whether a run with this finding, or overlapping a host window with it, may have had
+    /// its time stretched by something other than the program (so a time-limit verdict of it
+    /// cannot be trusted). Of the host's kinds, those that stall tasks while they happen:
+    /// kworkers busy freeing IPC namespaces or starved (the run's teardown, and any task
+    /// waiting on them), cgroup locks held long (the run's own cgroup and memory-charging
+    /// paths take them), the whole host short of CPU, IO or memory. Not dying cgroups (a
+    /// slow pile-up over hours, not a stall of one run) nor a slow fork (its caller's cost).
     pub fn disturbs_timing(self) -> bool {
         matches!(
             self,
@@ -68,6 +75,10 @@ impl Kind {
                 | Kind::DstateIo
                 | Kind::MemcgReclaim
                 | Kind::PageCacheThrash
+                | Kind::IpcNsTeardown
+                | Kind::CgroupLockContention
+                | Kind::WorkqueueLatency
+                | Kind::HostPressure
         )
     }
 

@@ -49,6 +49,10 @@ pub struct HostThresholds {
     pub cgroup_lock_frames: Vec<String>,
     pub workqueue_latency_max_ms: f64,
     pub fork_mean_max_ms: f64,
+    pub psi_trigger_window_ms: f64,
+    pub psi_trigger_cpu_some_ms: f64,
+    pub psi_trigger_io_some_ms: f64,
+    pub psi_trigger_memory_some_ms: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +113,7 @@ mod tests {
         assert_eq!(thresholds.host.dying_cgroups_max, 500);
         assert_eq!(thresholds.host.ipc_free_exec_max_ms, 100.0);
         assert_eq!(thresholds.host.fork_mean_max_ms, 10.0);
+        assert_eq!(thresholds.host.psi_trigger_window_ms, 2000.0);
         assert!(thresholds
             .host
             .cgroup_lock_frames

@@ -94,6 +94,7 @@ pub fn router(daemon: Arc<Daemon>, auth: Arc<Auth>) -> Router {
         )
         .route("/health", get(health))
         .route("/workers", get(workers))
+        .route("/host", get(host))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(body_limit))
@@ -420,6 +421,13 @@ async fn get_one(
     Ok(Json(current(&daemon, id).await?))
 }
 
+/// A query string, or a 400 saying what is wrong with it.
+fn parsed<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|rejection| ApiError::bad(format!("bad query: {}", rejection.body_text())))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -431,8 +439,7 @@ async fn list(
     State(daemon): State<Arc<Daemon>>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(query) = query
-        .map_err(|rejection| ApiError::bad(format!("bad query: {}", rejection.body_text())))?;
+    let query = parsed(query)?;
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(text) => Some(Status::parse(text).ok_or_else(|| {
@@ -502,6 +509,30 @@ async fn health(State(daemon): State<Arc<Daemon>>) -> Response {
 /// The worker slots: where each runs its steps, and the judging it runs.
 async fn workers(State(daemon): State<Arc<Daemon>>) -> Json<serde_json::Value> {
     Json(super::worker::workers_json(&daemon))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostQuery {
+    limit: Option<usize>,
+}
+
+/// The host watcher: its eBPF state and its newest windows (`limit`, default 60).
+async fn host(
+    State(daemon): State<Arc<Daemon>>,
+    query: Result<Query<HostQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = parsed(query)?
+        .limit
+        .unwrap_or(super::hostwatch::SHOWN_WINDOWS);
+    Ok(Json(match &daemon.host {
+        Some(host) => {
+            let mut view = serde_json::to_value(host.view(limit)).expect("plain data serializes");
+            view["enabled"] = true.into();
+            view
+        }
+        None => json!({ "enabled": false, "windows": [] }),
+    }))
 }
 
 async fn metrics(State(daemon): State<Arc<Daemon>>) -> Result<Response, ApiError> {

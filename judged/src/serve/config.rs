@@ -25,6 +25,12 @@ pub const DEFAULT_MAX_SOURCE_BYTES: u64 = 256 * 1024;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 /// How long a claim holds without a heartbeat (renewed every third of it).
 pub const DEFAULT_LEASE_SECS: u64 = 30;
+/// The host watcher's window: short, since a time limit waits for the window holding its
+/// run's end before it is decided.
+pub const DEFAULT_HOST_WINDOW_SECS: f64 = 1.0;
+/// Shortest and longest host windows: below 0.1 s a window's reading costs more than it
+/// shows; above a minute a time limit would wait that long for its run's window.
+pub const HOST_WINDOW_RANGE_SECS: (f64, f64) = (0.1, 60.0);
 
 /// A config that cannot be used: the file and what is wrong, by key.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +87,18 @@ pub struct Config {
     pub database: DatabaseConfig,
     #[serde(default)]
     pub api: ApiConfig,
+    #[serde(default)]
+    pub diagnostics: DiagnosticsConfig,
+}
+
+/// `[diagnostics]`: the host watcher inside the daemon.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DiagnosticsConfig {
+    /// Run the host watcher (eBPF where it can, else the host readings; default true).
+    pub host_watch: Option<bool>,
+    /// Seconds per window (fractions allowed; default 1).
+    pub host_window: Option<f64>,
 }
 
 /// `[api]`: who may use the HTTP API.
@@ -235,6 +253,8 @@ pub struct Settings {
     /// `[problems] max_*`: what an uploaded package may be.
     pub uploads: UploadLimits,
     pub api: ApiSettings,
+    /// `[diagnostics]`: the host watcher's window length, `None` when it is off.
+    pub host_window: Option<Duration>,
 }
 
 /// `[workers]`, validated.
@@ -514,6 +534,27 @@ impl Config {
             public_health: public.iter().any(|r| r == "health"),
             public_metrics: public.iter().any(|r| r == "metrics"),
         };
+        let host_window_secs = self
+            .diagnostics
+            .host_window
+            .unwrap_or(DEFAULT_HOST_WINDOW_SECS);
+        let (shortest, longest) = HOST_WINDOW_RANGE_SECS;
+        if !(shortest..=longest).contains(&host_window_secs) {
+            return Err(invalid(
+                "diagnostics.host_window",
+                format!(
+                    "{host_window_secs} is not a window length: give seconds from {shortest} to {longest}"
+                ),
+            ));
+        }
+        if self.diagnostics.host_watch == Some(false) && self.diagnostics.host_window.is_some() {
+            return Err(invalid(
+                "diagnostics.host_window",
+                "only means something with host_watch = true: remove one of them".into(),
+            ));
+        }
+        let host_window = (self.diagnostics.host_watch != Some(false))
+            .then(|| Duration::from_secs_f64(host_window_secs));
         let scratch_is_private = self.scratch_dir.is_none();
         let scratch_dir = self
             .scratch_dir
@@ -543,6 +584,7 @@ impl Config {
             lease: Duration::from_secs(lease_secs),
             uploads,
             api,
+            host_window,
         })
     }
 }
@@ -593,6 +635,21 @@ mod tests {
                 public_metrics: true
             }
         );
+        assert_eq!(settings.host_window, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn the_diagnostics_section_sets_the_host_watcher() {
+        let window = |text: &str| validate(text).unwrap().host_window;
+        assert_eq!(
+            window("[diagnostics]\nhost_window = 0.5\n"),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            window("[diagnostics]\nhost_watch = true\nhost_window = 2\n"),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(window("[diagnostics]\nhost_watch = false\n"), None);
     }
 
     #[test]
@@ -752,6 +809,19 @@ mod tests {
             ),
             ("[problems]\ndirs = [\"/\"]\n", &["problems.dirs[0]"]),
             ("[problems]\nmax_entries = 0\n", &["problems.max_entries"]),
+            (
+                "[diagnostics]\nhost_window = 0.01\n",
+                &["diagnostics.host_window", "0.01", "from 0.1 to 60"],
+            ),
+            (
+                "[diagnostics]\nhost_window = \"1s\"\n",
+                &["host_window", "serve.toml"],
+            ),
+            ("[diagnostics]\nhost_wach = true\n", &["host_wach"]),
+            (
+                "[diagnostics]\nhost_watch = false\nhost_window = 2\n",
+                &["diagnostics.host_window", "host_watch = true"],
+            ),
             (
                 "[problems]\nmax_unpacked_bytes = 0\n",
                 &["problems.max_unpacked_bytes"],

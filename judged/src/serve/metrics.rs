@@ -21,6 +21,12 @@ pub struct VerdictLabel {
     pub verdict: String,
 }
 
+/// A finding's kind (`ipc-ns-teardown`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
     status: String,
@@ -59,6 +65,8 @@ pub struct Metrics {
     /// Wall time minus CPU time of a run: waiting (sleep, I/O, a busy host).
     pub wall_minus_cpu_seconds: Histogram,
     pub judging_seconds: Histogram,
+    /// The host watcher's findings, per window, by kind.
+    pub host_findings: Family<KindLabel, Counter>,
 }
 
 impl Metrics {
@@ -79,6 +87,7 @@ impl Metrics {
             wall_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             wall_minus_cpu_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             judging_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
+            host_findings: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -146,6 +155,11 @@ impl Metrics {
             "judging_seconds",
             "Time from claim to result of a judging",
             metrics.judging_seconds.clone(),
+        );
+        registry.register(
+            "host_findings",
+            "Findings of the host watcher's windows, by kind",
+            metrics.host_findings.clone(),
         );
         Metrics {
             registry,
@@ -233,6 +247,12 @@ mod tests {
         let taken = slots.take().await;
         taken.runs(5);
         metrics.judging_finished("correct", 0.5);
+        metrics
+            .host_findings
+            .get_or_create(&KindLabel {
+                kind: "ipc-ns-teardown".into(),
+            })
+            .inc();
         let counts = BTreeMap::from([(Status::Queued, 3)]);
         let text = metrics.render(&counts);
         for needle in [
@@ -246,6 +266,7 @@ mod tests {
             "judged_test_case_runs_total 0",
             "judged_judging_outcomes_total{verdict=\"correct\"} 1",
             "judged_run_wall_minus_cpu_seconds_bucket",
+            "judged_host_findings_total{kind=\"ipc-ns-teardown\"} 1",
             "# EOF",
         ] {
             assert!(text.contains(needle), "no {needle:?} in\n{text}");

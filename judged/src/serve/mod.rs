@@ -24,6 +24,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod hostwatch;
 pub mod hub;
 pub mod metrics;
 pub mod problems;
@@ -116,6 +117,17 @@ Config (TOML, every key optional; unknown keys are refused, errors name the key)
                                      every request allowed (a warning when listen is not
                                      loopback)
   public = [\"health\", \"metrics\"]     routes open without a token when tokens are on
+  [diagnostics]
+  host_watch = true                  watch the host (as `judged watch' does, eBPF where it
+                                     can): a test case run overlapping a window with a
+                                     finding that disturbs timing (ipc-ns-teardown,
+                                     cgroup-lock-contention, workqueue-latency,
+                                     host-pressure) counts as disturbed, so a time limit is
+                                     run again (rerun_disturbed); its result shows them
+  host_window = 1                    seconds per window (0.1 to 60); a time limit waits for
+                                     the window of its run's end before it is decided; the
+                                     other results show the windows closed when the judging
+                                     ends, waiting for none
 Relative paths are relative to the config file. Without --config, /etc/judged/serve.toml is
 read when it exists, else the defaults apply. --listen, --data-dir and --problem override.
 
@@ -126,7 +138,10 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
                                 file's extension), \"files\": [{\"name\", \"content\"}]} -> 201 {\"id\"}
   GET  /judgings/ID             status (queued, judging, done, cancelled, failed), verdict,
                                 tests[] (name, verdict, time_limit, cpu_time, wall_time,
-                                memory_bytes, message)
+                                memory_bytes, message, reruns, host_findings[] ({window
+                                {window, monotonic_start_s, monotonic_end_s, wall_start,
+                                wall_end}, finding {kind, summary, evidence, remedy}});
+                                while it runs, only its time limits' host_findings are in)
   GET  /judgings?status=S&limit=N
   POST /judgings/ID/cancel      queued: cancelled at once; judging: stops at its next test case
   GET  /judgings/ID/events      server-sent events: status, one test per test case, final
@@ -144,10 +159,17 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
   GET  /health                  200 {\"status\": \"ok\"}, 503 while draining
   GET  /workers                 the worker slots: index, cpus, mems, state (idle, busy),
                                 judging (the id it runs)
+  GET  /host?limit=N            the host watcher: enabled, window_s, ebpf (and ebpf_state,
+                                one line), psi_triggers {registered[], unavailable[]} (and
+                                psi_state), stopped, windows[] (newest N, default 60, of the
+                                last 30 minutes: window, monotonic_start_s,
+                                monotonic_end_s, wall_start, wall_end, window_s, host
+                                {dying_cgroups, mqueue_inodes, pressure_some_ms}, findings[])
   GET  /metrics                 Prometheus text: queue depth, judgings by status, workers by
                                 state and per slot (worker_busy{worker, cpus, mems}),
                                 test case runs and verdicts, run CPU, wall and
-                                wall-minus-CPU histograms, queue notifications heard
+                                wall-minus-CPU histograms, queue notifications heard,
+                                host watcher findings by kind (host_findings_total{kind})
 
 Signals: SIGTERM or SIGINT stop taking work and drain (see shutdown_grace_secs).
 
@@ -269,7 +291,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         println!(
             "config OK: {}\n  listen {}\n  database {}\n  workers {}, max_source_bytes {}, \
              shutdown grace {} s, host id {}\n  problems: {}\n  languages installed: {}\n  \
-             run user {}, runguard {}\n{}",
+             run user {}, runguard {}\n  host watcher: {}\n{}",
             settings
                 .source
                 .as_ref()
@@ -292,6 +314,10 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
                 .join(", "),
             user.name,
             runguard_binary.display(),
+            settings.host_window.map_or_else(
+                || "off".to_owned(),
+                |window| format!("{} s windows", window.as_secs_f64())
+            ),
             shown_slots(&settings.workers, &slots),
         );
         return Ok(0);
@@ -362,6 +388,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
     let slots = SlotPool::new(slots);
+    let host = settings.host_window.map(hostwatch::HostWatcher::new);
     let daemon = Arc::new(Daemon {
         env: JudgeEnv {
             problems,
@@ -376,6 +403,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
             thresholds: Thresholds::default().run,
             warm,
         },
+        host: host.clone(),
         store,
         hub: hub::Hub::default(),
         metrics: metrics::Metrics::new(slots.clone()),
@@ -408,6 +436,22 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     }));
     // Other hosts' judgings whose lease ran out while no daemon watched.
     worker::reclaim_expired(&daemon);
+    // The host watcher's thread, until the drain is over (judgings finishing in the grace
+    // period still get their windows). Closing `stop_host` stops it: close-on-exec, or the
+    // runguard and keeper processes the daemon starts would hold the pipe open.
+    let (host_stopped, stop_host) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .context("cannot make the host watcher's stop pipe")?;
+    let host_thread = match &host {
+        Some(host) => Some(
+            host.spawn(
+                Thresholds::default().host,
+                daemon.metrics.host_findings.clone(),
+                host_stopped,
+            )
+            .context("cannot start the host watcher's thread")?,
+        ),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("judged-serve")
@@ -458,6 +502,11 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // Blocking threads of judgings handed back may still wait on a runguard step: do not
     // wait for them, the queue has them.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(stop_host);
+    if let Some(thread) = host_thread {
+        // It detaches its eBPF programs on the way out.
+        let _ = thread.join();
+    }
     drop(kept);
     drop(lock);
     result.map(|()| 0)
@@ -626,6 +675,8 @@ mod tests {
             "max_unpacked_bytes",
             "PUT  /problems/ID",
             "GET  /problems",
+            "host_window",
+            "GET  /host",
         ] {
             assert!(SERVE_HELP.contains(key), "{key}");
         }

@@ -35,12 +35,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
+use crate::diagnostics::hostwatch::HostFinding;
+
 mod postgres;
 pub use postgres::PostgresStore;
 
 /// The schema this code reads and writes (SQLite: `PRAGMA user_version`; PostgreSQL: the
-/// table `judged_schema`). 2: `lease_until`.
-pub const SCHEMA_VERSION: i64 = 2;
+/// table `judged_schema`). 2: `lease_until`; 3: test results' `reruns` and `host_findings`.
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// From schema 2 to 3, in both engines' spelling.
+const TEST_RESULTS_2_TO_3: &str = "
+ALTER TABLE test_results ADD COLUMN reruns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE test_results ADD COLUMN host_findings TEXT NOT NULL DEFAULT '[]';
+";
 
 /// The default lease of a claim (see [`Store::renew`]).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -78,6 +86,8 @@ CREATE TABLE IF NOT EXISTS test_results (
     memory_bytes BIGINT,
     message      TEXT    NOT NULL DEFAULT '',
     attempt      INTEGER NOT NULL,
+    reruns       INTEGER NOT NULL DEFAULT 0,
+    host_findings TEXT   NOT NULL DEFAULT '[]',
     UNIQUE (judging, name)
 );
 ";
@@ -206,6 +216,25 @@ pub struct TestRecord {
     pub memory_bytes: Option<u64>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// Runs made again because a time limit came with a finding that disturbs timing.
+    pub reruns: u32,
+    /// The host watcher's findings that disturbed the (last) run, each with its window.
+    pub host_findings: Vec<HostFinding>,
+}
+
+impl TestRecord {
+    /// `host_findings` as stored: a JSON array.
+    fn host_findings_json(&self) -> String {
+        serde_json::to_string(&self.host_findings).expect("findings serialise")
+    }
+}
+
+/// A test result's stored `host_findings` column.
+fn parse_host_findings(id: i64, text: &str) -> Result<Vec<HostFinding>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        id,
+        message: format!("test result host_findings: {e}"),
+    })
 }
 
 /// A judging as the API shows it (its files by name only).
@@ -423,6 +452,11 @@ impl SqliteStore {
                 .execute_batch("ALTER TABLE judgings ADD COLUMN lease_until REAL")
                 .map_err(|e| open_error("cannot add lease_until (schema 1 → 2)", e))?;
         }
+        if (1..3).contains(&version) {
+            connection
+                .execute_batch(TEST_RESULTS_2_TO_3)
+                .map_err(|e| open_error("cannot add reruns and host_findings (schema 2 → 3)", e))?;
+        }
         connection
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| open_error("cannot write the schema version", e))?;
@@ -529,8 +563,8 @@ fn insert_tests(
     let mut insert = transaction
         .prepare(
             "INSERT INTO test_results (judging, ordinal, name, verdict, time_limit, cpu_time, \
-             wall_time, memory_bytes, message, attempt) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             wall_time, memory_bytes, message, attempt, reruns, host_findings) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .map_err(sql("prepare the test result insert"))?;
     for test in tests {
@@ -546,6 +580,8 @@ fn insert_tests(
                 test.memory_bytes.map(|m| m as i64),
                 test.message,
                 attempt,
+                test.reruns,
+                test.host_findings_json(),
             ])
             .map_err(sql("insert a test result"))?;
     }
@@ -583,24 +619,39 @@ impl Store for SqliteStore {
         let mut query = connection
             .prepare(
                 "SELECT ordinal, name, verdict, time_limit, cpu_time, wall_time, memory_bytes, \
-                 message FROM test_results WHERE judging = ?1 ORDER BY ordinal",
+                 message, reruns, host_findings FROM test_results WHERE judging = ?1 \
+                 ORDER BY ordinal",
             )
             .map_err(sql("prepare the test results query"))?;
-        record.tests = query
+        let rows = query
             .query_map([id], |row| {
-                Ok(TestRecord {
-                    ordinal: row.get::<_, i64>(0)? as usize,
-                    name: row.get(1)?,
-                    verdict: row.get(2)?,
-                    time_limit: row.get(3)?,
-                    cpu_time: row.get(4)?,
-                    wall_time: row.get(5)?,
-                    memory_bytes: row.get::<_, Option<i64>>(6)?.map(|m| m as u64),
-                    message: row.get(7)?,
-                })
+                Ok((
+                    TestRecord {
+                        ordinal: row.get::<_, i64>(0)? as usize,
+                        name: row.get(1)?,
+                        verdict: row.get(2)?,
+                        time_limit: row.get(3)?,
+                        cpu_time: row.get(4)?,
+                        wall_time: row.get(5)?,
+                        memory_bytes: row.get::<_, Option<i64>>(6)?.map(|m| m as u64),
+                        message: row.get(7)?,
+                        reruns: row.get(8)?,
+                        host_findings: Vec::new(),
+                    },
+                    row.get::<_, String>(9)?,
+                ))
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(sql("read test results"))?;
+        record.tests = rows
+            .into_iter()
+            .map(|(test, host_findings)| {
+                Ok(TestRecord {
+                    host_findings: parse_host_findings(id, &host_findings)?,
+                    ..test
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
         Ok(Some(record))
     }
 
@@ -890,8 +941,30 @@ mod tests {
                 wall_time: Some(0.02),
                 memory_bytes: Some(1 << 20),
                 message: String::new(),
+                reruns: 0,
+                host_findings: Vec::new(),
             })
             .collect()
+    }
+
+    /// An `ipc-ns-teardown` of window 3.
+    fn host_finding() -> HostFinding {
+        serde_json::from_value(serde_json::json!({
+            "window": {
+                "window": 3,
+                "monotonic_start_s": 100.0,
+                "monotonic_end_s": 101.0,
+                "wall_start": 1_700_000_000.0,
+                "wall_end": 1_700_000_001.0
+            },
+            "finding": {
+                "kind": "ipc-ns-teardown",
+                "summary": "IPC namespaces pile up",
+                "evidence": { "mqueue_inodes": 4096 },
+                "remedy": "upgrade"
+            }
+        }))
+        .unwrap()
     }
 
     fn done(names: &[&str]) -> Outcome {
@@ -1151,13 +1224,16 @@ mod tests {
     }
 
     #[test]
-    fn a_schema_1_database_gets_its_lease_column() {
+    fn a_schema_1_database_gets_its_lease_and_host_findings_columns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("judged.db");
         {
             let connection = Connection::open(&path).unwrap();
-            let v1 = schema(Engine::Sqlite).replace("    lease_until      REAL,\n", "");
-            assert!(!v1.contains("lease_until"));
+            let v1 = schema(Engine::Sqlite)
+                .replace("    lease_until      REAL,\n", "")
+                .replace("    reruns       INTEGER NOT NULL DEFAULT 0,\n", "")
+                .replace("    host_findings TEXT   NOT NULL DEFAULT '[]',\n", "");
+            assert!(!v1.contains("lease_until") && !v1.contains("host_findings"));
             connection.execute_batch(&v1).unwrap();
             connection.pragma_update(None, "user_version", 1).unwrap();
             connection
@@ -1171,6 +1247,20 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         let claim = store.claim("h").unwrap().unwrap();
         assert!(matches!(store.renew(&claim).unwrap(), Renewal::Held { .. }));
+        let mut results = tests(&["a"]);
+        results[0].reruns = 1;
+        results[0].host_findings = vec![host_finding()];
+        assert!(store
+            .finish(
+                &claim,
+                &Outcome::Done {
+                    verdict: "correct".into(),
+                    compile_output: String::new(),
+                    tests: results.clone(),
+                }
+            )
+            .unwrap());
+        assert_eq!(store.get(claim.id).unwrap().unwrap().tests, results);
         let version: i64 = store
             .lock()
             .query_row("PRAGMA user_version", [], |row| row.get(0))

@@ -20,12 +20,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::hostwatch::HostWatcher;
 use super::hub::{self, Hub};
 use super::metrics::Metrics;
 use super::problems::Problems;
 use super::slots::{SlotGuard, SlotPool};
 use super::store::{Claim, Outcome, Renewal, Status, Store, TestRecord};
 use super::warm::{Warm, WarmSandbox};
+use crate::diagnostics::hostwatch::HostFindings;
 use crate::diagnostics::thresholds::RunThresholds;
 use crate::judge::{Judge, Options, Progress, TestResult};
 use crate::language::Languages;
@@ -59,6 +61,8 @@ pub struct Daemon {
     pub store: Arc<dyn Store>,
     pub hub: Hub,
     pub metrics: Metrics,
+    /// `[diagnostics] host_watch`: the host watcher's windows (`None`: off).
+    pub host: Option<Arc<HostWatcher>>,
     pub host_id: String,
     /// The worker slots: at most one judging each.
     pub slots: Arc<SlotPool>,
@@ -289,6 +293,8 @@ pub fn test_record(ordinal: usize, result: &TestResult) -> TestRecord {
         wall_time: report.map(|r| r.wall_time.as_secs_f64()),
         memory_bytes: report.map(|r| r.memory_bytes),
         message: result.message.clone(),
+        reruns: result.reruns,
+        host_findings: result.host_findings.clone(),
     }
 }
 
@@ -357,6 +363,10 @@ fn judge_blocking(
             thresholds: env.thresholds.clone(),
             cpuset: pinning.cpus,
             cpuset_mems: pinning.mems,
+            host: daemon
+                .host
+                .clone()
+                .map(|host| host as Arc<dyn HostFindings>),
         },
     };
     let progress = ServeProgress {

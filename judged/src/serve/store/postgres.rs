@@ -31,9 +31,9 @@ use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::{Client, NoTls, Row};
 
 use super::{
-    finish_record, outcome_parts, parse_files, schema, CancelOutcome, Claim, Engine, JudgingRecord,
-    NewJudging, Notice, Outcome, Publish, Recovered, Renewal, Status, Store, StoreError,
-    TestRecord, DEFAULT_LEASE, SCHEMA_VERSION, UNFINISHED,
+    finish_record, outcome_parts, parse_files, parse_host_findings, schema, CancelOutcome, Claim,
+    Engine, JudgingRecord, NewJudging, Notice, Outcome, Publish, Recovered, Renewal, Status, Store,
+    StoreError, TestRecord, DEFAULT_LEASE, SCHEMA_VERSION, TEST_RESULTS_2_TO_3, UNFINISHED,
 };
 use crate::serve::config::redact_password;
 
@@ -159,7 +159,17 @@ impl PostgresStore {
                 Some(e),
             )
         })?;
-        if version.is_none() {
+        if version.is_some_and(|v| i64::from(v) < 3) {
+            transaction
+                .batch_execute(TEST_RESULTS_2_TO_3)
+                .map_err(|e| {
+                    open_error(
+                        "cannot add reruns and host_findings (schema 2 → 3)",
+                        Some(e),
+                    )
+                })?;
+        }
+        if version.is_none_or(|v| i64::from(v) < SCHEMA_VERSION) {
             transaction
                 .execute(
                     "INSERT INTO judged_schema (version) VALUES ($1)",
@@ -358,23 +368,28 @@ impl Store for PostgresStore {
         let rows = client
             .query(
                 "SELECT ordinal, name, verdict, time_limit, cpu_time, wall_time, memory_bytes, \
-                 message FROM test_results WHERE judging = $1 ORDER BY ordinal",
+                 message, reruns, host_findings FROM test_results WHERE judging = $1 \
+                 ORDER BY ordinal",
                 &[&id],
             )
             .map_err(pg("read test results"))?;
         record.tests = rows
             .iter()
-            .map(|row| TestRecord {
-                ordinal: row.get::<_, i32>(0) as usize,
-                name: row.get(1),
-                verdict: row.get(2),
-                time_limit: row.get(3),
-                cpu_time: row.get(4),
-                wall_time: row.get(5),
-                memory_bytes: row.get::<_, Option<i64>>(6).map(|m| m as u64),
-                message: row.get(7),
+            .map(|row| {
+                Ok(TestRecord {
+                    ordinal: row.get::<_, i32>(0) as usize,
+                    name: row.get(1),
+                    verdict: row.get(2),
+                    time_limit: row.get(3),
+                    cpu_time: row.get(4),
+                    wall_time: row.get(5),
+                    memory_bytes: row.get::<_, Option<i64>>(6).map(|m| m as u64),
+                    message: row.get(7),
+                    reruns: row.get::<_, i32>(8).max(0) as u32,
+                    host_findings: parse_host_findings(id, row.get(9))?,
+                })
             })
-            .collect();
+            .collect::<Result<_, StoreError>>()?;
         Ok(Some(record))
     }
 
@@ -526,8 +541,8 @@ impl Store for PostgresStore {
         let insert = transaction
             .prepare(
                 "INSERT INTO test_results (judging, ordinal, name, verdict, time_limit, \
-                 cpu_time, wall_time, memory_bytes, message, attempt) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 cpu_time, wall_time, memory_bytes, message, attempt, reruns, host_findings) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .map_err(pg("prepare the test result insert"))?;
         for test in tests {
@@ -545,6 +560,8 @@ impl Store for PostgresStore {
                         &test.memory_bytes.map(|m| m as i64),
                         &test.message,
                         &(claim.attempt as i32),
+                        &(test.reruns.min(i32::MAX as u32) as i32),
+                        &test.host_findings_json(),
                     ],
                 )
                 .map_err(pg("insert a test result"))?;
