@@ -4,14 +4,16 @@
 //! functions of plain numbers ([`run::classify`], [`host::classify`]) against thresholds that
 //! are data ([`thresholds`], `profiles/diagnostics.toml`). The eBPF watcher ([`ebpf`]) measures
 //! workqueue latency, lock contention and fork latency per window; [`events::classify`] turns
-//! a window into findings. [`ebpf::RunTracer`] measures one run's D-state time per kernel stack
-//! ([`events::explain_dstate`] puts it into `dstate-io`), and [`taskstats`] its tasks' delays.
+//! a window into findings. [`ebpf::RunTracer`] measures runs' D-state time per kernel stack
+//! ([`events::explain_dstate`] puts it into `dstate-io`), and [`taskstats`] their tasks'
+//! delays, for each run of a process's lanes ([`lanes`]).
 
 pub mod ebpf;
 pub mod events;
 pub mod host;
 pub mod kallsyms;
 pub mod kernel;
+pub mod lanes;
 pub mod procfs;
 pub mod run;
 pub mod taskstats;

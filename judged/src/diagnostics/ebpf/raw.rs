@@ -41,6 +41,24 @@ pub struct RawContentionStat {
     pub max_ns: u64,
 }
 
+/// `struct lane_stack` of `dstate.bpf.c`: one run lane's D-state sleeps on one stack.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct RawLaneStack {
+    pub lane: u32,
+    pub pad: u32,
+    /// A `stacks` map id; negative when the stack could not be taken.
+    pub stack_id: i64,
+}
+
+/// `struct lane_task` of `dstate.bpf.c`: a run lane's task that exited.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct RawLaneTask {
+    pub lane: u32,
+    pub tid: u32,
+}
+
 /// Buckets of `struct fork_stat`'s histogram (`FORK_BUCKETS` of `fork.bpf.c`).
 pub const FORK_BUCKETS: usize = 24;
 
@@ -73,6 +91,10 @@ unsafe impl aya::Pod for RawContentionKey {}
 unsafe impl aya::Pod for RawContentionStat {}
 // SAFETY: as above: `repr(C)`, 27 u64 (a RawContentionStat first) and 16 bytes (a multiple of 8: no padding).
 unsafe impl aya::Pod for RawForkStat {}
+// SAFETY: as above: `repr(C)`, two u32 and an i64 (4 + 4 + 8 bytes, no padding).
+unsafe impl aya::Pod for RawLaneStack {}
+// SAFETY: as above: `repr(C)`, two u32.
+unsafe impl aya::Pod for RawLaneTask {}
 
 /// One function's totals over all CPUs: sums, and the largest maximum.
 pub fn sum_cpus(values: &[RawWorkStat]) -> RawWorkStat {
@@ -274,6 +296,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<RawWorkStat>(), 7 * 8);
         assert_eq!(std::mem::size_of::<RawContentionKey>(), 24);
         assert_eq!(std::mem::size_of::<RawContentionStat>(), 24);
+        assert_eq!(std::mem::size_of::<RawLaneStack>(), 16);
+        assert_eq!(std::mem::size_of::<RawLaneTask>(), 8);
         assert_eq!(
             std::mem::size_of::<RawForkStat>(),
             (3 + FORK_BUCKETS) * 8 + 16
