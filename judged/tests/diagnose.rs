@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 mod common;
-use common::{is_root, reproducer, runguard, skip};
+use common::{is_root, reproducer, runguard, skip, DelayAccounting};
 
 /// Held by the tests that load the disk (thrash's page faults, the fsync writer) and by the
 /// one asserting a run undisturbed: run at once, the others' IO makes `/bin/true` wait for
@@ -323,25 +323,6 @@ fn d_state_is_counted_for_the_runs_tasks_only() {
             .any(|s| s["stack"].as_array().unwrap().iter().any(fsync)),
         "another process's fsync counted as the run's ({syncs} syncs): {dstate:#}"
     );
-}
-
-/// `kernel.task_delayacct` turned on, and back to what it was when dropped.
-struct DelayAccounting(String);
-
-const TASK_DELAYACCT: &str = "/proc/sys/kernel/task_delayacct";
-
-impl DelayAccounting {
-    fn on() -> DelayAccounting {
-        let was = std::fs::read_to_string(TASK_DELAYACCT).expect("a kernel with delay accounting");
-        std::fs::write(TASK_DELAYACCT, "1").unwrap();
-        DelayAccounting(was)
-    }
-}
-
-impl Drop for DelayAccounting {
-    fn drop(&mut self) {
-        std::fs::write(TASK_DELAYACCT, self.0.trim()).unwrap();
-    }
 }
 
 #[test]

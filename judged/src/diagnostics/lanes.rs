@@ -128,6 +128,12 @@ impl KernelRun {
         }
     }
 
+    /// Whether the run's tasks slept in D state at all.
+    pub fn slept(&self) -> bool {
+        self.dstate.as_ref().is_some_and(|d| d.count > 0)
+    }
+
+    /// The part kept with a test case's result.
     pub fn summary(&self) -> KernelSummary {
         KernelSummary {
             dstate_ms: self

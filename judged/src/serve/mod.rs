@@ -43,6 +43,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::diagnostics::lanes::{CgroupMounts, RunTracing};
 use crate::diagnostics::thresholds::Thresholds;
 use crate::language::Languages;
 use crate::problem::Problem;
@@ -344,6 +345,11 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
                 .context("[workers] sandbox = \"warm\"")?
         }
     };
+    // One run lane per slot: the kernel's account of each test case run (D state, delays).
+    let tracing = Arc::new(RunTracing::start(
+        CgroupMounts::read().map_err(anyhow::Error::msg)?,
+        RunTracing::lanes_under(runguard.cgroup_parent(), slots.len()),
+    ));
     let store: Arc<dyn Store> = match &settings.database_url {
         Some(url) => {
             Arc::new(PostgresStore::open(url, &settings.host_id)?.with_lease(settings.lease))
@@ -375,6 +381,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
             rerun_disturbed: settings.rerun_disturbed,
             thresholds: Thresholds::default().run,
             warm,
+            tracing,
         },
         store,
         hub: hub::Hub::default(),

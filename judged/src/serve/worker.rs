@@ -26,8 +26,9 @@ use super::problems::Problems;
 use super::slots::{SlotGuard, SlotPool};
 use super::store::{Claim, Outcome, Renewal, Status, Store, TestRecord};
 use super::warm::{Warm, WarmSandbox};
+use crate::diagnostics::lanes::RunTracing;
 use crate::diagnostics::thresholds::RunThresholds;
-use crate::judge::{Judge, Options, Progress, TestResult};
+use crate::judge::{Judge, Lanes, Options, Progress, TestResult};
 use crate::language::Languages;
 use crate::problem::TestCase;
 use crate::sandbox::{Runguard, Sandbox, SandboxProfiles};
@@ -51,6 +52,9 @@ pub struct JudgeEnv {
     /// `[workers] sandbox = "warm"`: each slot's warm sandbox, by slot index (empty:
     /// one-shot steps only).
     pub warm: Vec<WarmSandbox>,
+    /// The run lanes, one per slot by index (after `warm`: dropped once the warm sandboxes'
+    /// groups below the lanes are gone).
+    pub tracing: Arc<RunTracing>,
 }
 
 /// Everything the API and the workers share.
@@ -357,6 +361,10 @@ fn judge_blocking(
             thresholds: env.thresholds.clone(),
             cpuset: pinning.cpus,
             cpuset_mems: pinning.mems,
+            lanes: Some(Lanes {
+                tracing: Arc::clone(&env.tracing),
+                first: pinning.slot,
+            }),
         },
     };
     let progress = ServeProgress {

@@ -73,3 +73,23 @@ pub fn reproducer(name: &str, extra_flags: &[&str]) -> (tempfile::TempDir, PathB
     );
     (dir, binary)
 }
+
+/// `kernel.task_delayacct` turned on, and back to what it was when dropped.
+#[allow(dead_code)] // not every test binary turns it on
+pub struct DelayAccounting(String);
+
+const TASK_DELAYACCT: &str = "/proc/sys/kernel/task_delayacct";
+
+impl DelayAccounting {
+    pub fn on() -> DelayAccounting {
+        let was = std::fs::read_to_string(TASK_DELAYACCT).expect("a kernel with delay accounting");
+        std::fs::write(TASK_DELAYACCT, "1").unwrap();
+        DelayAccounting(was)
+    }
+}
+
+impl Drop for DelayAccounting {
+    fn drop(&mut self) {
+        std::fs::write(TASK_DELAYACCT, self.0.trim()).unwrap();
+    }
+}
