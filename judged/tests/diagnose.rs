@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 mod common;
-use common::{is_root, reproducer, runguard, skip, DelayAccounting};
+use common::{is_root, reproducer, runguard, skip, while_syncing, DelayAccounting};
 
 /// Held by the tests that load the disk (thrash's page faults, the fsync writer) and by the
 /// one asserting a run undisturbed: run at once, the others' IO makes `/bin/true` wait for
@@ -288,27 +288,7 @@ fn d_state_is_counted_for_the_runs_tasks_only() {
     // cgroup: its waits for the disk are D state with fsync on the stack, and must not be
     // counted as the run's. (The run's own D state, such as exec faulting in a page of
     // /bin/sleep that the busy host evicted, is the run's and may be counted.)
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let done = std::sync::Arc::clone(&done);
-        std::thread::spawn(move || {
-            use std::io::Write as _;
-            let mut file = tempfile::tempfile_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-            let started = std::time::Instant::now();
-            let mut syncs = 0;
-            while !done.load(std::sync::atomic::Ordering::Relaxed)
-                && started.elapsed() < std::time::Duration::from_secs(20)
-            {
-                file.write_all(&[7; 64 << 10]).unwrap();
-                file.sync_all().unwrap();
-                syncs += 1;
-            }
-            syncs
-        })
-    };
-    let json = diagnose(&["--", "/bin/sleep", "0.5"]);
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let syncs = writer.join().unwrap();
+    let (json, syncs) = while_syncing(|| diagnose(&["--", "/bin/sleep", "0.5"]));
     let Some(json) = json else {
         return;
     };

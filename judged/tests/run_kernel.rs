@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 mod common;
-use common::{judging_prerequisites, skip, DelayAccounting};
+use common::{judging_prerequisites, skip, while_syncing, DelayAccounting};
 
 /// The tests here load the disk or measure a run that the disk would disturb: one at a time.
 static DISK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -92,9 +92,9 @@ fn a_run_that_syncs_to_the_disk_shows_its_d_state_time_with_the_waiting_stack() 
     assert_eq!(json["verdict"], "correct", "{json:#}");
     for kernel in kernels(&json) {
         let ms = kernel["dstate_ms"].as_f64().unwrap();
+        assert!(ms > 0.0, "{kernel:#}");
         let stacks = kernel["dstate_top_stacks"].as_array().unwrap();
         eprintln!("D state {ms:.1} ms; top stack: {}", stacks[0]["stack"]);
-        assert!(ms > 0.0, "{kernel:#}");
         assert!(stacks.len() <= 3, "{kernel:#}");
         // fdatasync waits for the writeback it started (or the journal's commit).
         let syncing = |frame: &Value| {
@@ -113,16 +113,27 @@ fn a_run_that_syncs_to_the_disk_shows_its_d_state_time_with_the_waiting_stack() 
 }
 
 #[test]
-fn a_clean_cpu_bound_run_shows_next_to_no_d_state() {
+fn a_clean_cpu_bound_run_shows_next_to_no_d_state_while_the_host_syncs() {
     let _disk = disk_turn();
-    let Some(json) = judge("correct.c") else {
+    let (json, syncs) = while_syncing(|| judge("correct.c"));
+    let Some(json) = json else {
         return;
     };
+    assert!(syncs > 0, "the writer never synced");
     assert_eq!(json["verdict"], "correct", "{json:#}");
+    let fsync = |frame: &Value| frame.as_str().unwrap().contains("fsync");
     for kernel in kernels(&json) {
         // At most a page of the program read back in, on a busy host.
         let ms = kernel["dstate_ms"].as_f64().unwrap();
         assert!(ms < 20.0, "{kernel:#}");
+        let stacks = kernel["dstate_top_stacks"].as_array();
+        assert!(
+            !stacks
+                .into_iter()
+                .flatten()
+                .any(|s| s["stack"].as_array().unwrap().iter().any(fsync)),
+            "this process's fsync counted as the run's ({syncs} syncs): {kernel:#}"
+        );
     }
 }
 

@@ -93,3 +93,32 @@ impl Drop for DelayAccounting {
         std::fs::write(TASK_DELAYACCT, self.0.trim()).unwrap();
     }
 }
+
+/// `run()` while another thread of this process writes and fsyncs a file outside any run's
+/// cgroup: its waits for the disk are D state with fsync on the stack, which must not be
+/// counted as a run's. Returns what `run` returned and how often the writer synced.
+#[allow(dead_code)] // not every test binary needs it
+pub fn while_syncing<T>(run: impl FnOnce() -> T) -> (T, u32) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let writer = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut file = tempfile::tempfile_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+            let started = std::time::Instant::now();
+            let mut syncs = 0;
+            while !done.load(Ordering::Relaxed)
+                && started.elapsed() < std::time::Duration::from_secs(20)
+            {
+                file.write_all(&[7; 64 << 10]).unwrap();
+                file.sync_all().unwrap();
+                syncs += 1;
+            }
+            syncs
+        })
+    };
+    let result = run();
+    done.store(true, Ordering::Relaxed);
+    (result, writer.join().unwrap())
+}
