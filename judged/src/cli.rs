@@ -234,9 +234,10 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let tracing = RunTracing::start(
+    let tracing = RunTracing::for_process(
         CgroupMounts::read().map_err(anyhow::Error::msg)?,
-        RunTracing::lanes_under(runguard.cgroup_parent(), jobs),
+        runguard.cgroup_parent(),
+        jobs,
     );
     let judge = Judge {
         problem: &problem,

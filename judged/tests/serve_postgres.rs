@@ -244,6 +244,7 @@ fn done(names: &[&str]) -> Outcome {
                 wall_time: Some(0.02),
                 memory_bytes: Some(1 << 20),
                 message: String::new(),
+                kernel: Some(serde_json::json!({"dstate_ms": 1.5})),
             })
             .collect(),
     }
@@ -319,6 +320,11 @@ fn claims_leases_heartbeats_and_reclaims_on_postgres() {
         (Status::Done, 2, Some("a"))
     );
     assert_eq!(record.tests.len(), 2);
+    assert_eq!(
+        record.tests[0].kernel,
+        Some(serde_json::json!({"dstate_ms": 1.5})),
+        "the kernel's account is stored"
+    );
     assert!(a.finish(&kept_claim, &done(&["x"])).unwrap());
     // Recovery at start is by host id: b's restart puts back only b's.
     let other = a.submit(&submission()).unwrap();

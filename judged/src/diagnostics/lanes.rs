@@ -332,12 +332,14 @@ impl RunTracing {
         }
     }
 
-    /// The lanes of one process: `parent/judged-PID-I` for I below `count`.
-    pub fn lanes_under(parent: &Path, count: usize) -> Vec<PathBuf> {
-        let pid = std::process::id();
-        (0..count)
-            .map(|lane| parent.join(format!("judged-{pid}-{lane}")))
-            .collect()
+    /// `count` lanes of this process below cgroup parent `parent`, `parent/judged-PID-I`,
+    /// after removing those a killed judged left there (their directories are empty: runguard
+    /// and the warm sandboxes remove the runs' groups, or the daemon's next start does).
+    pub fn for_process(mounts: CgroupMounts, parent: &Path, count: usize) -> RunTracing {
+        remove_dead_lanes(&mounts, parent, |pid| {
+            Path::new("/proc").join(pid.to_string()).exists()
+        });
+        RunTracing::start(mounts, lanes_under(parent, count, std::process::id()))
     }
 
     pub fn lane_count(&self) -> usize {
@@ -425,6 +427,46 @@ impl RunTracing {
     }
 }
 
+/// The lanes of process `pid`: `parent/judged-PID-I` for I below `count`.
+fn lanes_under(parent: &Path, count: usize, pid: u32) -> Vec<PathBuf> {
+    (0..count)
+        .map(|lane| parent.join(format!("judged-{pid}-{lane}")))
+        .collect()
+}
+
+/// The process whose lane a directory named `name` is (`judged-PID-I`).
+fn lane_owner(name: &str) -> Option<u32> {
+    let (pid, lane) = name.strip_prefix("judged-")?.split_once('-')?;
+    lane.parse::<usize>().ok()?;
+    pid.parse().ok()
+}
+
+/// Remove the lane directories below `parent` of processes that `alive` says are gone.
+fn remove_dead_lanes(mounts: &CgroupMounts, parent: &Path, alive: impl Fn(u32) -> bool) {
+    for mount in &mounts.all {
+        let Ok(entries) = std::fs::read_dir(mount.join(parent)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let dead = name
+                .to_str()
+                .and_then(lane_owner)
+                .is_some_and(|pid| !alive(pid));
+            if dead {
+                // Best effort: a group still busy stays, and is told.
+                if let Err(error) = std::fs::remove_dir(entry.path()) {
+                    eprintln!(
+                        "judged: cannot remove the run lane `{}' of a judged that is gone: \
+                         {error}",
+                        entry.path().display()
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn split<T>(result: Result<T, String>) -> (Option<T>, Option<String>) {
     match result {
         Ok(value) => (Some(value), None),
@@ -499,15 +541,48 @@ mod tests {
 
     #[test]
     fn lanes_are_named_by_process_and_index_under_the_parent() {
-        let lanes = RunTracing::lanes_under(Path::new("judged"), 2);
-        let pid = std::process::id();
+        let lanes = lanes_under(Path::new("judged"), 2, 41);
         assert_eq!(
             lanes,
             [
-                PathBuf::from(format!("judged/judged-{pid}-0")),
-                PathBuf::from(format!("judged/judged-{pid}-1"))
+                PathBuf::from("judged/judged-41-0"),
+                PathBuf::from("judged/judged-41-1")
             ]
         );
+        assert_eq!(lane_owner("judged-41-1"), Some(41));
+        for other in [
+            "judged-41",
+            "judged-x-1",
+            "run-41-0",
+            "judged-41-1x",
+            "diagnose-41",
+        ] {
+            assert_eq!(lane_owner(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn only_the_lanes_of_processes_that_are_gone_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let mounts = CgroupMounts {
+            all: vec![root.path().join("memory"), root.path().join("unified")],
+            unified: Some(root.path().join("unified")),
+            memory: None,
+        };
+        for mount in &mounts.all {
+            for name in ["judged-10-0", "judged-10-1", "judged-11-0", "run-10-0"] {
+                std::fs::create_dir_all(mount.join("judged").join(name)).unwrap();
+            }
+        }
+        remove_dead_lanes(&mounts, Path::new("judged"), |pid| pid == 11);
+        for mount in &mounts.all {
+            let mut left: Vec<String> = std::fs::read_dir(mount.join("judged"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            left.sort();
+            assert_eq!(left, ["judged-11-0", "run-10-0"]);
+        }
     }
 
     #[test]

@@ -346,9 +346,10 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         }
     };
     // One run lane per slot: the kernel's account of each test case run (D state, delays).
-    let tracing = Arc::new(RunTracing::start(
+    let tracing = Arc::new(RunTracing::for_process(
         CgroupMounts::read().map_err(anyhow::Error::msg)?,
-        RunTracing::lanes_under(runguard.cgroup_parent(), slots.len()),
+        runguard.cgroup_parent(),
+        slots.len(),
     ));
     let store: Arc<dyn Store> = match &settings.database_url {
         Some(url) => {

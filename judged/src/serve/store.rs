@@ -39,8 +39,8 @@ mod postgres;
 pub use postgres::PostgresStore;
 
 /// The schema this code reads and writes (SQLite: `PRAGMA user_version`; PostgreSQL: the
-/// table `judged_schema`). 2: `lease_until`.
-pub const SCHEMA_VERSION: i64 = 2;
+/// table `judged_schema`). 2: `lease_until`; 3: `test_results.kernel`.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The default lease of a claim (see [`Store::renew`]).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS test_results (
     wall_time    $REAL,
     memory_bytes BIGINT,
     message      TEXT    NOT NULL DEFAULT '',
+    kernel       TEXT,
     attempt      INTEGER NOT NULL,
     UNIQUE (judging, name)
 );
@@ -206,6 +207,20 @@ pub struct TestRecord {
     pub memory_bytes: Option<u64>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// The kernel's account of the run (`judged run --json`'s `kernel`: `dstate_ms` with the
+    /// top stacks, `delays`, or why not); stored as JSON text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<serde_json::Value>,
+}
+
+/// A test result's `kernel` column from its JSON text (unreadable text: none).
+pub fn kernel_from_column(text: Option<String>) -> Option<serde_json::Value> {
+    text.and_then(|text| serde_json::from_str(&text).ok())
+}
+
+/// A test result's `kernel` as its column's JSON text.
+pub fn kernel_to_column(kernel: &Option<serde_json::Value>) -> Option<String> {
+    kernel.as_ref().map(serde_json::Value::to_string)
 }
 
 /// A judging as the API shows it (its files by name only).
@@ -423,6 +438,11 @@ impl SqliteStore {
                 .execute_batch("ALTER TABLE judgings ADD COLUMN lease_until REAL")
                 .map_err(|e| open_error("cannot add lease_until (schema 1 → 2)", e))?;
         }
+        if (1..3).contains(&version) {
+            connection
+                .execute_batch("ALTER TABLE test_results ADD COLUMN kernel TEXT")
+                .map_err(|e| open_error("cannot add test_results.kernel (schema 2 → 3)", e))?;
+        }
         connection
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| open_error("cannot write the schema version", e))?;
@@ -529,8 +549,8 @@ fn insert_tests(
     let mut insert = transaction
         .prepare(
             "INSERT INTO test_results (judging, ordinal, name, verdict, time_limit, cpu_time, \
-             wall_time, memory_bytes, message, attempt) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             wall_time, memory_bytes, message, attempt, kernel) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .map_err(sql("prepare the test result insert"))?;
     for test in tests {
@@ -546,6 +566,7 @@ fn insert_tests(
                 test.memory_bytes.map(|m| m as i64),
                 test.message,
                 attempt,
+                kernel_to_column(&test.kernel),
             ])
             .map_err(sql("insert a test result"))?;
     }
@@ -583,7 +604,7 @@ impl Store for SqliteStore {
         let mut query = connection
             .prepare(
                 "SELECT ordinal, name, verdict, time_limit, cpu_time, wall_time, memory_bytes, \
-                 message FROM test_results WHERE judging = ?1 ORDER BY ordinal",
+                 message, kernel FROM test_results WHERE judging = ?1 ORDER BY ordinal",
             )
             .map_err(sql("prepare the test results query"))?;
         record.tests = query
@@ -597,6 +618,7 @@ impl Store for SqliteStore {
                     wall_time: row.get(5)?,
                     memory_bytes: row.get::<_, Option<i64>>(6)?.map(|m| m as u64),
                     message: row.get(7)?,
+                    kernel: kernel_from_column(row.get(8)?),
                 })
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -890,6 +912,7 @@ mod tests {
                 wall_time: Some(0.02),
                 memory_bytes: Some(1 << 20),
                 message: String::new(),
+                kernel: Some(serde_json::json!({"dstate_ms": 1.5})),
             })
             .collect()
     }
@@ -1156,8 +1179,10 @@ mod tests {
         let path = dir.path().join("judged.db");
         {
             let connection = Connection::open(&path).unwrap();
-            let v1 = schema(Engine::Sqlite).replace("    lease_until      REAL,\n", "");
-            assert!(!v1.contains("lease_until"));
+            let v1 = schema(Engine::Sqlite)
+                .replace("    lease_until      REAL,\n", "")
+                .replace("    kernel       TEXT,\n", "");
+            assert!(!v1.contains("lease_until") && !v1.contains("kernel"));
             connection.execute_batch(&v1).unwrap();
             connection.pragma_update(None, "user_version", 1).unwrap();
             connection
@@ -1171,6 +1196,10 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         let claim = store.claim("h").unwrap().unwrap();
         assert!(matches!(store.renew(&claim).unwrap(), Renewal::Held { .. }));
+        // Schema 3's column came too.
+        assert!(store.finish(&claim, &done(&["1"])).unwrap());
+        let tests = store.get(claim.id).unwrap().unwrap().tests;
+        assert_eq!(tests[0].kernel, Some(serde_json::json!({"dstate_ms": 1.5})));
         let version: i64 = store
             .lock()
             .query_row("PRAGMA user_version", [], |row| row.get(0))

@@ -293,6 +293,10 @@ pub fn test_record(ordinal: usize, result: &TestResult) -> TestRecord {
         wall_time: report.map(|r| r.wall_time.as_secs_f64()),
         memory_bytes: report.map(|r| r.memory_bytes),
         message: result.message.clone(),
+        kernel: result
+            .kernel
+            .as_ref()
+            .map(|kernel| serde_json::to_value(kernel.summary()).expect("plain data serializes")),
     }
 }
 

@@ -78,8 +78,10 @@ pub fn reproducer(name: &str, extra_flags: &[&str]) -> (tempfile::TempDir, PathB
 #[allow(dead_code)] // not every test binary turns it on
 pub struct DelayAccounting(String);
 
+#[allow(dead_code)]
 const TASK_DELAYACCT: &str = "/proc/sys/kernel/task_delayacct";
 
+#[allow(dead_code)]
 impl DelayAccounting {
     pub fn on() -> DelayAccounting {
         let was = std::fs::read_to_string(TASK_DELAYACCT).expect("a kernel with delay accounting");

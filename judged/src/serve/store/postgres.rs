@@ -31,9 +31,9 @@ use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::{Client, NoTls, Row};
 
 use super::{
-    finish_record, outcome_parts, parse_files, schema, CancelOutcome, Claim, Engine, JudgingRecord,
-    NewJudging, Notice, Outcome, Publish, Recovered, Renewal, Status, Store, StoreError,
-    TestRecord, DEFAULT_LEASE, SCHEMA_VERSION, UNFINISHED,
+    finish_record, kernel_from_column, kernel_to_column, outcome_parts, parse_files, schema,
+    CancelOutcome, Claim, Engine, JudgingRecord, NewJudging, Notice, Outcome, Publish, Recovered,
+    Renewal, Status, Store, StoreError, TestRecord, DEFAULT_LEASE, SCHEMA_VERSION, UNFINISHED,
 };
 use crate::serve::config::redact_password;
 
@@ -159,12 +159,19 @@ impl PostgresStore {
                 Some(e),
             )
         })?;
-        if version.is_none() {
+        // Schema 2 → 3: the test results' kernel account.
+        transaction
+            .batch_execute("ALTER TABLE test_results ADD COLUMN IF NOT EXISTS kernel TEXT")
+            .map_err(|e| open_error("cannot add test_results.kernel", Some(e)))?;
+        if version.is_none_or(|v| i64::from(v) < SCHEMA_VERSION) {
             transaction
-                .execute(
-                    "INSERT INTO judged_schema (version) VALUES ($1)",
-                    &[&(SCHEMA_VERSION as i32)],
-                )
+                .execute("DELETE FROM judged_schema", &[])
+                .and_then(|_| {
+                    transaction.execute(
+                        "INSERT INTO judged_schema (version) VALUES ($1)",
+                        &[&(SCHEMA_VERSION as i32)],
+                    )
+                })
                 .map_err(|e| open_error("cannot write the schema version", Some(e)))?;
         }
         transaction
@@ -358,7 +365,7 @@ impl Store for PostgresStore {
         let rows = client
             .query(
                 "SELECT ordinal, name, verdict, time_limit, cpu_time, wall_time, memory_bytes, \
-                 message FROM test_results WHERE judging = $1 ORDER BY ordinal",
+                 message, kernel FROM test_results WHERE judging = $1 ORDER BY ordinal",
                 &[&id],
             )
             .map_err(pg("read test results"))?;
@@ -373,6 +380,7 @@ impl Store for PostgresStore {
                 wall_time: row.get(5),
                 memory_bytes: row.get::<_, Option<i64>>(6).map(|m| m as u64),
                 message: row.get(7),
+                kernel: kernel_from_column(row.get(8)),
             })
             .collect();
         Ok(Some(record))
@@ -526,8 +534,8 @@ impl Store for PostgresStore {
         let insert = transaction
             .prepare(
                 "INSERT INTO test_results (judging, ordinal, name, verdict, time_limit, \
-                 cpu_time, wall_time, memory_bytes, message, attempt) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 cpu_time, wall_time, memory_bytes, message, attempt, kernel) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .map_err(pg("prepare the test result insert"))?;
         for test in tests {
@@ -545,6 +553,7 @@ impl Store for PostgresStore {
                         &test.memory_bytes.map(|m| m as i64),
                         &test.message,
                         &(claim.attempt as i32),
+                        &kernel_to_column(&test.kernel),
                     ],
                 )
                 .map_err(pg("insert a test result"))?;
