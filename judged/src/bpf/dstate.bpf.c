@@ -11,8 +11,9 @@
  * sched_switch fires in the task switched out: when it leaves in D state, its thread id gets
  * the time, its lane and the kernel stack it sleeps on (a stack trace map id). sched_wakeup
  * fires in whoever wakes it: the sleep's length is added to the totals of that lane and
- * stack. sched_process_exit records the id of each of a lane's tasks as it exits, so that
- * userspace can tell the run's taskstats exit records from the host's. Userspace reads and
+ * stack. sched_process_exit (attached only where delay accounting is on) records the id of
+ * each of a lane's tasks as it exits, so that userspace can tell the run's taskstats exit
+ * records from the host's. Userspace reads and
  * deletes a lane's entries once its run is over (its tasks are all gone then), so each run
  * of a lane starts from zero. */
 #include "tracepoints.h"
@@ -47,10 +48,15 @@ struct lane_stack {
 	__s64 stack_id;
 };
 
-/* A lane's task that exited (RawLaneTask of raw.rs). */
-struct lane_task {
-	__u32 lane;
-	__u32 tid;
+/* Exited tasks kept per run (LANE_TASKS of raw.rs); a run's later ones are not kept. */
+#define LANE_TASKS 1024
+
+/* A lane's run's tasks that exited (RawLaneTasks of raw.rs): `count` of them, the first
+ * LANE_TASKS in `tids`. One lookup reads them all, where a hash map would be walked. */
+struct lane_tasks {
+	__u32 count;
+	__u32 pad;
+	__u32 tids[LANE_TASKS];
 };
 
 struct {
@@ -68,11 +74,20 @@ struct {
 } dstate SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 32768);
-	__type(key, struct lane_task);
-	__type(value, __u8);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_LANES);
+	__type(key, __u32);
+	__type(value, struct lane_tasks);
 } exited SEC(".maps");
+
+/* Sleeps each lane's run added to `dstate`: userspace walks that hash map (a walk visits
+ * every bucket) only for a lane whose run slept. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_LANES);
+	__type(key, __u32);
+	__type(value, __u64);
+} slept SEC(".maps");
 
 /* The lane the current task runs under, or -1. bpf_current_task_under_cgroup answers 1
  * (under it), 0 (not) or negative (no group at that index: past the last lane). */
@@ -95,12 +110,13 @@ int sched_process_exit(void *args)
 	int lane = current_lane();
 	if (lane < 0)
 		return 0;
-	struct lane_task task = {
-		.lane = lane,
-		.tid = (__u32)bpf_get_current_pid_tgid(),
-	};
-	__u8 yes = 1;
-	bpf_map_update_elem(&exited, &task, &yes, BPF_ANY);
+	__u32 index = lane;
+	struct lane_tasks *tasks = bpf_map_lookup_elem(&exited, &index);
+	if (!tasks)
+		return 0;
+	__u32 slot = __sync_fetch_and_add(&tasks->count, 1);
+	if (slot < LANE_TASKS)
+		tasks->tids[slot] = (__u32)bpf_get_current_pid_tgid();
 	return 0;
 }
 
@@ -136,5 +152,8 @@ int sched_wakeup(struct sched_wakeup_args *args)
 	struct wait_stat *stat = lookup_or_init(&dstate, &key, &zero);
 	if (stat)
 		add_wait(stat, bpf_ktime_get_ns() - sleep.start_ns);
+	__u64 *sleeps = bpf_map_lookup_elem(&slept, &sleep.lane);
+	if (sleeps)
+		__sync_fetch_and_add(sleeps, 1);
 	return 0;
 }

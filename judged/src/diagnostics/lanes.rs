@@ -291,6 +291,8 @@ impl RunTracing {
     /// directory is made here and, with its v1 directories, removed on drop). What cannot be
     /// measured is told in each run's [`KernelRun`], never an error.
     pub fn start(mounts: CgroupMounts, lanes: Vec<PathBuf>) -> RunTracing {
+        let delay_accounting = std::fs::read_to_string("/proc/sys/kernel/task_delayacct")
+            .is_ok_and(|v| v.trim() == "1");
         let tracer = match &mounts.unified {
             None => Err("no cgroup2 mount to filter the runs' tasks by".to_owned()),
             Some(unified) => lanes
@@ -302,10 +304,8 @@ impl RunTracing {
                         .map_err(|e| format!("cannot make cgroup `{}': {e}", group.display()))
                 })
                 .collect::<Result<Vec<PathBuf>, String>>()
-                .and_then(|groups| RunTracer::start(&groups)),
+                .and_then(|groups| RunTracer::start(&groups, delay_accounting)),
         };
-        let delay_accounting = std::fs::read_to_string("/proc/sys/kernel/task_delayacct")
-            .is_ok_and(|v| v.trim() == "1");
         let exits = if delay_accounting {
             std::fs::read_to_string("/sys/devices/system/cpu/possible")
                 .map_err(|e| format!("cannot read /sys/devices/system/cpu/possible: {e}"))

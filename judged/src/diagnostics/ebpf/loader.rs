@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{CgroupArray, HashMap as BpfHashMap, MapData, PerCpuHashMap, StackTraceMap};
+use aya::maps::{Array, CgroupArray, HashMap as BpfHashMap, MapData, PerCpuHashMap, StackTraceMap};
 use aya::programs::{BtfTracePoint, FEntry, KProbe, Program, RawTracePoint, TracePoint};
 use aya::{include_bytes_aligned, Btf, Ebpf};
 
 use super::format::check_tracepoint;
 use super::raw::{
-    self, RawContentionKey, RawContentionStat, RawForkStat, RawLaneStack, RawLaneTask, RawWorkStat,
+    self, RawContentionKey, RawContentionStat, RawForkStat, RawLaneStack, RawLaneTasks, RawWorkStat,
 };
 use super::{Probe, Status, LOCK_WAITS_KEPT, MAX_LANES};
 use crate::diagnostics::events::{EventWindow, RunEvents};
@@ -421,12 +421,18 @@ fn clear_stacks(bpf: &mut Ebpf) -> Result<(), aya::maps::MapError> {
 /// (`dstate.bpf.c`), and which of their tasks exited. Dropping it detaches the programs.
 pub struct RunTracer {
     bpf: Ebpf,
+    /// Whether a stack was read since the map was last emptied (opening the stack trace map
+    /// reads a sysctl file: a run that slept not at all costs no more than the map lookups).
+    stacks_used: bool,
+    /// Whether exits are recorded (`sched_process_exit` attached).
+    exits: bool,
 }
 
 impl RunTracer {
-    /// Count the D-state sleeps and exits of tasks under each of `lanes` (directories of the
-    /// cgroup2 mount, at most [`MAX_LANES`]); lane `i` is `lanes[i]`.
-    pub fn start(lanes: &[PathBuf]) -> Result<RunTracer, String> {
+    /// Count the D-state sleeps (and with `exits`, record the exits) of tasks under each of
+    /// `lanes` (directories of the cgroup2 mount, at most [`MAX_LANES`]); lane `i` is
+    /// `lanes[i]`.
+    pub fn start(lanes: &[PathBuf], exits: bool) -> Result<RunTracer, String> {
         use std::os::fd::AsRawFd;
         if lanes.len() > MAX_LANES {
             return Err(format!(
@@ -435,7 +441,13 @@ impl RunTracer {
             ));
         }
         let tracefs = prerequisites()?;
-        let mut bpf = load(DSTATE, &DSTATE_PROGRAMS)?;
+        // The exits are wanted only to pick out the runs' taskstats exit records.
+        let programs = if exits {
+            &DSTATE_PROGRAMS[..]
+        } else {
+            &DSTATE_PROGRAMS[..2]
+        };
+        let mut bpf = load(DSTATE, programs)?;
         let mut array: CgroupArray<&mut MapData> = map(&mut bpf, "lanes")
             .and_then(CgroupArray::try_from)
             .map_err(|e| format!("the lanes map: {}", chain(&e)))?;
@@ -446,40 +458,71 @@ impl RunTracer {
                 .set(index, directory.as_raw_fd(), 0)
                 .map_err(|e| format!("setting lane cgroup `{}': {}", group.display(), chain(&e)))?;
         }
-        attach(&mut bpf, &DSTATE_PROGRAMS)?;
+        attach(&mut bpf, programs)?;
         drop(tracefs);
-        Ok(RunTracer { bpf })
+        Ok(RunTracer {
+            bpf,
+            stacks_used: false,
+            exits,
+        })
     }
 
     /// The D-state time and the exited tasks of lane `lane` since its last `take`, symbolized;
     /// its entries are deleted. The stacks stay (other lanes' entries may name them):
     /// [`RunTracer::clear_stacks`] empties them when no run is going on.
     pub fn take(&mut self, lane: u32, symbols: &Symbols) -> Result<RunEvents, String> {
-        let raw: Vec<(RawLaneStack, RawContentionStat)> =
+        let mut slept: Array<&mut MapData, u64> = map(&mut self.bpf, "slept")
+            .and_then(Array::try_from)
+            .map_err(|e| chain(&e))?;
+        let sleeps = slept.get(&lane, 0).map_err(|e| chain(&e))?;
+        if sleeps > 0 {
+            slept.set(lane, 0, 0).map_err(|e| chain(&e))?;
+        }
+        // Walking a hash map visits each of its buckets: only where the run added entries.
+        let raw: Vec<(RawLaneStack, RawContentionStat)> = if sleeps == 0 {
+            Vec::new()
+        } else {
             drain_hash_where(&mut self.bpf, "dstate", |key: &RawLaneStack| {
                 key.lane == lane
             })
-            .map_err(|e| chain(&e))?;
+            .map_err(|e| chain(&e))?
+        };
         let raw: Vec<(i64, RawContentionStat)> = raw
             .into_iter()
             .map(|(key, stat)| (key.stack_id, stat))
             .collect();
-        let stacks =
-            read_stacks(&mut self.bpf, raw.iter().map(|(id, _)| *id)).map_err(|e| chain(&e))?;
-        let exited: Vec<(RawLaneTask, u8)> =
-            drain_hash_where(&mut self.bpf, "exited", |key: &RawLaneTask| {
-                key.lane == lane
-            })
-            .map_err(|e| chain(&e))?;
+        let stacks = if raw.is_empty() {
+            HashMap::new()
+        } else {
+            self.stacks_used = true;
+            read_stacks(&mut self.bpf, raw.iter().map(|(id, _)| *id)).map_err(|e| chain(&e))?
+        };
+        let exited = if self.exits {
+            let mut exited: Array<&mut MapData, RawLaneTasks> = map(&mut self.bpf, "exited")
+                .and_then(Array::try_from)
+                .map_err(|e| chain(&e))?;
+            let tasks = exited.get(&lane, 0).map_err(|e| chain(&e))?;
+            if tasks.count > 0 {
+                exited
+                    .set(lane, RawLaneTasks::NONE, 0)
+                    .map_err(|e| chain(&e))?;
+            }
+            tasks.kept().iter().copied().collect()
+        } else {
+            std::collections::HashSet::new()
+        };
         Ok(RunEvents {
             dstate: raw::dstate(&raw, &stacks, symbols),
-            exited: exited.into_iter().map(|(task, _)| task.tid).collect(),
+            exited,
         })
     }
 
     /// Empty the stack trace map (its ids are hashes of the stacks: without it a long-lived
     /// tracer's map would fill, and new stacks would be lost).
     pub fn clear_stacks(&mut self) -> Result<(), String> {
+        if !std::mem::take(&mut self.stacks_used) {
+            return Ok(());
+        }
         clear_stacks(&mut self.bpf).map_err(|e| chain(&e))
     }
 }

@@ -125,7 +125,7 @@ mod loader {
     pub enum RunTracer {}
 
     impl RunTracer {
-        pub fn start(_lanes: &[std::path::PathBuf]) -> Result<RunTracer, String> {
+        pub fn start(_lanes: &[std::path::PathBuf], _exits: bool) -> Result<RunTracer, String> {
             Err(format!(
                 "built without clang ({})",
                 env!("JUDGED_NO_BPF_REASON")
