@@ -5,12 +5,13 @@
 //! The host may be busy (other builds, other tests), so the tests assert only what is
 //! physically true of the run whatever the load: findings about the host may appear.
 
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 
 mod common;
-use common::{is_root, reproducer, runguard, skip, while_syncing, DelayAccounting};
+use common::{
+    any_frame, assert_no_fsync_of_others, is_root, judged_with_pid, reproducer, runguard, skip,
+    while_syncing, with_delay_accounting,
+};
 
 /// Held by the tests that load the disk (thrash's page faults, the fsync writer) and by the
 /// one asserting a run undisturbed: run at once, the others' IO makes `/bin/true` wait for
@@ -49,18 +50,12 @@ fn diagnose(args: &[&str]) -> Option<Value> {
         ));
         return None;
     }
-    let child = Command::new(env!("CARGO_BIN_EXE_judged"))
-        .arg("diagnose")
-        .arg("--json")
-        .arg("--runguard")
-        .arg(&runguard)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let output = child.wait_with_output().unwrap();
+    let runguard = runguard.display().to_string();
+    let (pid, output) = judged_with_pid(
+        ["diagnose", "--json", "--runguard", &runguard]
+            .into_iter()
+            .chain(args.iter().copied()),
+    );
     assert_cgroups_removed(pid);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -257,15 +252,13 @@ fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cach
         top[0]["stack"]
     );
     assert!(total_ms > 0.0, "{dstate:#}");
-    let page_io = |frame: &Value| {
-        let frame = frame.as_str().unwrap();
+    let page_io = |frame: &str| {
         ["filemap", "folio", "io_schedule"]
             .iter()
             .any(|name| frame.contains(name))
     };
     assert!(
-        top.iter()
-            .any(|s| s["stack"].as_array().unwrap().iter().any(page_io)),
+        any_frame(&Value::from(top.to_vec()), page_io),
         "no page-cache or IO wait among the top stacks: {dstate:#}"
     );
     if let Some(io) = json["findings"]
@@ -294,24 +287,13 @@ fn d_state_is_counted_for_the_runs_tasks_only() {
     };
     assert!(syncs > 0, "the writer never synced");
     let (dstate, _) = dstate(&json);
-    let fsync = |frame: &Value| frame.as_str().unwrap().contains("fsync");
-    assert!(
-        !dstate["stacks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["stack"].as_array().unwrap().iter().any(fsync)),
-        "another process's fsync counted as the run's ({syncs} syncs): {dstate:#}"
-    );
+    assert_no_fsync_of_others(&dstate["stacks"], syncs, dstate);
 }
 
 #[test]
 fn an_io_bound_run_has_block_io_delays_where_delay_accounting_is_on() {
     let _disk = disk_turn();
-    let json = {
-        let _on = DelayAccounting::on();
-        diagnose_thrash()
-    };
+    let json = with_delay_accounting(diagnose_thrash);
     let Some(json) = json else {
         return;
     };

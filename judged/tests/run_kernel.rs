@@ -3,13 +3,16 @@
 //! delays. Needs root, a built `runguard` and gcc; skips out loud otherwise, and under
 //! `CI=true` a skip is a failure.
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
 mod common;
-use common::{judging_prerequisites, skip, while_syncing, DelayAccounting};
+use common::{
+    any_frame, assert_no_fsync_of_others, judged_with_pid, judging_prerequisites, skip,
+    while_syncing, with_delay_accounting,
+};
 
 /// The tests here load the disk or measure a run that the disk would disturb: one at a time.
 static DISK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -31,21 +34,20 @@ fn judge(submission: &str) -> Option<Value> {
     };
     let aplusb = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/problems/aplusb");
     let scratch = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_judged"))
-        .arg("run")
-        .arg(&aplusb)
-        .arg(aplusb.join("submissions").join(submission))
-        .args(["--json", "--all", "--jobs", "2"])
-        .arg("--runguard")
-        .arg(&runguard)
-        .arg("--scratch")
-        .arg(scratch.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let output = child.wait_with_output().unwrap();
+    let source = aplusb.join("submissions").join(submission);
+    let (pid, output) = judged_with_pid([
+        OsStr::new("run"),
+        aplusb.as_os_str(),
+        source.as_os_str(),
+        OsStr::new("--json"),
+        OsStr::new("--all"),
+        OsStr::new("--jobs"),
+        OsStr::new("2"),
+        OsStr::new("--runguard"),
+        runguard.as_os_str(),
+        OsStr::new("--scratch"),
+        scratch.path().as_os_str(),
+    ]);
     let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "no JSON ({e}); stderr: {}",
@@ -97,16 +99,13 @@ fn a_run_that_syncs_to_the_disk_shows_its_d_state_time_with_the_waiting_stack() 
         eprintln!("D state {ms:.1} ms; top stack: {}", stacks[0]["stack"]);
         assert!(stacks.len() <= 3, "{kernel:#}");
         // fdatasync waits for the writeback it started (or the journal's commit).
-        let syncing = |frame: &Value| {
-            let frame = frame.as_str().unwrap();
+        let syncing = |frame: &str| {
             ["sync", "writeback", "jbd2", "io_schedule", "folio"]
                 .iter()
                 .any(|name| frame.contains(name))
         };
         assert!(
-            stacks
-                .iter()
-                .any(|s| s["stack"].as_array().unwrap().iter().any(syncing)),
+            any_frame(&kernel["dstate_top_stacks"], syncing),
             "no sync or writeback wait among the top stacks: {kernel:#}"
         );
     }
@@ -121,29 +120,18 @@ fn a_clean_cpu_bound_run_shows_next_to_no_d_state_while_the_host_syncs() {
     };
     assert!(syncs > 0, "the writer never synced");
     assert_eq!(json["verdict"], "correct", "{json:#}");
-    let fsync = |frame: &Value| frame.as_str().unwrap().contains("fsync");
     for kernel in kernels(&json) {
         // At most a page of the program read back in, on a busy host.
         let ms = kernel["dstate_ms"].as_f64().unwrap();
         assert!(ms < 20.0, "{kernel:#}");
-        let stacks = kernel["dstate_top_stacks"].as_array();
-        assert!(
-            !stacks
-                .into_iter()
-                .flatten()
-                .any(|s| s["stack"].as_array().unwrap().iter().any(fsync)),
-            "this process's fsync counted as the run's ({syncs} syncs): {kernel:#}"
-        );
+        assert_no_fsync_of_others(&kernel["dstate_top_stacks"], syncs, kernel);
     }
 }
 
 #[test]
 fn a_run_that_syncs_to_the_disk_has_block_io_delays_where_delay_accounting_is_on() {
     let _disk = disk_turn();
-    let json = {
-        let _on = DelayAccounting::on();
-        judge("fsync_writer.c")
-    };
+    let json = with_delay_accounting(|| judge("fsync_writer.c"));
     let Some(json) = json else {
         return;
     };
