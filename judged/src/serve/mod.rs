@@ -127,7 +127,8 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
                                 file's extension), \"files\": [{\"name\", \"content\"}]} -> 201 {\"id\"}
   GET  /judgings/ID             status (queued, judging, done, cancelled, failed), verdict,
                                 tests[] (name, verdict, time_limit, cpu_time, wall_time,
-                                memory_bytes, message)
+                                memory_bytes, message, kernel: dstate_ms with
+                                dstate_top_stacks, delays, or why not, as judged run --json)
   GET  /judgings?status=S&limit=N
   POST /judgings/ID/cancel      queued: cancelled at once; judging: stops at its next test case
   GET  /judgings/ID/events      server-sent events: status, one test per test case, final
