@@ -356,6 +356,11 @@ impl RunTracing {
         mount.join(&self.lanes[lane])
     }
 
+    /// Why runs' D-state time is not measured, if it is not.
+    pub fn dstate_unavailable(&self) -> Option<String> {
+        self.state().tracer.as_ref().err().cloned()
+    }
+
     pub fn mounts(&self) -> &CgroupMounts {
         &self.mounts
     }

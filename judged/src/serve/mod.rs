@@ -352,6 +352,9 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         runguard.cgroup_parent(),
         slots.len(),
     ));
+    if let Some(reason) = tracing.dstate_unavailable() {
+        eprintln!("judged serve: D-state time of test case runs not measured: {reason}");
+    }
     let store: Arc<dyn Store> = match &settings.database_url {
         Some(url) => {
             Arc::new(PostgresStore::open(url, &settings.host_id)?.with_lease(settings.lease))
