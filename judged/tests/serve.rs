@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 mod common;
 mod daemon;
-use common::{judging_prerequisites, skip};
+use common::{any_frame, judging_prerequisites, skip};
 use daemon::{repo, slow_problem, slow_submission, zip_dir, zip_of, Entry, Server};
 
 fn aplusb() -> PathBuf {
@@ -456,21 +456,41 @@ fn assert_slept_on_a_kernel_stack(judging: &Value) {
     }
 }
 
+/// Two workers judge at once, each in its own run lane: one judging's runs sync to the disk,
+/// the other's sleep (interruptibly) meanwhile, and get none of the first one's D state.
 #[test]
-fn a_judgings_results_carry_each_runs_d_state_time() {
+fn a_judgings_results_carry_each_runs_d_state_time_and_no_other_workers() {
     let runguard = match judging_prerequisites() {
         Ok(runguard) => runguard,
         Err(reason) => return skip(&reason),
     };
-    let site = Site::new(&runguard, &[&aplusb()], "all_test_cases = true");
+    let problems = tempfile::tempdir().unwrap();
+    let slow = slow_problem(problems.path(), 3);
+    let site = Site::new(
+        &runguard,
+        &[&aplusb(), &slow],
+        "all_test_cases = true\n[workers]\nplacement = \"none\"\ncount = 2",
+    );
     let server = site.start();
-    let id = server.submit(c_submission(
+    let sleeping = server.submit(slow_submission(300));
+    let syncing = server.submit(c_submission(
         "fsync_writer.c",
         &submission("fsync_writer.c"),
     ));
-    let judging = server.wait_final(id);
+    let judging = server.wait_final(syncing);
     assert_eq!(judging["verdict"], "correct", "{judging}\n{}", server.log());
     assert_slept_on_a_kernel_stack(&judging);
+    let judging = server.wait_final(sleeping);
+    assert_eq!(judging["verdict"], "correct", "{judging}\n{}", server.log());
+    for test in judging["tests"].as_array().unwrap() {
+        let kernel = &test["kernel"];
+        assert!(
+            !any_frame(&kernel["dstate_top_stacks"], |frame| frame
+                .contains("fsync")),
+            "the other worker's fsync counted as this run's: {kernel:#}"
+        );
+        assert!(kernel["dstate_ms"].as_f64().unwrap() < 20.0, "{kernel:#}");
+    }
     assert!(server.terminate().success());
 }
 
