@@ -35,7 +35,10 @@ fn build_all(out_dir: &Path) -> Result<(), String> {
         let source = Path::new("src/bpf").join(format!("{name}.bpf.c"));
         let object = out_dir.join(format!("{name}.bpf.o"));
         let mut command = Command::new(&clang);
-        command.args(["-target", "bpf", "-g", "-O2", "-Wall", "-Werror"]);
+        // v3 (Linux 5.12+): atomic fetch-and-add whose result is used (dstate.bpf.c's slots).
+        command.args([
+            "-target", "bpf", "-mcpu=v3", "-g", "-O2", "-Wall", "-Werror",
+        ]);
         if multiarch.is_dir() {
             command.arg("-I").arg(&multiarch);
         }

@@ -2,12 +2,14 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use crate::diagnostics::lanes::{CgroupMounts, RunTracing};
 use crate::diagnostics::thresholds::Thresholds;
-use crate::judge::{Judge, Options, Progress, Quiet};
+use crate::judge::{Judge, Lanes, Options, Progress, Quiet};
 use crate::language::Languages;
 use crate::output::{self, LiveProgress};
 use crate::problem::Problem;
@@ -101,12 +103,19 @@ first test case, in order, that is not correct; later ones are skipped unless --
 Output: a table (a live line per test case on a terminal), or with --json one object:
 verdict, problem, language, compile_output, skipped, and tests[] with name, verdict,
 time_limit, cpu_time, wall_time (seconds), memory_bytes, exit_code or signal, message and
-diagnostics (setup_time, oom_kills, stdout_bytes, stderr_bytes, throttled_periods).
+diagnostics (setup_time, oom_kills, stdout_bytes, stderr_bytes, throttled_periods) and kernel
+(dstate_ms and dstate_top_stacks, delays, or dstate_unavailable / delays_unavailable).
 
 Diagnostics: every test case run is measured for what else held it back (waiting for a CPU,
 for IO, in memory reclaim, CFS throttling, evicted page cache), and what crosses the
 thresholds (profiles/diagnostics.toml, or --thresholds) is shown with the test case as a
-finding (kind, cause, evidence, remedy; in the JSON too). A time limit reached while such a
+finding (kind, cause, evidence, remedy; in the JSON too). With eBPF (root, a cgroup2 mount,
+judged built with clang) each run's time in D state is summed per kernel stack, in the kernel,
+for the run's tasks only: each job runs its test cases under a cgroup parent of its own
+(judged-PID-N below the runguard config's cgroup_parent); the text shows it for runs that
+slept in D state, and a dstate-io finding names the top stacks. Where delay accounting is on
+(kernel.task_delayacct=1) the runs' block IO, swap-in, reclaim and thrashing delays come from
+taskstats. Without either, the results say why. A time limit reached while such a
 finding says the timing was disturbed is not trusted: the test case runs again, up to
 --rerun-disturbed times (default 1), and the result says how often it was re-run.
 
@@ -225,6 +234,11 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
+    let tracing = RunTracing::for_process(
+        CgroupMounts::read().map_err(anyhow::Error::msg)?,
+        runguard.cgroup_parent(),
+        jobs,
+    );
     let judge = Judge {
         problem: &problem,
         languages: &languages,
@@ -240,6 +254,10 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             cpuset: args.cpuset.clone(),
             cpuset_mems: None,
             host: None,
+            lanes: Some(Lanes {
+                tracing: Arc::new(tracing),
+                first: 0,
+            }),
         },
     };
     let live;

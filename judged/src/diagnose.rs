@@ -5,8 +5,9 @@
 //! (`judged/diagnose-<pid>` in every hierarchy). A parent's PSI and memory statistics include
 //! its removed children, so after runguard has removed the run's cgroups the parent still
 //! holds the run's stalls and refaults; we read them, then remove the parent. We make the
-//! parent's cgroup2 directory ourselves before the run, so that the eBPF D-state tracer
-//! ([`RunTracer`]) can be pointed at it: it counts the tasks below it, in the kernel.
+//! parent's cgroup2 directory ourselves before the run, as the one lane of a [`RunTracing`],
+//! so that the eBPF D-state tracer can be pointed at it: it counts the tasks below it, in the
+//! kernel. `judged run` and the daemon measure each test case run the same way.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,14 +19,11 @@ use clap::Args;
 use runner::report::Report;
 use serde::Serialize;
 
-use crate::diagnostics::ebpf::RunTracer;
-use crate::diagnostics::events::{self, DState, RunEvents};
 use crate::diagnostics::host::{self, HostSample, KernelFacts};
-use crate::diagnostics::kallsyms::{base_name, Symbols};
 use crate::diagnostics::kernel::{self, KernelVersion};
-use crate::diagnostics::procfs::{self, Mount, Pressure};
+use crate::diagnostics::lanes::{ms, CgroupMounts, KernelRun, RunTracing};
+use crate::diagnostics::procfs::{self, Pressure};
 use crate::diagnostics::run::{self, MemoryActivity, RunSample};
-use crate::diagnostics::taskstats::{self, Delays, ExitListener};
 use crate::diagnostics::thresholds::Thresholds;
 use crate::diagnostics::Finding;
 use crate::sandbox::locate_runguard;
@@ -100,73 +98,28 @@ pub struct Diagnosis {
     pub host_after: HostSample,
     #[serde(with = "runner::report::seconds")]
     pub window: Duration,
-    /// D-state time of the run's tasks per kernel stack (eBPF); `None` without it.
-    pub dstate: Option<DState>,
-    /// Why there is no D-state time.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dstate_unavailable: Option<String>,
-    /// Delay accounting of the run's tasks, summed from their taskstats exit records.
-    pub delays: Option<Delays>,
-    /// Why there are no delays.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delays_unavailable: Option<String>,
+    /// D-state time and delays (`dstate`, `delays` and why not, in JSON).
+    #[serde(flatten)]
+    pub kernel: KernelRun,
     pub findings: Vec<Finding>,
 }
 
-/// The cgroup mounts diagnose reads: the cgroup2 one (PSI) and the one holding memory.
-struct CgroupMounts {
-    all: Vec<PathBuf>,
-    unified: Option<PathBuf>,
-    /// The memory controller's mount and whether it is v1 (`total_` keys in memory.stat).
-    memory: Option<(PathBuf, bool)>,
-}
-
-impl CgroupMounts {
-    fn from_mounts(mounts: &[Mount]) -> CgroupMounts {
-        let cgroup = |m: &&Mount| m.fstype == "cgroup" || m.fstype == "cgroup2";
-        let unified = mounts
-            .iter()
-            .find(|m| m.fstype == "cgroup2")
-            .map(|m| m.point.clone());
-        let v1_memory = mounts
-            .iter()
-            .find(|m| m.fstype == "cgroup" && m.super_options.iter().any(|o| o == "memory"));
-        let memory = match (v1_memory, &unified) {
-            (Some(mount), _) => Some((mount.point.clone(), true)),
-            (None, Some(unified)) => Some((unified.clone(), false)),
-            (None, None) => None,
-        };
-        CgroupMounts {
-            all: mounts
-                .iter()
-                .filter(cgroup)
-                .map(|m| m.point.clone())
-                .collect(),
-            unified,
-            memory,
-        }
-    }
-}
-
-/// The run's cgroup parent in every hierarchy; removed when dropped (runguard removes the
-/// run's own groups, the parent is ours).
+/// The run's cgroup parent, diagnose's one lane: its PSI and memory statistics include the
+/// run's removed groups.
 struct DiagnoseParent<'a> {
-    relative: PathBuf,
-    mounts: &'a CgroupMounts,
+    tracing: &'a RunTracing,
 }
 
 impl DiagnoseParent<'_> {
-    fn dir_in(&self, mount: &Path) -> PathBuf {
-        mount.join(&self.relative)
-    }
-
     fn stalls(&self) -> Option<Pressure> {
-        Pressure::read_cgroup(&self.dir_in(self.mounts.unified.as_ref()?))
+        let unified = self.tracing.mounts().unified.as_ref()?;
+        Pressure::read_cgroup(&self.tracing.lane_dir(0, unified))
     }
 
     fn memory_activity(&self) -> Option<MemoryActivity> {
-        let (mount, v1) = self.mounts.memory.as_ref()?;
-        let stat = std::fs::read_to_string(self.dir_in(mount).join("memory.stat")).ok()?;
+        let (mount, v1) = self.tracing.mounts().memory.as_ref()?;
+        let stat =
+            std::fs::read_to_string(self.tracing.lane_dir(0, mount).join("memory.stat")).ok()?;
         // A v1 group's own counters leave out its children; the `total_` ones include them.
         let prefix = if *v1 { "total_" } else { "" };
         let value = |key: &str| procfs::keyed_value(&stat, &format!("{prefix}{key}"));
@@ -174,19 +127,6 @@ impl DiagnoseParent<'_> {
             major_faults: value("pgmajfault")?,
             file_refaults: value("workingset_refault_file")?,
         })
-    }
-}
-
-impl Drop for DiagnoseParent<'_> {
-    fn drop(&mut self) {
-        for mount in &self.mounts.all {
-            let dir = self.dir_in(mount);
-            if dir.is_dir() {
-                if let Err(error) = std::fs::remove_dir(&dir) {
-                    eprintln!("judged: cannot remove cgroup `{}': {error}", dir.display());
-                }
-            }
-        }
     }
 }
 
@@ -211,9 +151,7 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
     }
 
     let root = Path::new("/");
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .context("cannot read /proc/self/mountinfo")?;
-    let mounts = CgroupMounts::from_mounts(&procfs::parse_mountinfo(&mountinfo));
+    let mounts = CgroupMounts::read().map_err(anyhow::Error::msg)?;
     let kernel = KernelFacts {
         version: KernelVersion::read(root),
         ipc_teardown: kernel::ipc_teardown(
@@ -221,14 +159,11 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
             std::fs::read_to_string("/proc/kallsyms").ok().as_deref(),
         ),
     };
-    let parent = DiagnoseParent {
-        relative: PathBuf::from(format!("judged/diagnose-{}", std::process::id())),
-        mounts: &mounts,
-    };
+    let relative = PathBuf::from(format!("judged/diagnose-{}", std::process::id()));
     if let Some(stale) = mounts
         .all
         .iter()
-        .map(|m| parent.dir_in(m))
+        .map(|m| m.join(&relative))
         .find(|d| d.exists())
     {
         anyhow::bail!(
@@ -236,13 +171,8 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
             stale.display()
         );
     }
-
-    let tracer = start_tracer(&parent);
-    let delay_accounting =
-        std::fs::read_to_string("/proc/sys/kernel/task_delayacct").is_ok_and(|v| v.trim() == "1");
-    let exits = std::fs::read_to_string("/sys/devices/system/cpu/possible")
-        .map_err(|e| format!("cannot read /sys/devices/system/cpu/possible: {e}"))
-        .and_then(|cpus| ExitListener::start(&cpus));
+    let tracing = RunTracing::start(mounts, vec![relative]);
+    let parent = DiagnoseParent { tracing: &tracing };
 
     let scratch = tempfile::tempdir().context("cannot make a scratch directory")?;
     let config = scratch.path().join("runguard.toml");
@@ -256,7 +186,7 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
         .arg(&config)
         .args(["--user", &user.name, "--group", &user.gid.to_string()])
         .arg("--cgroup-parent")
-        .arg(&parent.relative)
+        .arg(tracing.lane_parent(0))
         .arg("--json")
         .arg(&report_path)
         .arg("--stdout")
@@ -279,22 +209,15 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
 
-    let host_before = HostSample::read(root, mounts.unified.as_deref());
+    let unified = tracing.mounts().unified.clone();
+    let host_before = HostSample::read(root, unified.as_deref());
     let started = Instant::now();
-    let output = runguard_command
-        .output()
-        .with_context(|| format!("cannot start `{}'", runguard.display()))?;
+    tracing.begin(0);
+    let output = runguard_command.output();
+    let kernel_run = tracing.finish(0);
+    let output = output.with_context(|| format!("cannot start `{}'", runguard.display()))?;
     let window = started.elapsed();
-    let host_after = HostSample::read(root, mounts.unified.as_deref());
-    let events = tracer.and_then(|t| t.finish(&Symbols::read_host()));
-    let (delays, delays_unavailable) = match run_delays(exits, &events, delay_accounting) {
-        Ok(delays) => (Some(delays), None),
-        Err(reason) => (None, Some(reason)),
-    };
-    let (dstate, dstate_unavailable) = match events {
-        Ok(events) => (Some(events.dstate), None),
-        Err(reason) => (None, Some(reason)),
-    };
+    let host_after = HostSample::read(root, unified.as_deref());
     anyhow::ensure!(
         output.status.code().is_some_and(|code| code != 255),
         "runguard failed ({}): {}",
@@ -316,11 +239,9 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
         stalls: parent.stalls(),
         memory: parent.memory_activity(),
     };
-    drop(parent);
+    drop(tracing);
     let mut findings = run::classify(&sample, &thresholds.run);
-    if let Some(dstate) = &dstate {
-        events::explain_dstate(&mut findings, dstate);
-    }
+    kernel_run.explain(&mut findings);
     findings.extend(host::classify(
         &host_before,
         &host_after,
@@ -336,10 +257,7 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
         host_before,
         host_after,
         window,
-        dstate,
-        dstate_unavailable,
-        delays,
-        delays_unavailable,
+        kernel: kernel_run,
         findings,
     };
     if args.json {
@@ -348,54 +266,6 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
         print!("{}", show(&diagnosis));
     }
     Ok(u8::from(!diagnosis.findings.is_empty()))
-}
-
-/// The D-state tracer on the parent's cgroup2 group, which it makes for the purpose (runguard
-/// makes the run's groups below it); why not, when it cannot run.
-fn start_tracer(parent: &DiagnoseParent<'_>) -> Result<RunTracer, String> {
-    let unified = parent
-        .mounts
-        .unified
-        .as_ref()
-        .ok_or("no cgroup2 mount to filter the run's tasks by")?;
-    let group = parent.dir_in(unified);
-    std::fs::create_dir_all(&group)
-        .map_err(|e| format!("cannot make cgroup `{}': {e}", group.display()))?;
-    RunTracer::start(&group)
-}
-
-/// The run's delays: its tasks' exit records (the tracer knows which tasks were the run's).
-fn run_delays(
-    exits: Result<ExitListener, String>,
-    events: &Result<RunEvents, String>,
-    delay_accounting: bool,
-) -> Result<Delays, String> {
-    if !delay_accounting {
-        return Err(
-            "delay accounting is off (sysctl -w kernel.task_delayacct=1 turns it on)".to_owned(),
-        );
-    }
-    let exits = exits.map_err(|e| format!("no taskstats exit records: {e}"))?;
-    let events = events
-        .as_ref()
-        .map_err(|e| format!("the run's tasks are told by eBPF, which is unavailable: {e}"))?;
-    Ok(taskstats::sum_of(&exits.drain(), &events.exited))
-}
-
-/// Stacks and frames of the D-state time shown in the text report (JSON has them all).
-const DSTATE_STACKS_SHOWN: usize = 3;
-const DSTATE_FRAMES_SHOWN: usize = 6;
-
-/// The frames that say what a task in D state waited for: the scheduler's own come first.
-fn waiting_frames(stack: &[String]) -> impl Iterator<Item = &String> {
-    stack
-        .iter()
-        .skip_while(|f| matches!(base_name(f), "__schedule" | "schedule"))
-        .take(DSTATE_FRAMES_SHOWN)
-}
-
-fn ms(duration: Duration) -> String {
-    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
 }
 
 fn or_unknown<T>(value: Option<T>, show: impl Fn(T) -> String) -> String {
@@ -481,53 +351,9 @@ pub fn show(diagnosis: &Diagnosis) -> String {
             }),
         ),
     );
-    match (&diagnosis.dstate, &diagnosis.dstate_unavailable) {
-        (Some(dstate), _) => {
-            let by_stack = if dstate.stacks.is_empty() {
-                ""
-            } else {
-                ", by stack:"
-            };
-            line(
-                "D state",
-                format!(
-                    "{} in {} sleeps{by_stack}",
-                    ms(Duration::from_nanos(dstate.total_ns)),
-                    dstate.count
-                ),
-            );
-            for stack in dstate.stacks.iter().take(DSTATE_STACKS_SHOWN) {
-                let frames: Vec<&str> = waiting_frames(&stack.stack).map(String::as_str).collect();
-                let took = ms(Duration::from_nanos(stack.sleeps.total_ns));
-                line(
-                    "",
-                    format!("  {took} in {}: {}", stack.sleeps.count, frames.join(" < ")),
-                );
-            }
-        }
-        (None, reason) => line(
-            "D state",
-            format!("not measured ({})", reason.as_deref().unwrap_or("no eBPF")),
-        ),
+    for (label, text) in diagnosis.kernel.show() {
+        line(label, text);
     }
-    let delay = |ns: u64, count: u64| format!("{} ({count})", ms(Duration::from_nanos(ns)));
-    line(
-        "delays",
-        match (&diagnosis.delays, &diagnosis.delays_unavailable) {
-            (Some(d), _) => format!(
-                "block IO {}, swap-in {}, reclaim {}, thrashing {} over {} tasks (taskstats)",
-                delay(d.blkio_delay_ns, d.blkio_count),
-                delay(d.swapin_delay_ns, d.swapin_count),
-                delay(d.freepages_delay_ns, d.freepages_count),
-                delay(d.thrashing_delay_ns, d.thrashing_count),
-                d.tasks
-            ),
-            (None, reason) => format!(
-                "not measured ({})",
-                reason.as_deref().unwrap_or("no taskstats")
-            ),
-        },
-    );
     if diagnosis.findings.is_empty() {
         out.push_str("findings      none\n");
     }
@@ -588,18 +414,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("--cpuset"));
-    }
-
-    #[test]
-    fn memory_comes_from_v1_on_hybrid_and_from_cgroup2_on_v2() {
-        let hybrid = "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
-                      41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
-        let mounts = CgroupMounts::from_mounts(&procfs::parse_mountinfo(hybrid));
-        assert_eq!(mounts.memory, Some(("/sys/fs/cgroup/memory".into(), true)));
-        assert_eq!(mounts.unified, Some("/sys/fs/cgroup/unified".into()));
-        assert_eq!(mounts.all.len(), 2);
-        let v2 = "25 24 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
-        let mounts = CgroupMounts::from_mounts(&procfs::parse_mountinfo(v2));
-        assert_eq!(mounts.memory, Some(("/sys/fs/cgroup".into(), false)));
     }
 }

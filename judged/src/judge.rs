@@ -34,6 +34,11 @@
 //! nothing on them and wait for nothing: when all test cases are done they are given the
 //! findings of the windows closed by then, so a fast judging is not held for up to a window,
 //! at the cost of not showing the findings of the window still open at its end.
+//!
+//! With [`Options::lanes`], each job thread's test case runs live in a run lane of its own
+//! (runguard's `--cgroup-parent`), and the kernel's account of each run (D-state time per
+//! stack, taskstats delays: [`KernelRun`]) is kept with its result and explains its
+//! `dstate-io` finding.
 
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -46,6 +51,7 @@ use runner::report::{Report, Termination};
 
 use crate::default_validator::{self, Flags};
 use crate::diagnostics::hostwatch::{monotonic_now, HostFinding, HostFindings, Interval};
+use crate::diagnostics::lanes::{KernelRun, RunTracing};
 use crate::diagnostics::run::{self, RunSample};
 use crate::diagnostics::thresholds::RunThresholds;
 use crate::diagnostics::Finding;
@@ -87,7 +93,20 @@ pub struct Options {
     /// The host watcher's findings over each run (`None`: runs are judged by their own
     /// findings only).
     pub host: Option<Arc<dyn HostFindings>>,
+    /// Where test case runs are measured by the kernel; `None`: not measured.
+    pub lanes: Option<Lanes>,
 }
+
+/// The run lanes of a judging: job thread `t` runs its test cases in lane `first + t` of
+/// `tracing` (one at a time, as a lane needs); threads past its last lane go unmeasured.
+#[derive(Clone)]
+pub struct Lanes {
+    pub tracing: Arc<RunTracing>,
+    pub first: usize,
+}
+
+/// One job thread's lane: the tracing and the lane's index.
+type Lane<'a> = Option<(&'a RunTracing, usize)>;
 
 /// Told about each test case as it starts and ends (the live progress display, the daemon's
 /// events), and asked before each test case whether to stop.
@@ -139,6 +158,8 @@ pub struct TestResult {
     pub host_findings: Vec<HostFinding>,
     /// Runs made again because a time-limit verdict came with a disturbing finding.
     pub reruns: u32,
+    /// What the kernel told about the (last) run; `None` when it was not measured.
+    pub kernel: Option<KernelRun>,
 }
 
 impl TestResult {
@@ -343,6 +364,7 @@ impl Judge<'_> {
                 stdout: log.clone(),
                 stderr: log.clone(),
                 report: dir.with_extension("compile.json"),
+                cgroup_parent: None,
                 env: compile.env.clone().into_iter().collect(),
                 limits: StepLimits {
                     file_bytes: COMPILE_FILE_BYTES,
@@ -388,9 +410,11 @@ impl Judge<'_> {
         let next = AtomicUsize::new(0);
         let first_failure = AtomicUsize::new(usize::MAX);
         let results: Mutex<Vec<Option<TestResult>>> = Mutex::new(vec![None; cases.len()]);
+        let (next, first_failure, results_ref) = (&next, &first_failure, &results);
         std::thread::scope(|scope| {
-            for _ in 0..self.options.jobs.max(1) {
-                scope.spawn(|| loop {
+            for job in 0..self.options.jobs.max(1) {
+                let lane = self.lane(job);
+                scope.spawn(move || loop {
                     let index = next.fetch_add(1, Ordering::SeqCst);
                     if index >= cases.len()
                         || (!self.options.all && index > first_failure.load(Ordering::SeqCst))
@@ -399,16 +423,23 @@ impl Judge<'_> {
                         break;
                     }
                     progress.started(index, &cases[index]);
-                    let result = self.run_test_case(index, program, validator, scratch);
+                    let result = self.run_test_case(index, program, validator, scratch, lane);
                     if result.verdict != Verdict::Correct {
                         first_failure.fetch_min(index, Ordering::SeqCst);
                     }
                     progress.finished(index, &result);
-                    results.lock().expect("a judging thread panicked")[index] = Some(result);
+                    results_ref.lock().expect("a judging thread panicked")[index] = Some(result);
                 });
             }
         });
         results.into_inner().expect("a judging thread panicked")
+    }
+
+    /// Job thread `job`'s run lane, if it has one.
+    fn lane(&self, job: usize) -> Lane<'_> {
+        let lanes = self.options.lanes.as_ref()?;
+        let lane = lanes.first + job;
+        (lane < lanes.tracing.lane_count()).then_some((&*lanes.tracing, lane))
     }
 
     fn run_test_case(
@@ -417,6 +448,7 @@ impl Judge<'_> {
         program: &Built,
         validator: &Validator,
         scratch: &Path,
+        lane: Lane<'_>,
     ) -> TestResult {
         let test_case = &self.problem.test_cases[index];
         let limits = &self.problem.limits;
@@ -425,18 +457,19 @@ impl Judge<'_> {
         let mut reruns = 0;
         loop {
             let start = monotonic_now();
-            let outcome = self.run_and_validate(test_case, program, validator, &dir, time_limit);
+            let outcome =
+                self.run_and_validate(test_case, program, validator, &dir, time_limit, lane);
             let interval = Interval {
                 start,
                 end: monotonic_now(),
             };
             // Clean up whatever happened; a failure to clean is not the program's fault.
             let _ = std::fs::remove_dir_all(&dir);
-            let (verdict, report, message) = match outcome {
+            let (verdict, report, message, kernel) = match outcome {
                 Ok(result) => result,
-                Err(failure) => (Verdict::JudgeError, None, failure.to_string()),
+                Err(failure) => (Verdict::JudgeError, None, failure.to_string(), None),
             };
-            let findings = report.as_ref().map_or_else(Vec::new, |report| {
+            let mut findings = report.as_ref().map_or_else(Vec::new, |report| {
                 run::classify(
                     &RunSample::of_report(report, self.allowed_cpus()),
                     &self.options.thresholds,
@@ -446,6 +479,9 @@ impl Judge<'_> {
                 Some(host) if verdict == Verdict::Timelimit => host.over(interval),
                 _ => Vec::new(),
             };
+            if let Some(kernel) = &kernel {
+                kernel.explain(&mut findings);
+            }
             let result = TestResult {
                 name: test_case.name.clone(),
                 verdict,
@@ -456,6 +492,7 @@ impl Judge<'_> {
                 interval,
                 host_findings,
                 reruns,
+                kernel,
             };
             if !result.disturbed_timelimit() || reruns >= self.options.rerun_disturbed {
                 return result;
@@ -471,7 +508,8 @@ impl Judge<'_> {
         validator: &Validator,
         dir: &Path,
         time_limit: Duration,
-    ) -> Result<(Verdict, Option<Report>, String), SandboxFailure> {
+        lane: Lane<'_>,
+    ) -> Result<(Verdict, Option<Report>, String, Option<KernelRun>), SandboxFailure> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| SandboxFailure::Io { path, source }
@@ -503,6 +541,7 @@ impl Judge<'_> {
             stdout: stdout.clone(),
             stderr: stderr.clone(),
             report: dir.join("program.json"),
+            cgroup_parent: lane.map(|(tracing, lane)| tracing.lane_parent(lane).to_path_buf()),
             env: run.env.clone().into_iter().collect(),
             limits: StepLimits::with_time(
                 time_limit,
@@ -511,15 +550,23 @@ impl Judge<'_> {
                 run.nproc.unwrap_or(DEFAULT_NPROC),
             ),
         };
-        let report = self.run_step(spec)?;
+        let (report, kernel) = match lane {
+            Some((tracing, lane)) => {
+                tracing.begin(lane);
+                let report = self.run_step(spec);
+                (report, Some(tracing.finish(lane)))
+            }
+            None => (self.run_step(spec), None),
+        };
+        let report = report?;
         if let Some(verdict) = verdict::from_run(&report) {
             let message = describe_run_end(&report, &read_shown(&stderr));
-            return Ok((verdict, Some(report), message));
+            return Ok((verdict, Some(report), message, kernel));
         }
         let output_was_empty = std::fs::metadata(&stdout).map_err(io(&stdout))?.len() == 0;
         let (validated, message) = self.validate(validator, test_case, dir, &stdout)?;
         let verdict = verdict::from_validation(&validated, output_was_empty);
-        Ok((verdict, Some(report), message))
+        Ok((verdict, Some(report), message, kernel))
     }
 
     /// One sandboxed step, pinned where the judging is.
@@ -618,6 +665,7 @@ impl Judge<'_> {
             stdout,
             stderr: stderr.clone(),
             report: dir.join("validator.json"),
+            cgroup_parent: None,
             env: run.env.clone().into_iter().collect(),
             limits: StepLimits::with_time(
                 limits.validation_time,
@@ -870,6 +918,7 @@ mod tests {
                 cpuset: cpuset.map(str::to_owned),
                 cpuset_mems: cpuset.map(|_| "0".to_owned()),
                 host,
+                lanes: None,
             },
         };
         let language = languages.by_id("c").unwrap();

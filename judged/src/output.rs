@@ -7,6 +7,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use runner::report::Termination;
 use serde::Serialize;
 
+use crate::diagnostics::lanes::{KernelRun, KernelSummary};
 use crate::diagnostics::Finding;
 use crate::judge::{Judgement, Progress, TestResult};
 use crate::problem::TestCase;
@@ -48,6 +49,10 @@ pub struct JsonTest<'a> {
     /// The run's diagnostics: setup time, throttling, OOM kills, stream sizes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnostics: Option<Diagnostics>,
+    /// The kernel's account of the run: `dstate_ms` with the top stacks, taskstats `delays`
+    /// (or why not); absent when the run was not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelSummary>,
     /// What disturbed the run's timing (see `judged diagnose`); empty when nothing did.
     pub findings: &'a [Finding],
     /// Runs made again because a time limit came with a disturbing finding.
@@ -105,6 +110,7 @@ fn json_test(test: &TestResult) -> JsonTest<'_> {
             stderr_bytes: r.stderr.bytes,
             throttled_periods: r.throttling.map(|t| t.throttled_periods),
         }),
+        kernel: test.kernel.as_ref().map(KernelRun::summary),
         findings: &test.findings,
         reruns: test.reruns,
     }
@@ -145,6 +151,10 @@ pub fn summary(judgement: &Judgement, problem: &str, language: &str) -> String {
                 test.reruns
             ));
         }
+        // The kernel's account, where it saw the run sleep in D state.
+        if let Some(kernel) = test.kernel.as_ref().filter(|k| k.slept()) {
+            text.push_str(&kernel.show_lines(10, "    "));
+        }
         for finding in &test.findings {
             text.push_str(&format!(
                 "    {}: {}\n",
@@ -155,6 +165,13 @@ pub fn summary(judgement: &Judgement, problem: &str, language: &str) -> String {
         if test.disturbed_timelimit() {
             text.push_str("    do not trust this time limit: its timing was disturbed\n");
         }
+    }
+    if let Some(reason) = judgement
+        .tests
+        .iter()
+        .find_map(|t| t.kernel.as_ref()?.dstate_unavailable.as_deref())
+    {
+        text.push_str(&format!("D state not measured: {reason}\n"));
     }
     if !judgement.compile_output.is_empty() {
         text.push_str(&judgement.compile_output);
@@ -247,6 +264,7 @@ mod tests {
                     interval: Default::default(),
                     host_findings: Vec::new(),
                     reruns: 0,
+                    kernel: None,
                 },
                 TestResult {
                     name: "secret/1".into(),
@@ -261,6 +279,7 @@ mod tests {
                     interval: Default::default(),
                     host_findings: Vec::new(),
                     reruns: 0,
+                    kernel: None,
                 },
             ],
             skipped: 2,

@@ -141,6 +141,9 @@ pub struct RunSpec {
     pub stderr: PathBuf,
     /// Where the backend keeps its report of the step.
     pub report: PathBuf,
+    /// The cgroup parent of the step's groups (runguard's `--cgroup-parent`, a run lane);
+    /// `None`: the runguard config's.
+    pub cgroup_parent: Option<PathBuf>,
     pub env: Vec<(String, String)>,
     pub limits: StepLimits,
 }
@@ -177,6 +180,8 @@ pub struct Runguard {
     /// The config every step gets with `--config` (see [`runguard_config`]); the file is
     /// removed when the `Runguard` is dropped.
     config: tempfile::NamedTempFile,
+    /// The site's cgroup parent, which that config keeps.
+    cgroup_parent: PathBuf,
 }
 
 impl Runguard {
@@ -192,6 +197,11 @@ impl Runguard {
 
     pub fn user(&self) -> &RunUser {
         &self.user
+    }
+
+    /// The cgroup parent of the steps (the site's runguard config's): run lanes go below it.
+    pub fn cgroup_parent(&self) -> &Path {
+        &self.cgroup_parent
     }
 
     /// A runguard backend running steps as `user`, with its config file written in `scratch`.
@@ -217,6 +227,7 @@ impl Runguard {
             binary,
             user,
             config,
+            cgroup_parent: site.cgroup_parent,
         })
     }
 }
@@ -291,6 +302,10 @@ pub fn runguard_args(spec: &RunSpec, user: &RunUser, config: &Path) -> Vec<OsStr
     if let Some(mems) = &limits.cpuset_mems {
         args.push("--cpuset-mems".into());
         args.push(mems.into());
+    }
+    if let Some(parent) = &spec.cgroup_parent {
+        args.push("--cgroup-parent".into());
+        args.push(parent.into());
     }
     match &spec.profile {
         Some(profile) => {
@@ -407,6 +422,7 @@ mod tests {
             stdout: "/w/out".into(),
             stderr: "/w/err".into(),
             report: "/w/report.json".into(),
+            cgroup_parent: Some("judged/judged-7-0".into()),
             env: vec![("HOME".into(), "/tmp".into())],
             limits: StepLimits::with_time(Duration::from_millis(1500), 256 << 20, 8 << 20, 64),
         };
@@ -418,6 +434,7 @@ mod tests {
             "--nproc 64 --no-core",
             "--walltime 2.500:2.500 --cputime 1.500:2.500",
             "--stdout /w/out --stderr /w/err --json /w/report.json",
+            "--cgroup-parent judged/judged-7-0",
             "--variable TMPDIR=/w/run --variable HOME=/tmp -- /w/build/program x",
         ] {
             assert!(joined.contains(expected), "{expected:?} not in {joined:?}");
@@ -558,6 +575,7 @@ mod tests {
             stdout: dir.join("out"),
             stderr: dir.join("err"),
             report: dir.join("report.json"),
+            cgroup_parent: None,
             env: Vec::new(),
             limits: StepLimits::with_time(Duration::from_secs(1), 1 << 20, 1 << 20, 1),
         }

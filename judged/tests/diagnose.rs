@@ -5,12 +5,13 @@
 //! The host may be busy (other builds, other tests), so the tests assert only what is
 //! physically true of the run whatever the load: findings about the host may appear.
 
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 
 mod common;
-use common::{is_root, reproducer, runguard, skip};
+use common::{
+    any_frame, assert_no_fsync_of_others, is_root, judged_with_pid, reproducer, runguard, skip,
+    while_syncing, with_delay_accounting,
+};
 
 /// Held by the tests that load the disk (thrash's page faults, the fsync writer) and by the
 /// one asserting a run undisturbed: run at once, the others' IO makes `/bin/true` wait for
@@ -49,18 +50,12 @@ fn diagnose(args: &[&str]) -> Option<Value> {
         ));
         return None;
     }
-    let child = Command::new(env!("CARGO_BIN_EXE_judged"))
-        .arg("diagnose")
-        .arg("--json")
-        .arg("--runguard")
-        .arg(&runguard)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let output = child.wait_with_output().unwrap();
+    let runguard = runguard.display().to_string();
+    let (pid, output) = judged_with_pid(
+        ["diagnose", "--json", "--runguard", &runguard]
+            .into_iter()
+            .chain(args.iter().copied()),
+    );
     assert_cgroups_removed(pid);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -257,15 +252,13 @@ fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cach
         top[0]["stack"]
     );
     assert!(total_ms > 0.0, "{dstate:#}");
-    let page_io = |frame: &Value| {
-        let frame = frame.as_str().unwrap();
+    let page_io = |frame: &str| {
         ["filemap", "folio", "io_schedule"]
             .iter()
             .any(|name| frame.contains(name))
     };
     assert!(
-        top.iter()
-            .any(|s| s["stack"].as_array().unwrap().iter().any(page_io)),
+        any_frame(&Value::from(top.to_vec()), page_io),
         "no page-cache or IO wait among the top stacks: {dstate:#}"
     );
     if let Some(io) = json["findings"]
@@ -288,69 +281,19 @@ fn d_state_is_counted_for_the_runs_tasks_only() {
     // cgroup: its waits for the disk are D state with fsync on the stack, and must not be
     // counted as the run's. (The run's own D state, such as exec faulting in a page of
     // /bin/sleep that the busy host evicted, is the run's and may be counted.)
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let done = std::sync::Arc::clone(&done);
-        std::thread::spawn(move || {
-            use std::io::Write as _;
-            let mut file = tempfile::tempfile_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-            let started = std::time::Instant::now();
-            let mut syncs = 0;
-            while !done.load(std::sync::atomic::Ordering::Relaxed)
-                && started.elapsed() < std::time::Duration::from_secs(20)
-            {
-                file.write_all(&[7; 64 << 10]).unwrap();
-                file.sync_all().unwrap();
-                syncs += 1;
-            }
-            syncs
-        })
-    };
-    let json = diagnose(&["--", "/bin/sleep", "0.5"]);
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let syncs = writer.join().unwrap();
+    let (json, syncs) = while_syncing(|| diagnose(&["--", "/bin/sleep", "0.5"]));
     let Some(json) = json else {
         return;
     };
     assert!(syncs > 0, "the writer never synced");
     let (dstate, _) = dstate(&json);
-    let fsync = |frame: &Value| frame.as_str().unwrap().contains("fsync");
-    assert!(
-        !dstate["stacks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["stack"].as_array().unwrap().iter().any(fsync)),
-        "another process's fsync counted as the run's ({syncs} syncs): {dstate:#}"
-    );
-}
-
-/// `kernel.task_delayacct` turned on, and back to what it was when dropped.
-struct DelayAccounting(String);
-
-const TASK_DELAYACCT: &str = "/proc/sys/kernel/task_delayacct";
-
-impl DelayAccounting {
-    fn on() -> DelayAccounting {
-        let was = std::fs::read_to_string(TASK_DELAYACCT).expect("a kernel with delay accounting");
-        std::fs::write(TASK_DELAYACCT, "1").unwrap();
-        DelayAccounting(was)
-    }
-}
-
-impl Drop for DelayAccounting {
-    fn drop(&mut self) {
-        std::fs::write(TASK_DELAYACCT, self.0.trim()).unwrap();
-    }
+    assert_no_fsync_of_others(&dstate["stacks"], syncs, dstate);
 }
 
 #[test]
 fn an_io_bound_run_has_block_io_delays_where_delay_accounting_is_on() {
     let _disk = disk_turn();
-    let json = {
-        let _on = DelayAccounting::on();
-        diagnose_thrash()
-    };
+    let json = with_delay_accounting(diagnose_thrash);
     let Some(json) = json else {
         return;
     };

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 mod common;
 mod daemon;
-use common::{judging_prerequisites, skip};
+use common::{any_frame, judging_prerequisites, skip};
 use daemon::{repo, slow_problem, slow_submission, zip_dir, zip_of, Entry, Server};
 
 fn aplusb() -> PathBuf {
@@ -419,6 +419,15 @@ fn warm_workers_run_test_cases_through_their_keeper() {
     let wrong_tests = judging["tests"].as_array().unwrap().len() as u64;
     let after_two = slot(&server);
     assert_eq!(after_two["warm_runs"], tests + wrong_tests, "{after_two}");
+
+    // A warm run's tasks are under the slot's lane too: its D state is the run's.
+    let syncing = server.submit(c_submission(
+        "fsync_writer.c",
+        &submission("fsync_writer.c"),
+    ));
+    let judging = server.wait_final(syncing);
+    assert_eq!(judging["verdict"], "correct", "{judging}");
+    assert_slept_on_a_kernel_stack(&judging);
     assert_eq!(
         after_two["keeper_pid"], keeper_pid,
         "the sandbox was reused: {after_two}"
@@ -430,8 +439,63 @@ fn warm_workers_run_test_cases_through_their_keeper() {
     );
 }
 
-/// A warm daemon killed with SIGKILL cannot remove its sandboxes' cgroups: the next start
-/// does (they are listed in the scratch directory).
+/// Each test case of `judging` (fsync_writer.c's) has the kernel's account of its run: time
+/// in D state, with the stack it slept on.
+fn assert_slept_on_a_kernel_stack(judging: &Value) {
+    for test in judging["tests"].as_array().unwrap() {
+        let kernel = &test["kernel"];
+        assert!(
+            kernel["dstate_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+            "no D state: {kernel:#}"
+        );
+        let top = &kernel["dstate_top_stacks"][0]["stack"];
+        assert!(
+            top.as_array().is_some_and(|frames| !frames.is_empty()),
+            "no stack: {kernel:#}"
+        );
+    }
+}
+
+/// Two workers judge at once, each in its own run lane: one judging's runs sync to the disk,
+/// the other's sleep (interruptibly) meanwhile, and get none of the first one's D state.
+#[test]
+fn a_judgings_results_carry_each_runs_d_state_time_and_no_other_workers() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let problems = tempfile::tempdir().unwrap();
+    let slow = slow_problem(problems.path(), 3);
+    let site = Site::new(
+        &runguard,
+        &[&aplusb(), &slow],
+        "all_test_cases = true\n[workers]\nplacement = \"none\"\ncount = 2",
+    );
+    let server = site.start();
+    let sleeping = server.submit(slow_submission(300));
+    let syncing = server.submit(c_submission(
+        "fsync_writer.c",
+        &submission("fsync_writer.c"),
+    ));
+    let judging = server.wait_final(syncing);
+    assert_eq!(judging["verdict"], "correct", "{judging}\n{}", server.log());
+    assert_slept_on_a_kernel_stack(&judging);
+    let judging = server.wait_final(sleeping);
+    assert_eq!(judging["verdict"], "correct", "{judging}\n{}", server.log());
+    for test in judging["tests"].as_array().unwrap() {
+        let kernel = &test["kernel"];
+        assert!(
+            !any_frame(&kernel["dstate_top_stacks"], |frame| frame
+                .contains("fsync")),
+            "the other worker's fsync counted as this run's: {kernel:#}"
+        );
+        assert!(kernel["dstate_ms"].as_f64().unwrap() < 20.0, "{kernel:#}");
+    }
+    assert!(server.terminate().success());
+}
+
+/// A warm daemon killed with SIGKILL cannot remove its sandboxes' cgroups, nor its run lanes:
+/// the next start does (the sandboxes' are listed in the scratch directory).
 #[test]
 fn a_killed_warm_daemons_cgroups_are_removed_at_the_next_start() {
     let runguard = match judging_prerequisites() {
@@ -445,6 +509,7 @@ fn a_killed_warm_daemons_cgroups_are_removed_at_the_next_start() {
     let server = site.start();
     let id = server.submit(c_submission("correct.c", &submission("correct.c")));
     assert_eq!(server.wait_final(id)["verdict"], "correct");
+    let pid = server.pid();
     server.kill_9();
     let list = site.dir.path().join("data/scratch/warm-worker-0.cgroups");
     let dirs: Vec<PathBuf> = std::fs::read_to_string(&list)
@@ -454,7 +519,23 @@ fn a_killed_warm_daemons_cgroups_are_removed_at_the_next_start() {
         .collect();
     assert!(!dirs.is_empty(), "no cgroups listed in {}", list.display());
     assert!(dirs.iter().all(|dir| dir.is_dir()), "{dirs:?}");
+    // Its slot's run lane, in each hierarchy (hybrid here, v2 in the VM lane).
+    let lanes: Vec<PathBuf> = ["unified/judged", "memory/judged", "judged"]
+        .iter()
+        .map(|parent| {
+            Path::new("/sys/fs/cgroup")
+                .join(parent)
+                .join(format!("judged-{pid}-0"))
+        })
+        .filter(|lane| lane.is_dir())
+        .collect();
+    assert!(!lanes.is_empty(), "no run lane of judged {pid}");
     let again = site.start();
+    let lanes_left: Vec<&PathBuf> = lanes.iter().filter(|lane| lane.exists()).collect();
+    assert!(
+        lanes_left.is_empty(),
+        "the killed daemon's lanes are left: {lanes_left:?}"
+    );
     let left: Vec<&PathBuf> = dirs.iter().filter(|dir| dir.exists()).collect();
     assert!(left.is_empty(), "left: {left:?}\n{}", again.log());
     assert!(again.log().contains("cgroup director"), "{}", again.log());

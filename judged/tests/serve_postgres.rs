@@ -246,6 +246,7 @@ fn done(names: &[&str]) -> Outcome {
                 message: String::new(),
                 reruns: 0,
                 host_findings: Vec::new(),
+                kernel: Some(serde_json::json!({"dstate_ms": 1.5})),
             })
             .collect(),
     }
@@ -321,6 +322,11 @@ fn claims_leases_heartbeats_and_reclaims_on_postgres() {
         (Status::Done, 2, Some("a"))
     );
     assert_eq!(record.tests.len(), 2);
+    assert_eq!(
+        record.tests[0].kernel,
+        Some(serde_json::json!({"dstate_ms": 1.5})),
+        "the kernel's account is stored"
+    );
     assert!(a.finish(&kept_claim, &done(&["x"])).unwrap());
     // Recovery at start is by host id: b's restart puts back only b's.
     let other = a.submit(&submission()).unwrap();

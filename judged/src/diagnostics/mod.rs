@@ -4,9 +4,10 @@
 //! functions of plain numbers ([`run::classify`], [`host::classify`]) against thresholds that
 //! are data ([`thresholds`], `profiles/diagnostics.toml`). The eBPF watcher ([`ebpf`]) measures
 //! workqueue latency, lock contention and fork latency per window; [`events::classify`] turns
-//! a window into findings. [`ebpf::RunTracer`] measures one run's D-state time per kernel stack
-//! ([`events::explain_dstate`] puts it into `dstate-io`), and [`taskstats`] its tasks' delays.
-//! [`throttled`] watches the CFS throttling of judged's own cgroup and its ancestors.
+//! a window into findings. [`ebpf::RunTracer`] measures runs' D-state time per kernel stack
+//! ([`events::explain_dstate`] puts it into `dstate-io`), and [`taskstats`] their tasks'
+//! delays, for each run of a process's lanes ([`lanes`]). [`throttled`] watches the CFS
+//! throttling of judged's own cgroup and its ancestors.
 
 pub mod code_files;
 pub mod ebpf;
@@ -15,6 +16,7 @@ pub mod host;
 pub mod hostwatch;
 pub mod kallsyms;
 pub mod kernel;
+pub mod lanes;
 pub mod procfs;
 pub mod psi;
 pub mod run;

@@ -247,7 +247,9 @@ impl ExitListener {
         let kernel = NetlinkAddr::new(0, 0);
         socket::sendto(socket.as_raw_fd(), &ask, &kernel, MsgFlags::empty())
             .map_err(|e| format!("cannot ask for the TASKSTATS family: {e}"))?;
-        let reply = receive(&socket, true)
+        let mut buffer = vec![0u8; DATAGRAM_BYTES];
+        let reply = receive(&socket, true, &mut buffer)
+            .map(<[u8]>::to_vec)
             .ok_or("no answer about the TASKSTATS family (a kernel without CONFIG_TASKSTATS?)")?;
         let family = family_id(&reply).map_err(|e| format!("the TASKSTATS family: {e}"))?;
         let mut cpumask = cpus.trim().as_bytes().to_vec();
@@ -271,8 +273,10 @@ impl ExitListener {
     /// Every exit record received so far: (task id, delays).
     pub fn drain(&self) -> Vec<(u32, Delays)> {
         let mut records = Vec::new();
-        while let Some(datagram) = receive(&self.socket, false) {
-            records.extend(parse_messages(&datagram, self.family));
+        // One buffer for every datagram: this runs after each run, usually to find none.
+        let mut buffer = vec![0u8; DATAGRAM_BYTES];
+        while let Some(datagram) = receive(&self.socket, false, &mut buffer) {
+            records.extend(parse_messages(datagram, self.family));
         }
         records
     }
@@ -298,8 +302,11 @@ impl Drop for ExitListener {
     }
 }
 
-/// One datagram, or `None` when none is waiting (`wait`: for up to a second).
-fn receive(socket: &OwnedFd, wait: bool) -> Option<Vec<u8>> {
+/// Room for the largest datagram the kernel sends us.
+const DATAGRAM_BYTES: usize = 64 << 10;
+
+/// One datagram, in `buffer`, or `None` when none is waiting (`wait`: for up to a second).
+fn receive<'b>(socket: &OwnedFd, wait: bool, buffer: &'b mut [u8]) -> Option<&'b [u8]> {
     if wait {
         let mut fds = [nix::poll::PollFd::new(
             std::os::fd::AsFd::as_fd(socket),
@@ -307,10 +314,8 @@ fn receive(socket: &OwnedFd, wait: bool) -> Option<Vec<u8>> {
         )];
         nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(1000u16)).ok()?;
     }
-    let mut buffer = vec![0u8; 64 << 10];
-    let len = socket::recv(socket.as_raw_fd(), &mut buffer, MsgFlags::empty()).ok()?;
-    buffer.truncate(len);
-    Some(buffer)
+    let len = socket::recv(socket.as_raw_fd(), buffer, MsgFlags::empty()).ok()?;
+    Some(&buffer[..len])
 }
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::diagnostics::lanes::{CgroupMounts, RunTracing};
 use crate::diagnostics::thresholds::Thresholds;
 use crate::language::Languages;
 use crate::problem::Problem;
@@ -138,10 +139,12 @@ API (JSON; a refused request gets 4xx and {\"error\": \"...\"} naming the field 
                                 file's extension), \"files\": [{\"name\", \"content\"}]} -> 201 {\"id\"}
   GET  /judgings/ID             status (queued, judging, done, cancelled, failed), verdict,
                                 tests[] (name, verdict, time_limit, cpu_time, wall_time,
-                                memory_bytes, message, reruns, host_findings[] ({window
-                                {window, monotonic_start_s, monotonic_end_s, wall_start,
-                                wall_end}, finding {kind, summary, evidence, remedy}});
-                                while it runs, only its time limits' host_findings are in)
+                                memory_bytes, message, kernel: dstate_ms with
+                                dstate_top_stacks, delays, or why not, as judged run --json;
+                                reruns, host_findings[] ({window {window,
+                                monotonic_start_s, monotonic_end_s, wall_start, wall_end},
+                                finding {kind, summary, evidence, remedy}}); while it runs,
+                                only its time limits' host_findings are in)
   GET  /judgings?status=S&limit=N
   POST /judgings/ID/cancel      queued: cancelled at once; judging: stops at its next test case
   GET  /judgings/ID/events      server-sent events: status, one test per test case, final
@@ -370,6 +373,15 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
                 .context("[workers] sandbox = \"warm\"")?
         }
     };
+    // One run lane per slot: the kernel's account of each test case run (D state, delays).
+    let tracing = Arc::new(RunTracing::for_process(
+        CgroupMounts::read().map_err(anyhow::Error::msg)?,
+        runguard.cgroup_parent(),
+        slots.len(),
+    ));
+    if let Some(reason) = tracing.dstate_unavailable() {
+        eprintln!("judged serve: D-state time of test case runs not measured: {reason}");
+    }
     let store: Arc<dyn Store> = match &settings.database_url {
         Some(url) => {
             Arc::new(PostgresStore::open(url, &settings.host_id)?.with_lease(settings.lease))
@@ -402,6 +414,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
             rerun_disturbed: settings.rerun_disturbed,
             thresholds: Thresholds::default().run,
             warm,
+            tracing,
         },
         host: host.clone(),
         store,

@@ -41,13 +41,15 @@ mod postgres;
 pub use postgres::PostgresStore;
 
 /// The schema this code reads and writes (SQLite: `PRAGMA user_version`; PostgreSQL: the
-/// table `judged_schema`). 2: `lease_until`; 3: test results' `reruns` and `host_findings`.
+/// table `judged_schema`). 2: `lease_until`; 3: test results' `reruns`, `host_findings` and
+/// `kernel`.
 pub const SCHEMA_VERSION: i64 = 3;
 
 /// From schema 2 to 3, in both engines' spelling.
 const TEST_RESULTS_2_TO_3: &str = "
 ALTER TABLE test_results ADD COLUMN reruns INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE test_results ADD COLUMN host_findings TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE test_results ADD COLUMN kernel TEXT;
 ";
 
 /// The default lease of a claim (see [`Store::renew`]).
@@ -85,6 +87,7 @@ CREATE TABLE IF NOT EXISTS test_results (
     wall_time    $REAL,
     memory_bytes BIGINT,
     message      TEXT    NOT NULL DEFAULT '',
+    kernel       TEXT,
     attempt      INTEGER NOT NULL,
     reruns       INTEGER NOT NULL DEFAULT 0,
     host_findings TEXT   NOT NULL DEFAULT '[]',
@@ -220,6 +223,10 @@ pub struct TestRecord {
     pub reruns: u32,
     /// The host watcher's findings that disturbed the (last) run, each with its window.
     pub host_findings: Vec<HostFinding>,
+    /// The kernel's account of the run (`judged run --json`'s `kernel`: `dstate_ms` with the
+    /// top stacks, `delays`, or why not); stored as JSON text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<serde_json::Value>,
 }
 
 impl TestRecord {
@@ -235,6 +242,16 @@ fn parse_host_findings(id: i64, text: &str) -> Result<Vec<HostFinding>, StoreErr
         id,
         message: format!("test result host_findings: {e}"),
     })
+}
+
+/// A test result's `kernel` column from its JSON text (unreadable text: none).
+pub fn kernel_from_column(text: Option<String>) -> Option<serde_json::Value> {
+    text.and_then(|text| serde_json::from_str(&text).ok())
+}
+
+/// A test result's `kernel` as its column's JSON text.
+pub fn kernel_to_column(kernel: &Option<serde_json::Value>) -> Option<String> {
+    kernel.as_ref().map(serde_json::Value::to_string)
 }
 
 /// A judging as the API shows it (its files by name only).
@@ -453,9 +470,12 @@ impl SqliteStore {
                 .map_err(|e| open_error("cannot add lease_until (schema 1 → 2)", e))?;
         }
         if (1..3).contains(&version) {
-            connection
-                .execute_batch(TEST_RESULTS_2_TO_3)
-                .map_err(|e| open_error("cannot add reruns and host_findings (schema 2 → 3)", e))?;
+            connection.execute_batch(TEST_RESULTS_2_TO_3).map_err(|e| {
+                open_error(
+                    "cannot add reruns, host_findings and kernel (schema 2 → 3)",
+                    e,
+                )
+            })?;
         }
         connection
             .pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -563,8 +583,8 @@ fn insert_tests(
     let mut insert = transaction
         .prepare(
             "INSERT INTO test_results (judging, ordinal, name, verdict, time_limit, cpu_time, \
-             wall_time, memory_bytes, message, attempt, reruns, host_findings) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             wall_time, memory_bytes, message, attempt, reruns, host_findings, kernel) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
         .map_err(sql("prepare the test result insert"))?;
     for test in tests {
@@ -582,6 +602,7 @@ fn insert_tests(
                 attempt,
                 test.reruns,
                 test.host_findings_json(),
+                kernel_to_column(&test.kernel),
             ])
             .map_err(sql("insert a test result"))?;
     }
@@ -619,7 +640,7 @@ impl Store for SqliteStore {
         let mut query = connection
             .prepare(
                 "SELECT ordinal, name, verdict, time_limit, cpu_time, wall_time, memory_bytes, \
-                 message, reruns, host_findings FROM test_results WHERE judging = ?1 \
+                 message, reruns, host_findings, kernel FROM test_results WHERE judging = ?1 \
                  ORDER BY ordinal",
             )
             .map_err(sql("prepare the test results query"))?;
@@ -637,6 +658,7 @@ impl Store for SqliteStore {
                         message: row.get(7)?,
                         reruns: row.get(8)?,
                         host_findings: Vec::new(),
+                        kernel: kernel_from_column(row.get(10)?),
                     },
                     row.get::<_, String>(9)?,
                 ))
@@ -943,6 +965,7 @@ mod tests {
                 message: String::new(),
                 reruns: 0,
                 host_findings: Vec::new(),
+                kernel: Some(serde_json::json!({"dstate_ms": 1.5})),
             })
             .collect()
     }
@@ -1232,8 +1255,13 @@ mod tests {
             let v1 = schema(Engine::Sqlite)
                 .replace("    lease_until      REAL,\n", "")
                 .replace("    reruns       INTEGER NOT NULL DEFAULT 0,\n", "")
-                .replace("    host_findings TEXT   NOT NULL DEFAULT '[]',\n", "");
-            assert!(!v1.contains("lease_until") && !v1.contains("host_findings"));
+                .replace("    host_findings TEXT   NOT NULL DEFAULT '[]',\n", "")
+                .replace("    kernel       TEXT,\n", "");
+            assert!(
+                !v1.contains("lease_until")
+                    && !v1.contains("host_findings")
+                    && !v1.contains("kernel")
+            );
             connection.execute_batch(&v1).unwrap();
             connection.pragma_update(None, "user_version", 1).unwrap();
             connection
@@ -1247,6 +1275,7 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         let claim = store.claim("h").unwrap().unwrap();
         assert!(matches!(store.renew(&claim).unwrap(), Renewal::Held { .. }));
+        // Schema 3's columns came too.
         let mut results = tests(&["a"]);
         results[0].reruns = 1;
         results[0].host_findings = vec![host_finding()];
@@ -1260,7 +1289,12 @@ mod tests {
                 }
             )
             .unwrap());
-        assert_eq!(store.get(claim.id).unwrap().unwrap().tests, results);
+        let stored = store.get(claim.id).unwrap().unwrap().tests;
+        assert_eq!(stored, results);
+        assert_eq!(
+            stored[0].kernel,
+            Some(serde_json::json!({"dstate_ms": 1.5}))
+        );
         let version: i64 = store
             .lock()
             .query_row("PRAGMA user_version", [], |row| row.get(0))

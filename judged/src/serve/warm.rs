@@ -329,6 +329,7 @@ mod tests {
             stdout: setup.dir.path().join("case/program.out"),
             stderr: setup.dir.path().join("case/program.err"),
             report: setup.dir.path().join("case/program.json"),
+            cgroup_parent: None,
             env: Vec::new(),
             limits: StepLimits {
                 cpuset: Some("1".into()),

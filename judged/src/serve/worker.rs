@@ -28,8 +28,9 @@ use super::slots::{SlotGuard, SlotPool};
 use super::store::{Claim, Outcome, Renewal, Status, Store, TestRecord};
 use super::warm::{Warm, WarmSandbox};
 use crate::diagnostics::hostwatch::HostFindings;
+use crate::diagnostics::lanes::RunTracing;
 use crate::diagnostics::thresholds::RunThresholds;
-use crate::judge::{Judge, Options, Progress, TestResult};
+use crate::judge::{Judge, Lanes, Options, Progress, TestResult};
 use crate::language::Languages;
 use crate::problem::TestCase;
 use crate::sandbox::{Runguard, Sandbox, SandboxProfiles};
@@ -53,6 +54,9 @@ pub struct JudgeEnv {
     /// `[workers] sandbox = "warm"`: each slot's warm sandbox, by slot index (empty:
     /// one-shot steps only).
     pub warm: Vec<WarmSandbox>,
+    /// The run lanes, one per slot by index (after `warm`: dropped once the warm sandboxes'
+    /// groups below the lanes are gone).
+    pub tracing: Arc<RunTracing>,
 }
 
 /// Everything the API and the workers share.
@@ -295,6 +299,10 @@ pub fn test_record(ordinal: usize, result: &TestResult) -> TestRecord {
         message: result.message.clone(),
         reruns: result.reruns,
         host_findings: result.host_findings.clone(),
+        kernel: result
+            .kernel
+            .as_ref()
+            .map(|kernel| serde_json::to_value(kernel.summary()).expect("plain data serializes")),
     }
 }
 
@@ -367,6 +375,10 @@ fn judge_blocking(
                 .host
                 .clone()
                 .map(|host| host as Arc<dyn HostFindings>),
+            lanes: Some(Lanes {
+                tracing: Arc::clone(&env.tracing),
+                first: pinning.slot,
+            }),
         },
     };
     let progress = ServeProgress {

@@ -73,3 +73,106 @@ pub fn reproducer(name: &str, extra_flags: &[&str]) -> (tempfile::TempDir, PathB
     );
     (dir, binary)
 }
+
+/// `kernel.task_delayacct` turned on, and back to what it was when dropped.
+#[allow(dead_code)] // not every test binary turns it on
+pub struct DelayAccounting(String);
+
+#[allow(dead_code)]
+const TASK_DELAYACCT: &str = "/proc/sys/kernel/task_delayacct";
+
+#[allow(dead_code)]
+impl DelayAccounting {
+    pub fn on() -> DelayAccounting {
+        let was = std::fs::read_to_string(TASK_DELAYACCT).expect("a kernel with delay accounting");
+        std::fs::write(TASK_DELAYACCT, "1").unwrap();
+        DelayAccounting(was)
+    }
+}
+
+impl Drop for DelayAccounting {
+    fn drop(&mut self) {
+        std::fs::write(TASK_DELAYACCT, self.0.trim()).unwrap();
+    }
+}
+
+/// `run()` while another thread of this process writes and fsyncs a file outside any run's
+/// cgroup: its waits for the disk are D state with fsync on the stack, which must not be
+/// counted as a run's. Returns what `run` returned and how often the writer synced.
+#[allow(dead_code)] // not every test binary needs it
+pub fn while_syncing<T>(run: impl FnOnce() -> T) -> (T, u32) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let writer = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut file = tempfile::tempfile_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+            let started = std::time::Instant::now();
+            let mut syncs = 0;
+            while !done.load(Ordering::Relaxed)
+                && started.elapsed() < std::time::Duration::from_secs(20)
+            {
+                file.write_all(&[7; 64 << 10]).unwrap();
+                file.sync_all().unwrap();
+                syncs += 1;
+            }
+            syncs
+        })
+    };
+    let result = run();
+    done.store(true, Ordering::Relaxed);
+    (result, writer.join().unwrap())
+}
+
+/// Whether any of `stacks` (a JSON array of objects whose `stack` is an array of frames like
+/// `name+0xoff`; null for none) has a frame that `wanted` picks.
+#[allow(dead_code)] // not every test binary reads stacks
+pub fn any_frame(stacks: &serde_json::Value, wanted: impl Fn(&str) -> bool) -> bool {
+    stacks.as_array().into_iter().flatten().any(|stack| {
+        stack["stack"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .any(&wanted)
+    })
+}
+
+/// `run()` with delay accounting on, restored after.
+#[allow(dead_code)] // not every test binary turns it on
+pub fn with_delay_accounting<T>(run: impl FnOnce() -> T) -> T {
+    let _on = DelayAccounting::on();
+    run()
+}
+
+/// That no stack of `stacks` is an fsync: [`while_syncing`]'s writer synced `syncs` times
+/// outside the run, and its waits are not the run's. `shown`: what a failure prints.
+#[allow(dead_code)] // not every test binary needs it
+pub fn assert_no_fsync_of_others(
+    stacks: &serde_json::Value,
+    syncs: u32,
+    shown: &serde_json::Value,
+) {
+    assert!(
+        !any_frame(stacks, |frame| frame.contains("fsync")),
+        "another process's fsync counted as the run's ({syncs} syncs): {shown:#}"
+    );
+}
+
+/// `judged ARGS` with its output captured: its pid (its cgroups are named by it) and output.
+#[allow(dead_code)] // not every test binary runs judged this way
+pub fn judged_with_pid<I, S>(args: I) -> (u32, std::process::Output)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_judged"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("judged starts");
+    let pid = child.id();
+    (pid, child.wait_with_output().expect("judged ends"))
+}

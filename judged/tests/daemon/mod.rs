@@ -78,6 +78,12 @@ impl Server {
         }
     }
 
+    /// The daemon's process id.
+    #[allow(dead_code)] // not every test binary needs it
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -1,15 +1,17 @@
 //! Loading, attaching, reading and detaching the BPF programs with aya (built with clang).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use aya::maps::{CgroupArray, HashMap as BpfHashMap, MapData, PerCpuHashMap, StackTraceMap};
+use aya::maps::{Array, CgroupArray, HashMap as BpfHashMap, MapData, PerCpuHashMap, StackTraceMap};
 use aya::programs::{BtfTracePoint, FEntry, KProbe, Program, RawTracePoint, TracePoint};
 use aya::{include_bytes_aligned, Btf, Ebpf};
 
 use super::format::check_tracepoint;
-use super::raw::{self, RawContentionKey, RawContentionStat, RawForkStat, RawWorkStat};
-use super::{Probe, Status, LOCK_WAITS_KEPT};
+use super::raw::{
+    self, RawContentionKey, RawContentionStat, RawForkStat, RawLaneStack, RawLaneTasks, RawWorkStat,
+};
+use super::{Probe, Status, LOCK_WAITS_KEPT, MAX_LANES};
 use crate::diagnostics::events::{EventWindow, RunEvents};
 use crate::diagnostics::kallsyms::Symbols;
 use crate::diagnostics::procfs;
@@ -342,8 +344,21 @@ fn drain_hash<K: aya::Pod, V: aya::Pod>(
     bpf: &mut Ebpf,
     name: &str,
 ) -> Result<Vec<(K, V)>, aya::maps::MapError> {
+    drain_hash_where(bpf, name, |_| true)
+}
+
+/// The entries of hash map `name` whose key is `wanted`, each deleted once read.
+fn drain_hash_where<K: aya::Pod, V: aya::Pod>(
+    bpf: &mut Ebpf,
+    name: &str,
+    wanted: impl Fn(&K) -> bool,
+) -> Result<Vec<(K, V)>, aya::maps::MapError> {
     let mut entries: BpfHashMap<&mut MapData, K, V> = BpfHashMap::try_from(map(bpf, name)?)?;
-    let keys: Vec<K> = entries.keys().filter_map(Result::ok).collect();
+    let keys: Vec<K> = entries
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|key| wanted(key))
+        .collect();
     let mut raw = Vec::with_capacity(keys.len());
     for key in keys {
         if let Ok(value) = entries.get(&key, 0) {
@@ -370,7 +385,17 @@ fn drain_stacks(
     bpf: &mut Ebpf,
     ids: impl Iterator<Item = i64>,
 ) -> Result<HashMap<i64, Vec<u64>>, aya::maps::MapError> {
-    let mut stacks_map: StackTraceMap<&mut MapData> = StackTraceMap::try_from(map(bpf, "stacks")?)?;
+    let stacks = read_stacks(bpf, ids)?;
+    clear_stacks(bpf)?;
+    Ok(stacks)
+}
+
+/// The frames of each of `ids` in the stack trace map `stacks`.
+fn read_stacks(
+    bpf: &mut Ebpf,
+    ids: impl Iterator<Item = i64>,
+) -> Result<HashMap<i64, Vec<u64>>, aya::maps::MapError> {
+    let stacks_map: StackTraceMap<&mut MapData> = StackTraceMap::try_from(map(bpf, "stacks")?)?;
     let mut stacks = HashMap::new();
     for stack_id in ids {
         if let Ok(id) = u32::try_from(stack_id) {
@@ -379,50 +404,125 @@ fn drain_stacks(
             }
         }
     }
+    Ok(stacks)
+}
+
+/// Empty the stack trace map `stacks`.
+fn clear_stacks(bpf: &mut Ebpf) -> Result<(), aya::maps::MapError> {
+    let mut stacks_map: StackTraceMap<&mut MapData> = StackTraceMap::try_from(map(bpf, "stacks")?)?;
     let ids: Vec<u32> = stacks_map.stack_ids().filter_map(Result::ok).collect();
     for id in ids {
         let _ = stacks_map.remove(&id);
     }
-    Ok(stacks)
+    Ok(())
 }
 
-/// D-state time of one run's tasks per kernel stack (`dstate.bpf.c`), and which of them
-/// exited, from start to [`RunTracer::finish`]. Dropping it detaches the programs.
+/// D-state time per kernel stack of the runs in each of a process's run lanes
+/// (`dstate.bpf.c`), and which of their tasks exited. Dropping it detaches the programs.
 pub struct RunTracer {
     bpf: Ebpf,
+    /// Whether a stack was read since the map was last emptied (opening the stack trace map
+    /// reads a sysctl file: a run that slept not at all costs no more than the map lookups).
+    stacks_used: bool,
+    /// Whether exits are recorded (`sched_process_exit` attached).
+    exits: bool,
 }
 
 impl RunTracer {
-    /// Count the D-state sleeps of tasks in cgroup2 group `group` (a directory of the cgroup2
-    /// mount) and below it.
-    pub fn start(group: &Path) -> Result<RunTracer, String> {
+    /// Count the D-state sleeps (and with `exits`, record the exits) of tasks under each of
+    /// `lanes` (directories of the cgroup2 mount, at most [`MAX_LANES`]); lane `i` is
+    /// `lanes[i]`.
+    pub fn start(lanes: &[PathBuf], exits: bool) -> Result<RunTracer, String> {
         use std::os::fd::AsRawFd;
+        if lanes.len() > MAX_LANES {
+            return Err(format!(
+                "{} run lanes, but the D-state tracer follows at most {MAX_LANES}",
+                lanes.len()
+            ));
+        }
         let tracefs = prerequisites()?;
-        let directory = std::fs::File::open(group)
-            .map_err(|e| format!("cannot open cgroup `{}': {e}", group.display()))?;
-        let mut bpf = load(DSTATE, &DSTATE_PROGRAMS)?;
-        let mut target: CgroupArray<&mut MapData> = map(&mut bpf, "target")
+        // The exits are wanted only to pick out the runs' taskstats exit records.
+        let programs = if exits {
+            &DSTATE_PROGRAMS[..]
+        } else {
+            &DSTATE_PROGRAMS[..2]
+        };
+        let mut bpf = load(DSTATE, programs)?;
+        let mut array: CgroupArray<&mut MapData> = map(&mut bpf, "lanes")
             .and_then(CgroupArray::try_from)
-            .map_err(|e| format!("the target map: {}", chain(&e)))?;
-        target
-            .set(0, directory.as_raw_fd(), 0)
-            .map_err(|e| format!("setting the target cgroup: {}", chain(&e)))?;
-        attach(&mut bpf, &DSTATE_PROGRAMS)?;
+            .map_err(|e| format!("the lanes map: {}", chain(&e)))?;
+        for (index, group) in (0u32..).zip(lanes) {
+            let directory = std::fs::File::open(group)
+                .map_err(|e| format!("cannot open cgroup `{}': {e}", group.display()))?;
+            array
+                .set(index, directory.as_raw_fd(), 0)
+                .map_err(|e| format!("setting lane cgroup `{}': {}", group.display(), chain(&e)))?;
+        }
+        attach(&mut bpf, programs)?;
         drop(tracefs);
-        Ok(RunTracer { bpf })
+        Ok(RunTracer {
+            bpf,
+            stacks_used: false,
+            exits,
+        })
     }
 
-    /// The D-state time counted so far, symbolized, and the tasks that exited; the programs
-    /// are detached.
-    pub fn finish(mut self, symbols: &Symbols) -> Result<RunEvents, String> {
-        let raw: Vec<(i64, RawContentionStat)> =
-            drain_hash(&mut self.bpf, "dstate").map_err(|e| chain(&e))?;
-        let stacks =
-            drain_stacks(&mut self.bpf, raw.iter().map(|(id, _)| *id)).map_err(|e| chain(&e))?;
-        let exited: Vec<(u32, u8)> = drain_hash(&mut self.bpf, "exited").map_err(|e| chain(&e))?;
+    /// The D-state time and the exited tasks of lane `lane` since its last `take`, symbolized;
+    /// its entries are deleted. The stacks stay (other lanes' entries may name them):
+    /// [`RunTracer::clear_stacks`] empties them when no run is going on.
+    pub fn take(&mut self, lane: u32, symbols: &Symbols) -> Result<RunEvents, String> {
+        let mut slept: Array<&mut MapData, u64> = map(&mut self.bpf, "slept")
+            .and_then(Array::try_from)
+            .map_err(|e| chain(&e))?;
+        let sleeps = slept.get(&lane, 0).map_err(|e| chain(&e))?;
+        if sleeps > 0 {
+            slept.set(lane, 0, 0).map_err(|e| chain(&e))?;
+        }
+        // Walking a hash map visits each of its buckets: only where the run added entries.
+        let raw: Vec<(RawLaneStack, RawContentionStat)> = if sleeps == 0 {
+            Vec::new()
+        } else {
+            drain_hash_where(&mut self.bpf, "dstate", |key: &RawLaneStack| {
+                key.lane == lane
+            })
+            .map_err(|e| chain(&e))?
+        };
+        let raw: Vec<(i64, RawContentionStat)> = raw
+            .into_iter()
+            .map(|(key, stat)| (key.stack_id, stat))
+            .collect();
+        let stacks = if raw.is_empty() {
+            HashMap::new()
+        } else {
+            self.stacks_used = true;
+            read_stacks(&mut self.bpf, raw.iter().map(|(id, _)| *id)).map_err(|e| chain(&e))?
+        };
+        let exited = if self.exits {
+            let mut exited: Array<&mut MapData, RawLaneTasks> = map(&mut self.bpf, "exited")
+                .and_then(Array::try_from)
+                .map_err(|e| chain(&e))?;
+            let tasks = exited.get(&lane, 0).map_err(|e| chain(&e))?;
+            if tasks.count > 0 {
+                exited
+                    .set(lane, RawLaneTasks::NONE, 0)
+                    .map_err(|e| chain(&e))?;
+            }
+            tasks.kept().iter().copied().collect()
+        } else {
+            std::collections::HashSet::new()
+        };
         Ok(RunEvents {
             dstate: raw::dstate(&raw, &stacks, symbols),
-            exited: exited.into_iter().map(|(tid, _)| tid).collect(),
+            exited,
         })
+    }
+
+    /// Empty the stack trace map (its ids are hashes of the stacks: without it a long-lived
+    /// tracer's map would fill, and new stacks would be lost).
+    pub fn clear_stacks(&mut self) -> Result<(), String> {
+        if !std::mem::take(&mut self.stacks_used) {
+            return Ok(());
+        }
+        clear_stacks(&mut self.bpf).map_err(|e| chain(&e))
     }
 }

@@ -2,8 +2,9 @@
 //! the waiting caller's stack and fork latency per forking process, read and reset once per
 //! window.
 //!
-//! [`RunTracer`] does the same for one run: D-state time per kernel stack of the tasks in one
-//! cgroup2 group, filtered in the kernel, read once at the run's end.
+//! [`RunTracer`] does the same for runs: D-state time per kernel stack of the tasks under
+//! each of a process's run lanes (cgroup2 groups, one run at a time in each), filtered in the
+//! kernel, read and deleted per lane at each run's end.
 //!
 //! Theory of operation. [`Watcher::start`] makes sure tracefs is mounted (mounting it at
 //! `/sys/kernel/tracing` when it is not, and unmounting it once the programs are attached,
@@ -27,6 +28,9 @@ use serde::Serialize;
 /// Lock waits kept per window (largest total first): the JSON shows these, the findings
 /// are computed from them.
 pub const LOCK_WAITS_KEPT: usize = 50;
+
+/// Run lanes one [`RunTracer`] follows at most (`MAX_LANES` of `src/bpf/dstate.bpf.c`).
+pub const MAX_LANES: usize = 64;
 
 /// Whether one program (or one attach type of the probe) works here, and why not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -121,15 +125,19 @@ mod loader {
     pub enum RunTracer {}
 
     impl RunTracer {
-        pub fn start(_group: &std::path::Path) -> Result<RunTracer, String> {
+        pub fn start(_lanes: &[std::path::PathBuf], _exits: bool) -> Result<RunTracer, String> {
             Err(format!(
                 "built without clang ({})",
                 env!("JUDGED_NO_BPF_REASON")
             ))
         }
 
-        pub fn finish(self, _symbols: &Symbols) -> Result<RunEvents, String> {
-            match self {}
+        pub fn take(&mut self, _lane: u32, _symbols: &Symbols) -> Result<RunEvents, String> {
+            match *self {}
+        }
+
+        pub fn clear_stacks(&mut self) -> Result<(), String> {
+            match *self {}
         }
     }
 }

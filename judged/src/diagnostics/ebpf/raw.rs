@@ -41,6 +41,42 @@ pub struct RawContentionStat {
     pub max_ns: u64,
 }
 
+/// `struct lane_stack` of `dstate.bpf.c`: one run lane's D-state sleeps on one stack.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct RawLaneStack {
+    pub lane: u32,
+    pub pad: u32,
+    /// A `stacks` map id; negative when the stack could not be taken.
+    pub stack_id: i64,
+}
+
+/// Exited tasks kept per run (`LANE_TASKS` of `dstate.bpf.c`).
+pub const LANE_TASKS: usize = 1024;
+
+/// `struct lane_tasks` of `dstate.bpf.c`: a run lane's run's tasks that exited, `count` of
+/// them, the first [`LANE_TASKS`] kept.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawLaneTasks {
+    pub count: u32,
+    pub pad: u32,
+    pub tids: [u32; LANE_TASKS],
+}
+
+impl RawLaneTasks {
+    pub const NONE: RawLaneTasks = RawLaneTasks {
+        count: 0,
+        pad: 0,
+        tids: [0; LANE_TASKS],
+    };
+
+    /// The ids kept.
+    pub fn kept(&self) -> &[u32] {
+        &self.tids[..(self.count as usize).min(LANE_TASKS)]
+    }
+}
+
 /// Buckets of `struct fork_stat`'s histogram (`FORK_BUCKETS` of `fork.bpf.c`).
 pub const FORK_BUCKETS: usize = 24;
 
@@ -73,6 +109,10 @@ unsafe impl aya::Pod for RawContentionKey {}
 unsafe impl aya::Pod for RawContentionStat {}
 // SAFETY: as above: `repr(C)`, 27 u64 (a RawContentionStat first) and 16 bytes (a multiple of 8: no padding).
 unsafe impl aya::Pod for RawForkStat {}
+// SAFETY: as above: `repr(C)`, two u32 and an i64 (4 + 4 + 8 bytes, no padding).
+unsafe impl aya::Pod for RawLaneStack {}
+// SAFETY: as above: `repr(C)`, u32 only (2 + LANE_TASKS of them, no padding).
+unsafe impl aya::Pod for RawLaneTasks {}
 
 /// One function's totals over all CPUs: sums, and the largest maximum.
 pub fn sum_cpus(values: &[RawWorkStat]) -> RawWorkStat {
@@ -274,6 +314,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<RawWorkStat>(), 7 * 8);
         assert_eq!(std::mem::size_of::<RawContentionKey>(), 24);
         assert_eq!(std::mem::size_of::<RawContentionStat>(), 24);
+        assert_eq!(std::mem::size_of::<RawLaneStack>(), 16);
+        assert_eq!(std::mem::size_of::<RawLaneTasks>(), 8 + 4 * LANE_TASKS);
         assert_eq!(
             std::mem::size_of::<RawForkStat>(),
             (3 + FORK_BUCKETS) * 8 + 16
@@ -444,6 +486,17 @@ mod tests {
             ]
         );
         assert_eq!(callers[0].forks.count, 3);
+    }
+
+    #[test]
+    fn a_lanes_exited_tasks_past_those_kept_are_left_out() {
+        let mut tasks = RawLaneTasks::NONE;
+        assert!(tasks.kept().is_empty());
+        tasks.tids[..2].copy_from_slice(&[7, 9]);
+        tasks.count = 2;
+        assert_eq!(tasks.kept(), [7, 9]);
+        tasks.count = LANE_TASKS as u32 + 5;
+        assert_eq!(tasks.kept().len(), LANE_TASKS);
     }
 
     #[test]

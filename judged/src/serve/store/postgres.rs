@@ -31,9 +31,10 @@ use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::{Client, NoTls, Row};
 
 use super::{
-    finish_record, outcome_parts, parse_files, parse_host_findings, schema, CancelOutcome, Claim,
-    Engine, JudgingRecord, NewJudging, Notice, Outcome, Publish, Recovered, Renewal, Status, Store,
-    StoreError, TestRecord, DEFAULT_LEASE, SCHEMA_VERSION, TEST_RESULTS_2_TO_3, UNFINISHED,
+    finish_record, kernel_from_column, kernel_to_column, outcome_parts, parse_files,
+    parse_host_findings, schema, CancelOutcome, Claim, Engine, JudgingRecord, NewJudging, Notice,
+    Outcome, Publish, Recovered, Renewal, Status, Store, StoreError, TestRecord, DEFAULT_LEASE,
+    SCHEMA_VERSION, TEST_RESULTS_2_TO_3, UNFINISHED,
 };
 use crate::serve::config::redact_password;
 
@@ -164,17 +165,20 @@ impl PostgresStore {
                 .batch_execute(TEST_RESULTS_2_TO_3)
                 .map_err(|e| {
                     open_error(
-                        "cannot add reruns and host_findings (schema 2 → 3)",
+                        "cannot add reruns, host_findings and kernel (schema 2 → 3)",
                         Some(e),
                     )
                 })?;
         }
         if version.is_none_or(|v| i64::from(v) < SCHEMA_VERSION) {
             transaction
-                .execute(
-                    "INSERT INTO judged_schema (version) VALUES ($1)",
-                    &[&(SCHEMA_VERSION as i32)],
-                )
+                .execute("DELETE FROM judged_schema", &[])
+                .and_then(|_| {
+                    transaction.execute(
+                        "INSERT INTO judged_schema (version) VALUES ($1)",
+                        &[&(SCHEMA_VERSION as i32)],
+                    )
+                })
                 .map_err(|e| open_error("cannot write the schema version", Some(e)))?;
         }
         transaction
@@ -368,7 +372,7 @@ impl Store for PostgresStore {
         let rows = client
             .query(
                 "SELECT ordinal, name, verdict, time_limit, cpu_time, wall_time, memory_bytes, \
-                 message, reruns, host_findings FROM test_results WHERE judging = $1 \
+                 message, reruns, host_findings, kernel FROM test_results WHERE judging = $1 \
                  ORDER BY ordinal",
                 &[&id],
             )
@@ -387,6 +391,7 @@ impl Store for PostgresStore {
                     message: row.get(7),
                     reruns: row.get::<_, i32>(8).max(0) as u32,
                     host_findings: parse_host_findings(id, row.get(9))?,
+                    kernel: kernel_from_column(row.get(10)),
                 })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -541,8 +546,9 @@ impl Store for PostgresStore {
         let insert = transaction
             .prepare(
                 "INSERT INTO test_results (judging, ordinal, name, verdict, time_limit, \
-                 cpu_time, wall_time, memory_bytes, message, attempt, reruns, host_findings) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 cpu_time, wall_time, memory_bytes, message, attempt, reruns, host_findings, \
+                 kernel) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .map_err(pg("prepare the test result insert"))?;
         for test in tests {
@@ -562,6 +568,7 @@ impl Store for PostgresStore {
                         &(claim.attempt as i32),
                         &(test.reruns.min(i32::MAX as u32) as i32),
                         &test.host_findings_json(),
+                        &kernel_to_column(&test.kernel),
                     ],
                 )
                 .map_err(pg("insert a test result"))?;
