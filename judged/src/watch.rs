@@ -58,7 +58,8 @@ Watches this host and prints, every interval, what may disturb the timing of run
               syscall to the child copied, a log2 histogram, the caller's resident set
   host        removed cgroups not yet freed (cgroup2 nr_dying_descendants), IPC namespaces
               alive or waiting to be freed (mqueue inode slab), host PSI \"some\" stall in
-              the window
+              the window, and judged's own cgroup and its ancestors (a container's, a
+              slice's) that their CFS quota throttled in the window
   psi         PSI triggers on /proc/pressure/{cpu,io,memory} and on the cgroup2 group of
               judged's runs (judged) where the host has it: the kernel wakes the watch the
               moment some task stalled psi_trigger_*_some_ms within psi_trigger_window_ms,
@@ -66,7 +67,8 @@ Watches this host and prints, every interval, what may disturb the timing of run
               of the window it fired in; \"PSI triggers unavailable: REASON\" otherwise
   findings    ipc-ns-teardown, cgroup-lock-contention, workqueue-latency, slow-fork (from the eBPF
               counts), dying-cgroups, host-pressure (from the host readings and the PSI
-              triggers); thresholds from profiles/diagnostics.toml [host] or --thresholds FILE
+              triggers), cfs-throttling (judged's own cgroup throttled); thresholds from
+              profiles/diagnostics.toml [host] or --thresholds FILE
 
 Examples:
   sudo judged watch                      a report every 10 s until Ctrl-C
@@ -91,7 +93,8 @@ exec_count, exec_total_ns, exec_max_ns; largest total latency first; null withou
 locks[] (lock, kind, count, total_ns, max_ns, stack[]; largest total first, at most 50),
 forks[] (pid, comm, count, total_ns, max_ns, histogram_log2_us[] (entry i: forks of 2^i to
 2^(i+1) us), rss_kib at the window's end or null if it exited; longest fork first),
-host (dying_cgroups, mqueue_inodes, pressure_some_ms {cpu, io, memory} in the window) and
+host (dying_cgroups, mqueue_inodes, pressure_some_ms {cpu, io, memory} in the window,
+throttled_cgroups[] {group, periods, throttled_periods, throttled_ms}) and
 findings[] (kind, summary, evidence, remedy).
 
 Exit status:
@@ -216,6 +219,16 @@ pub fn render(report: &WindowReport<'_>) -> String {
             );
         }
         None => out.push_str("; no PSI\n"),
+    }
+    for group in &report.host.throttled_cgroups {
+        let _ = writeln!(
+            out,
+            "throttled: {} by its CPU quota in {} of {} periods, {:.1} ms",
+            group.group,
+            group.throttled_periods,
+            group.periods,
+            group.throttled_time.as_secs_f64() * 1000.0
+        );
     }
     if report.findings.is_empty() {
         out.push_str("findings: none\n");
@@ -369,6 +382,7 @@ mod tests {
                 dying_cgroups: Some(3),
                 mqueue_inodes: None,
                 pressure_some_ms: Some(PressureMs::default()),
+                throttled_cgroups: vec![],
             },
             findings: vec![],
         };

@@ -355,18 +355,19 @@ fn claims_leases_heartbeats_and_reclaims_on_postgres() {
     assert_eq!(a.get(dead).unwrap().unwrap().tests.len(), 2);
 }
 
-/// A database of schema 2 (before test results had `reruns` and `host_findings`) gets the
-/// columns when a daemon of schema 3 opens it, and keeps what is written to them.
+/// A database of schema 2 (before test results had `reruns`, `host_findings` and `kernel`)
+/// gets the columns when a daemon of schema 3 opens it, and keeps what is written to them.
 #[test]
-fn a_schema_2_database_gets_the_host_findings_columns() {
+fn a_schema_2_database_gets_the_schema_3_columns() {
     use judged::serve::store::{schema, Engine, SCHEMA_VERSION};
     let postgres = postgres_or_skip!();
     {
         let mut client = ::postgres::Client::connect(postgres.url(), ::postgres::NoTls).unwrap();
         let v2 = schema(Engine::Postgres)
             .replace("    reruns       INTEGER NOT NULL DEFAULT 0,\n", "")
-            .replace("    host_findings TEXT   NOT NULL DEFAULT '[]',\n", "");
-        assert!(!v2.contains("host_findings"));
+            .replace("    host_findings TEXT   NOT NULL DEFAULT '[]',\n", "")
+            .replace("    kernel       TEXT,\n", "");
+        assert!(!v2.contains("host_findings") && !v2.contains("kernel"));
         client.batch_execute(&v2).unwrap();
         client
             .batch_execute(

@@ -289,3 +289,111 @@ fn tracefs_is_mounted_when_missing_and_unmounted_after() {
     assert!(programs_run(&line), "{stderr}");
     assert_eq!(line["ebpf"]["mounted_tracefs"], true, "{line}");
 }
+
+/// A cgroup with a CFS quota of half a CPU (v1 `cpu` hierarchy, else cgroup2 with the cpu
+/// controller), removed when dropped once its processes are gone.
+struct QuotaGroup(std::path::PathBuf);
+
+impl QuotaGroup {
+    fn make() -> Option<QuotaGroup> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let point = |line: &str| line.split_whitespace().nth(4).map(std::path::PathBuf::from);
+        let v1 = mountinfo.lines().find(|line| {
+            line.split(" - ").nth(1).is_some_and(|fs| {
+                fs.starts_with("cgroup ") && fs.split([' ', ',']).any(|option| option == "cpu")
+            })
+        });
+        let name = format!("judged-test-throttle-{}", std::process::id());
+        if let Some(mount) = v1.and_then(point) {
+            let dir = mount.join(name);
+            std::fs::create_dir(&dir).ok()?;
+            std::fs::write(dir.join("cpu.cfs_period_us"), "100000").ok()?;
+            std::fs::write(dir.join("cpu.cfs_quota_us"), "50000").ok()?;
+            return Some(QuotaGroup(dir));
+        }
+        let v2 = mountinfo
+            .lines()
+            .find(|line| {
+                line.split(" - ")
+                    .nth(1)
+                    .is_some_and(|fs| fs.starts_with("cgroup2 "))
+            })
+            .and_then(point)?;
+        std::fs::write(v2.join("cgroup.subtree_control"), "+cpu").ok()?;
+        let dir = v2.join(name);
+        std::fs::create_dir(&dir).ok()?;
+        std::fs::write(dir.join("cpu.max"), "50000 100000").ok()?;
+        Some(QuotaGroup(dir))
+    }
+
+    /// `sh -c SCRIPT` started inside the group.
+    fn spawn(&self, script: &str) -> std::process::Child {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs && {script}",
+                self.0.display()
+            ))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for QuotaGroup {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("warning: cannot remove {}", self.0.display());
+    }
+}
+
+#[test]
+fn a_watch_in_a_cgroup_its_quota_throttles_says_cfs_throttling() {
+    let Some(_serial) = serial_watch() else {
+        return;
+    };
+    let Some(group) = QuotaGroup::make() else {
+        skip("no cgroup with the cpu controller to put a CPU quota on");
+        return;
+    };
+    // A busy loop spends the group's half CPU every period; the watch shares the group, as a
+    // judgehost's processes share their container's quota.
+    let burner = Killed(group.spawn("exec sh -c 'while :; do :; done'"));
+    let watch = group.spawn(&format!(
+        "exec {} watch --json --interval 1 --count 2",
+        env!("CARGO_BIN_EXE_judged")
+    ));
+    let output = watch.wait_with_output().unwrap();
+    drop(burner);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "judged watch failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let name = group.0.file_name().unwrap().to_string_lossy().into_owned();
+    let windows: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let throttled = windows.iter().find(|window| {
+        window["findings"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["kind"] == "cfs-throttling"))
+    });
+    let window = throttled.unwrap_or_else(|| panic!("no cfs-throttling finding: {windows:#?}"));
+    let groups = window["host"]["throttled_cgroups"].as_array().unwrap();
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["group"].as_str().is_some_and(|g| g.ends_with(&name))
+                && g["throttled_periods"].as_u64() > Some(0)),
+        "{groups:#?}"
+    );
+}

@@ -29,6 +29,7 @@ use super::kernel::{self, KernelVersion};
 use super::procfs;
 use super::psi::{PsiEvent, PsiStatus, PsiTriggers, Target, Woken};
 use super::thresholds::HostThresholds;
+use super::throttled::{self, ThrottleSample, ThrottleWatch, Throttled};
 use super::{Finding, Kind};
 
 /// A span of `CLOCK_MONOTONIC` time (since boot), as runs and windows are measured.
@@ -79,6 +80,8 @@ pub struct HostReport {
     pub dying_cgroups: Option<u64>,
     pub mqueue_inodes: Option<u64>,
     pub pressure_some_ms: Option<PressureMs>,
+    /// judged's own cgroup and its ancestors that their CPU quota throttled in the window.
+    pub throttled_cgroups: Vec<Throttled>,
 }
 
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
@@ -105,6 +108,7 @@ impl HostReport {
                     memory: ms(stall.memory),
                 }
             }),
+            throttled_cgroups: Vec::new(),
         }
     }
 }
@@ -161,17 +165,18 @@ pub struct HostWatch {
     /// Triggers fired in the open window.
     fired: Vec<PsiEvent>,
     before: HostSample,
+    /// judged's own cgroup and its ancestors, whose CPU quota would slow every run.
+    throttle: ThrottleWatch,
+    throttle_before: ThrottleSample,
     opened: Duration,
     opened_wall: f64,
     closed: u64,
 }
 
-fn cgroup2_root() -> Option<PathBuf> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    procfs::parse_mountinfo(&mountinfo)
-        .into_iter()
-        .find(|m| m.fstype == "cgroup2")
-        .map(|m| m.point)
+fn own_mounts() -> Vec<procfs::Mount> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|text| procfs::parse_mountinfo(&text))
+        .unwrap_or_default()
 }
 
 impl HostWatch {
@@ -193,7 +198,13 @@ impl HostWatch {
             ipc_teardown: kernel::ipc_teardown(version, kallsyms.as_deref()),
         };
         drop(kallsyms);
-        let cgroup2 = cgroup2_root();
+        let mounts = own_mounts();
+        let cgroup2 = mounts
+            .iter()
+            .find(|m| m.fstype == "cgroup2")
+            .map(|m| m.point.clone());
+        let own_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let throttle = ThrottleWatch::of_process(root, &mounts, &own_cgroup);
         // The host's, and the group judged's runs live under where the host has one.
         let mut targets = vec![Target::Host];
         if let Some(group) = cgroup2
@@ -208,6 +219,7 @@ impl HostWatch {
             watcher.collect(&symbols);
         }
         let before = HostSample::read(root, cgroup2.as_deref());
+        let throttle_before = throttle.sample();
         HostWatch {
             watcher,
             status,
@@ -218,6 +230,8 @@ impl HostWatch {
             psi,
             fired: Vec::new(),
             before,
+            throttle,
+            throttle_before,
             opened: monotonic_now(),
             opened_wall: wall_now(),
             closed: 0,
@@ -272,6 +286,12 @@ impl HostWatch {
             &self.thresholds,
         );
         findings.extend(self.fired.drain(..).map(|event| event.finding()));
+        let throttle_after = self.throttle.sample();
+        let throttled = throttled::throttled_between(&self.throttle_before, &throttle_after);
+        findings.extend(throttled::classify(&throttled, &self.thresholds));
+        self.throttle_before = throttle_after;
+        let mut host = HostReport::of(&self.before, &after);
+        host.throttled_cgroups = throttled;
         let window = Window {
             span: WindowSpan {
                 window: self.closed,
@@ -283,7 +303,7 @@ impl HostWatch {
                 wall_end: ended_wall,
             },
             findings,
-            host: HostReport::of(&self.before, &after),
+            host,
             events,
         };
         self.before = after;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use runner::cgroup::parse::cpu_stat_throttling;
 use runner::cgroup::Throttling;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::procfs::Mount;
@@ -33,12 +34,17 @@ pub struct ThrottleWatch {
 pub struct ThrottleSample(Vec<(String, Throttling)>);
 
 /// A group throttled between two samples: what its quota cost in that time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Throttled {
     pub group: String,
     pub periods: u64,
     pub throttled_periods: u64,
+    #[serde(rename = "throttled_ms", serialize_with = "as_millis")]
     pub throttled_time: Duration,
+}
+
+fn as_millis<S: serde::Serializer>(time: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(millis(*time))
 }
 
 impl ThrottleWatch {
