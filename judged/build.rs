@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PROGRAMS: [&str; 5] = ["workqueue", "lock", "fork", "dstate", "probe"];
+const PROGRAMS: [&str; 6] = ["workqueue", "lock", "fork", "dstate", "pagecache", "probe"];
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(judged_no_bpf)");

@@ -104,7 +104,9 @@ Output: a table (a live line per test case on a terminal), or with --json one ob
 verdict, problem, language, compile_output, skipped, and tests[] with name, verdict,
 time_limit, cpu_time, wall_time (seconds), memory_bytes, exit_code or signal, message and
 diagnostics (setup_time, oom_kills, stdout_bytes, stderr_bytes, throttled_periods) and kernel
-(dstate_ms and dstate_top_stacks, delays, or dstate_unavailable / delays_unavailable).
+(dstate_ms and dstate_top_stacks, delays, code_pages {evicted_pages, read_pages,
+files_watched, files[]}, or dstate_unavailable / delays_unavailable /
+code_pages_unavailable).
 
 Diagnostics: every test case run is measured for what else held it back (waiting for a CPU,
 for IO, in memory reclaim, CFS throttling, evicted page cache), and what crosses the
@@ -115,7 +117,10 @@ for the run's tasks only: each job runs its test cases under a cgroup parent of 
 (judged-PID-N below the runguard config's cgroup_parent); the text shows it for runs that
 slept in D state, and a dstate-io finding names the top stacks. Where delay accounting is on
 (kernel.task_delayacct=1) the runs' block IO, swap-in, reclaim and thrashing delays come from
-taskstats. Without either, the results say why. A time limit reached while such a
+taskstats. With eBPF the page-cache pages of each run's own code (the program, its ELF
+interpreter and the libraries it needs) evicted and read in while it ran are counted
+(filemap tracepoints); enough of them evicted (code_pages_evicted_min) is a
+page-cache-thrash finding. Without these, the results say why. A time limit reached while such a
 finding says the timing was disturbed is not trusted: the test case runs again, up to
 --rerun-disturbed times (default 1), and the result says how often it was re-run.
 

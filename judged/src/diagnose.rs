@@ -19,6 +19,7 @@ use clap::Args;
 use runner::report::Report;
 use serde::Serialize;
 
+use crate::diagnostics::code_files::{code_files, program_on_host};
 use crate::diagnostics::host::{self, HostSample, KernelFacts};
 use crate::diagnostics::kernel::{self, KernelVersion};
 use crate::diagnostics::lanes::{ms, CgroupMounts, KernelRun, RunTracing};
@@ -80,6 +81,12 @@ Delays: where delay accounting is on (kernel.task_delayacct=1; judged doctor che
 block IO, swap-in, reclaim and thrashing delays of the run's tasks, summed from the kernel's
 taskstats exit records (generic netlink), the run's tasks told by the eBPF tracer; without
 either, delays_unavailable in JSON says why.
+
+Own code: with eBPF, the pages of COMMAND's executable, its ELF interpreter and the
+libraries it needs (DT_NEEDED) that the kernel evicted from the page cache while it ran, and
+those read in (filemap:mm_filemap_delete_from_page_cache and mm_filemap_add_to_page_cache,
+counted for those files only): code_pages in JSON; past code_pages_evicted_min they make (or
+add evidence to) a page-cache-thrash finding: the program was re-reading its own binary.
 
 Workqueue, lock and fork latency are host-wide: judged watch.
 
@@ -212,7 +219,16 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
     let unified = tracing.mounts().unified.clone();
     let host_before = HostSample::read(root, unified.as_deref());
     let started = Instant::now();
-    tracing.begin(0);
+    let code = args
+        .command
+        .first()
+        .and_then(|command| {
+            let here = std::env::current_dir().ok()?;
+            program_on_host(command, &here, &here, runner::plan::DEFAULT_PATH)
+        })
+        .map(|program| code_files(Path::new("/"), &program))
+        .unwrap_or_default();
+    tracing.begin(0, &code);
     let output = runguard_command.output();
     let kernel_run = tracing.finish(0);
     let output = output.with_context(|| format!("cannot start `{}'", runguard.display()))?;
@@ -241,7 +257,7 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
     };
     drop(tracing);
     let mut findings = run::classify(&sample, &thresholds.run);
-    kernel_run.explain(&mut findings);
+    kernel_run.explain(&mut findings, &thresholds.run);
     findings.extend(host::classify(
         &host_before,
         &host_after,

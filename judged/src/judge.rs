@@ -50,6 +50,7 @@ use anyhow::Context;
 use runner::report::{Report, Termination};
 
 use crate::default_validator::{self, Flags};
+use crate::diagnostics::code_files::{code_files, program_on_host};
 use crate::diagnostics::hostwatch::{monotonic_now, HostFinding, HostFindings, Interval};
 use crate::diagnostics::lanes::{KernelRun, RunTracing};
 use crate::diagnostics::run::{self, RunSample};
@@ -480,7 +481,7 @@ impl Judge<'_> {
                 _ => Vec::new(),
             };
             if let Some(kernel) = &kernel {
-                kernel.explain(&mut findings);
+                kernel.explain(&mut findings, &self.options.thresholds);
             }
             let result = TestResult {
                 name: test_case.name.clone(),
@@ -552,7 +553,7 @@ impl Judge<'_> {
         };
         let (report, kernel) = match lane {
             Some((tracing, lane)) => {
-                tracing.begin(lane);
+                tracing.begin(lane, &code_of(&spec, &profile.work_dir));
                 let report = self.run_step(spec);
                 (report, Some(tracing.finish(lane)))
             }
@@ -706,6 +707,21 @@ fn compile_failure(report: &Report) -> Option<String> {
         Termination::Exited(code) => Some(format!("compiler exited with status {code}")),
         Termination::Signaled(signal) => Some(format!("compiler killed by signal {signal}")),
     }
+}
+
+/// The files the program of `spec` (run with a profile whose working directory is
+/// `work_dir` in the run's view) is paged in from, as host paths; none if it is not found.
+fn code_of(spec: &RunSpec, work_dir: &Path) -> Vec<PathBuf> {
+    let search_path = spec
+        .env
+        .iter()
+        .find(|(key, _)| key == "PATH")
+        .map_or(runner::plan::DEFAULT_PATH, |(_, value)| value.as_str());
+    spec.argv
+        .first()
+        .and_then(|command| program_on_host(command, work_dir, &spec.cwd, search_path))
+        .map(|program| code_files(Path::new("/"), &program))
+        .unwrap_or_default()
 }
 
 /// How a run ended, for people: the exit or signal, then what it wrote on stderr.

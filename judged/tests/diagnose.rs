@@ -136,6 +136,10 @@ fn true_gives_no_finding_about_the_run() {
         json["sample"]["stalls"].is_object(),
         "run PSI read: {json:#}"
     );
+    // Its code (true, ld.so, libc) was watched, and stayed in the page cache.
+    let code = &json["code_pages"];
+    assert!(code["files_watched"].as_u64() >= Some(2), "{code:#}");
+    assert_eq!(code["evicted_pages"], 0, "{code:#}");
 }
 
 #[test]
@@ -241,6 +245,25 @@ fn a_binary_larger_than_its_memory_limit_leaves_is_found_thrashing_its_page_cach
     assert!(
         json["sample"]["memory"]["file_refaults"].as_u64().unwrap() > 10_000,
         "{json:#}"
+    );
+    // What thrashed was the program's own binary: its pages, evicted and read in again.
+    let code = &json["code_pages"];
+    assert!(code["evicted_pages"].as_u64().unwrap() > 1000, "{code:#}");
+    assert!(
+        code["files"][0]["path"]
+            .as_str()
+            .is_some_and(|path| path.ends_with("/thrash")),
+        "{code:#}"
+    );
+    let thrash = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "page-cache-thrash")
+        .unwrap();
+    assert!(
+        thrash["evidence"]["code_pages_evicted"].as_u64().unwrap() > 1000,
+        "{thrash:#}"
     );
     // Faulting its evicted pages back in, the run sleeps in D state on the page reads.
     let (dstate, total_ms) = dstate(&json);

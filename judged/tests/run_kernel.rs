@@ -125,6 +125,9 @@ fn a_clean_cpu_bound_run_shows_next_to_no_d_state_while_the_host_syncs() {
         let ms = kernel["dstate_ms"].as_f64().unwrap();
         assert!(ms < 20.0, "{kernel:#}");
         assert_no_fsync_of_others(&kernel["dstate_top_stacks"], syncs, kernel);
+        // The program's code, found in the run's working directory, was watched.
+        let code = &kernel["code_pages"];
+        assert!(code["files_watched"].as_u64() >= Some(1), "{kernel:#}");
     }
 }
 

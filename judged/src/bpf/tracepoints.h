@@ -87,4 +87,14 @@ struct sched_wakeup_args {
 	__s32 target_cpu;   /* offset 32 */
 };
 
+/* filemap:mm_filemap_delete_from_page_cache and filemap:mm_filemap_add_to_page_cache. */
+struct filemap_page_args {
+	struct trace_common common;
+	__u64 pfn;          /* offset 8 */
+	__u64 i_ino;        /* offset 16 */
+	__u64 index;        /* offset 24 */
+	__u32 s_dev;        /* offset 32: the kernel's dev_t, major << 20 | minor */
+	__u8 order;         /* offset 36: the folio holds 2^order pages */
+};
+
 #endif

@@ -63,6 +63,32 @@ pub fn code_files(root: &Path, executable: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// The host path of the program a run executes: `command` as the run names it. A path in
+/// the run's working directory (`work_dir` in the run's view, `host_work_dir` here) is
+/// there; another absolute path is the host's (the sandbox profiles bind the host's system
+/// directories at their own paths); a bare name is looked up in `search_path` (PATH).
+pub fn program_on_host(
+    command: &str,
+    work_dir: &Path,
+    host_work_dir: &Path,
+    search_path: &str,
+) -> Option<PathBuf> {
+    let command = Path::new(command);
+    if let Ok(inside) = command.strip_prefix(work_dir) {
+        return Some(host_work_dir.join(inside));
+    }
+    if command.is_absolute() {
+        return Some(command.to_path_buf());
+    }
+    if command.components().count() > 1 {
+        return Some(host_work_dir.join(command));
+    }
+    search_path
+        .split(':')
+        .map(|dir| Path::new(dir).join(command))
+        .find(|candidate| candidate.is_file())
+}
+
 /// What an ELF file asks of the dynamic linker.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct DynamicLinks {
@@ -214,6 +240,31 @@ mod tests {
             expand_origin("${ORIGIN}/x", Some(Path::new("/opt"))),
             PathBuf::from("/opt/x")
         );
+    }
+
+    #[test]
+    fn a_program_is_found_in_the_work_dir_on_the_host_or_in_path() {
+        let root = tree();
+        let work = Path::new("/work");
+        let host_work = Path::new("/tmp/judging/test-1/run");
+        let path = format!("/nowhere:{}", root.join("usr/bin").display());
+        assert_eq!(
+            program_on_host("/work/a.out", work, host_work, &path),
+            Some(host_work.join("a.out"))
+        );
+        assert_eq!(
+            program_on_host("./a.out", work, host_work, &path),
+            Some(host_work.join("./a.out"))
+        );
+        assert_eq!(
+            program_on_host("/usr/bin/python3", work, host_work, &path),
+            Some(PathBuf::from("/usr/bin/python3"))
+        );
+        assert_eq!(
+            program_on_host("hello", work, host_work, &path),
+            Some(root.join("usr/bin/hello"))
+        );
+        assert_eq!(program_on_host("missing", work, host_work, &path), None);
     }
 
     #[test]

@@ -30,11 +30,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::code_pages::{CodePageWatch, CodePages, RunCode};
 use super::ebpf::RunTracer;
 use super::events::{self, DState, DStateStack, RunEvents};
 use super::kallsyms::{base_name, Symbols};
 use super::procfs::{self, Mount};
 use super::taskstats::{self, Delays, ExitListener};
+use super::thresholds::RunThresholds;
 use super::Finding;
 
 /// The cgroup mounts of this host: all of them (a lane has a directory in each), the cgroup2
@@ -97,6 +99,11 @@ pub struct KernelRun {
     /// Why there are no delays.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delays_unavailable: Option<String>,
+    /// Pages of the run's executable and libraries evicted and read in while it ran (eBPF).
+    pub code_pages: Option<CodePages>,
+    /// Why they are not counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_pages_unavailable: Option<String>,
 }
 
 /// Stacks kept in a test case's result and shown in the text reports.
@@ -118,13 +125,21 @@ pub struct KernelSummary {
     pub delays: Option<Delays>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delays_unavailable: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_pages: Option<CodePages>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_pages_unavailable: Option<String>,
 }
 
 impl KernelRun {
-    /// Add the D-state time to the run's `dstate-io` finding, as diagnose does.
-    pub fn explain(&self, findings: &mut [Finding]) {
+    /// Add the D-state time to the run's `dstate-io` finding, as diagnose does, and the
+    /// eviction of its own code to its `page-cache-thrash` finding (made if need be).
+    pub fn explain(&self, findings: &mut Vec<Finding>, t: &RunThresholds) {
         if let Some(dstate) = &self.dstate {
             events::explain_dstate(findings, dstate);
+        }
+        if let Some(code) = &self.code_pages {
+            code.explain(findings, t);
         }
     }
 
@@ -146,6 +161,8 @@ impl KernelRun {
             dstate_unavailable: self.dstate_unavailable.clone(),
             delays: self.delays,
             delays_unavailable: self.delays_unavailable.clone(),
+            code_pages: self.code_pages.clone(),
+            code_pages_unavailable: self.code_pages_unavailable.clone(),
         }
     }
 
@@ -200,6 +217,9 @@ impl KernelRun {
                 ),
             },
         ));
+        if let Some(line) = self.code_pages.as_ref().and_then(CodePages::show) {
+            lines.push(("own code", line));
+        }
         lines
     }
 
@@ -261,6 +281,10 @@ impl ExitRecords {
 
 struct State {
     tracer: Result<RunTracer, String>,
+    /// The page-cache counts of the runs' code files.
+    code: CodePageWatch,
+    /// Each lane's run's code files and their counts at its start.
+    running_code: Vec<Option<RunCode>>,
     exits: Result<ExitListener, String>,
     pending: ExitRecords,
     /// When each lane's run began; `None`: no run in that lane.
@@ -322,6 +346,8 @@ impl RunTracing {
             mounts,
             state: Mutex::new(State {
                 tracer,
+                code: CodePageWatch::start(),
+                running_code: (0..lanes.len()).map(|_| None).collect(),
                 exits,
                 pending: ExitRecords::default(),
                 running: vec![None; lanes.len()],
@@ -371,9 +397,11 @@ impl RunTracing {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A run of lane `lane` is about to start.
-    pub fn begin(&self, lane: usize) {
+    /// A run of lane `lane` is about to start; its code is paged in from `code` (host paths:
+    /// see [`code_files`](super::code_files)).
+    pub fn begin(&self, lane: usize, code: &[PathBuf]) {
         let mut state = self.state();
+        state.running_code[lane] = Some(state.code.begin(code));
         // The host's exits until now are no run's: drained now, they are forgotten sooner.
         state.drain_exits();
         state.running[lane] = Some(Instant::now());
@@ -384,6 +412,8 @@ impl RunTracing {
     pub fn finish(&self, lane: usize) -> KernelRun {
         let mut state = self.state();
         state.running[lane] = None;
+        let run_code = state.running_code[lane].take().unwrap_or_default();
+        let (code_pages, code_pages_unavailable) = split(state.code.finish(run_code));
         let events = match &mut state.tracer {
             Ok(tracer) => u32::try_from(lane)
                 .map_err(|e| e.to_string())
@@ -407,6 +437,8 @@ impl RunTracing {
             dstate_unavailable,
             delays,
             delays_unavailable,
+            code_pages,
+            code_pages_unavailable,
         }
     }
 
@@ -609,6 +641,7 @@ mod tests {
             dstate_unavailable: None,
             delays: None,
             delays_unavailable: Some("delay accounting is off".to_owned()),
+            ..KernelRun::default()
         };
         let summary = run.summary();
         assert_eq!(summary.dstate_ms, Some(10.0));

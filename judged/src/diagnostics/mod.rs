@@ -10,6 +10,7 @@
 //! throttling of judged's own cgroup and its ancestors.
 
 pub mod code_files;
+pub mod code_pages;
 pub mod ebpf;
 pub mod events;
 pub mod host;

@@ -31,6 +31,7 @@ pub struct RunThresholds {
     pub memory_stall_min_fraction: f64,
     pub file_refaults_min: u64,
     pub major_faults_min: u64,
+    pub code_pages_evicted_min: u64,
     pub setup_min_ms: f64,
 }
 

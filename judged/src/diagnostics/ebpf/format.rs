@@ -8,7 +8,7 @@ pub type Field = (&'static str, usize, usize);
 
 /// Every tracepoint the programs read, with the fields they read (keep in sync with
 /// `src/bpf/tracepoints.h`).
-pub const FORMATS: [(&str, &str, &[Field]); 12] = [
+pub const FORMATS: [(&str, &str, &[Field]); 14] = [
     (
         "workqueue",
         "workqueue_queue_work",
@@ -42,6 +42,16 @@ pub const FORMATS: [(&str, &str, &[Field]); 12] = [
     ("sched", "sched_switch", &[("prev_state", 32, 8)]),
     ("sched", "sched_wakeup", &[("pid", 24, 4)]),
     ("sched", "sched_process_exit", &[]),
+    (
+        "filemap",
+        "mm_filemap_delete_from_page_cache",
+        &[("i_ino", 16, 8), ("s_dev", 32, 4), ("order", 36, 1)],
+    ),
+    (
+        "filemap",
+        "mm_filemap_add_to_page_cache",
+        &[("i_ino", 16, 8), ("s_dev", 32, 4), ("order", 36, 1)],
+    ),
 ];
 
 /// `(name, offset, size)` of each field of a format file

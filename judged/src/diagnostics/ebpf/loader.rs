@@ -9,7 +9,8 @@ use aya::{include_bytes_aligned, Btf, Ebpf};
 
 use super::format::check_tracepoint;
 use super::raw::{
-    self, RawContentionKey, RawContentionStat, RawForkStat, RawLaneStack, RawLaneTasks, RawWorkStat,
+    self, RawContentionKey, RawContentionStat, RawFileKey, RawFilePages, RawForkStat, RawLaneStack,
+    RawLaneTasks, RawWorkStat,
 };
 use super::{Probe, Status, LOCK_WAITS_KEPT, MAX_LANES};
 use crate::diagnostics::events::{EventWindow, RunEvents};
@@ -20,6 +21,7 @@ static WORKQUEUE: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/work
 static LOCK: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lock.bpf.o"));
 static FORK: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/fork.bpf.o"));
 static DSTATE: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dstate.bpf.o"));
+static PAGECACHE: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pagecache.bpf.o"));
 static PROBE: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probe.bpf.o"));
 
 /// Where tracefs is expected (aya looks here, then under debugfs).
@@ -55,6 +57,19 @@ const DSTATE_PROGRAMS: [(&str, &str, &str); 3] = [
     ("sched_switch", "sched", "sched_switch"),
     ("sched_wakeup", "sched", "sched_wakeup"),
     ("sched_process_exit", "sched", "sched_process_exit"),
+];
+
+const PAGECACHE_PROGRAMS: [(&str, &str, &str); 2] = [
+    (
+        "mm_filemap_delete_from_page_cache",
+        "filemap",
+        "mm_filemap_delete_from_page_cache",
+    ),
+    (
+        "mm_filemap_add_to_page_cache",
+        "filemap",
+        "mm_filemap_add_to_page_cache",
+    ),
 ];
 
 /// Locked by every judged process while it loads and attaches programs (`judged watch`,
@@ -524,5 +539,48 @@ impl RunTracer {
             return Ok(());
         }
         clear_stacks(&mut self.bpf).map_err(|e| chain(&e))
+    }
+}
+
+/// Pages of chosen files (the runs' code: executables, libraries) evicted from the page cache
+/// and added back, host-wide (`pagecache.bpf.c`). Counts only grow; a file is counted from
+/// [`PageCacheTracer::watch`] until [`PageCacheTracer::unwatch`]. Dropping it detaches the
+/// programs.
+pub struct PageCacheTracer {
+    bpf: Ebpf,
+}
+
+impl PageCacheTracer {
+    pub fn start() -> Result<PageCacheTracer, String> {
+        let tracefs = prerequisites()?;
+        let bpf = load_tracepoints(PAGECACHE, &PAGECACHE_PROGRAMS)?;
+        drop(tracefs);
+        Ok(PageCacheTracer { bpf })
+    }
+
+    fn watched(&mut self) -> Result<BpfHashMap<&mut MapData, RawFileKey, RawFilePages>, String> {
+        map(&mut self.bpf, "watched")
+            .and_then(BpfHashMap::try_from)
+            .map_err(|e| chain(&e))
+    }
+
+    /// Count the pages of `file` from now on (if it is not counted already).
+    pub fn watch(&mut self, file: RawFileKey) -> Result<(), String> {
+        let mut watched = self.watched()?;
+        if watched.get(&file, 0).is_err() {
+            watched
+                .insert(file, RawFilePages::default(), 0)
+                .map_err(|e| chain(&e))?;
+        }
+        Ok(())
+    }
+
+    /// The pages of `file` evicted and added since it was first watched.
+    pub fn pages(&mut self, file: RawFileKey) -> Result<RawFilePages, String> {
+        self.watched()?.get(&file, 0).map_err(|e| chain(&e))
+    }
+
+    pub fn unwatch(&mut self, file: RawFileKey) -> Result<(), String> {
+        self.watched()?.remove(&file).map_err(|e| chain(&e))
     }
 }

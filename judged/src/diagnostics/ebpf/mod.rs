@@ -140,9 +140,36 @@ mod loader {
             match *self {}
         }
     }
+
+    /// Built without clang: no page-cache counts (never constructed).
+    pub enum PageCacheTracer {}
+
+    impl PageCacheTracer {
+        pub fn start() -> Result<PageCacheTracer, String> {
+            Err(format!(
+                "built without clang ({})",
+                env!("JUDGED_NO_BPF_REASON")
+            ))
+        }
+
+        pub fn watch(&mut self, _file: super::raw::RawFileKey) -> Result<(), String> {
+            match *self {}
+        }
+
+        pub fn pages(
+            &mut self,
+            _file: super::raw::RawFileKey,
+        ) -> Result<super::raw::RawFilePages, String> {
+            match *self {}
+        }
+
+        pub fn unwatch(&mut self, _file: super::raw::RawFileKey) -> Result<(), String> {
+            match *self {}
+        }
+    }
 }
 
 #[cfg(not(judged_no_bpf))]
 mod loader;
 
-pub use loader::{RunTracer, Watcher};
+pub use loader::{PageCacheTracer, RunTracer, Watcher};

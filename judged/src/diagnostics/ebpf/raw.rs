@@ -81,6 +81,25 @@ impl RawLaneTasks {
 pub const FORK_BUCKETS: usize = 24;
 
 /// `struct fork_stat` of `fork.bpf.c`: one process's forks in a window.
+/// `struct file_key` of `pagecache.bpf.c`: a file as the filemap tracepoints name it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct RawFileKey {
+    pub ino: u64,
+    /// The kernel's device number: major << 20 | minor.
+    pub dev: u32,
+    pub pad: u32,
+}
+
+/// `struct file_pages` of `pagecache.bpf.c`: pages of a file dropped from and added to the
+/// page cache, counted since it was first watched.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawFilePages {
+    pub evicted: u64,
+    pub added: u64,
+}
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawForkStat {
@@ -113,6 +132,10 @@ unsafe impl aya::Pod for RawForkStat {}
 unsafe impl aya::Pod for RawLaneStack {}
 // SAFETY: as above: `repr(C)`, u32 only (2 + LANE_TASKS of them, no padding).
 unsafe impl aya::Pod for RawLaneTasks {}
+// SAFETY: as above: `repr(C)`, a u64 and two u32 (8 + 4 + 4 bytes, no padding).
+unsafe impl aya::Pod for RawFileKey {}
+// SAFETY: as above: `repr(C)`, two u64.
+unsafe impl aya::Pod for RawFilePages {}
 
 /// One function's totals over all CPUs: sums, and the largest maximum.
 pub fn sum_cpus(values: &[RawWorkStat]) -> RawWorkStat {
