@@ -805,14 +805,9 @@ mod tests {
         with_user.namespaces.user = true;
         let mut with_the_rest = plain.clone();
         with_the_rest.namespaces = crate::plan::Namespaces {
-            mount: true,
-            uts: true,
-            ipc: true,
-            net: true,
-            pid: false,
-            user: false,
             cgroup: true,
             time: true,
+            ..crate::plan::Namespaces::default()
         };
         for (plan, shares) in [
             (&plain, true),
