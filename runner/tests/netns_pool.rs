@@ -39,6 +39,14 @@ impl Pool {
             .run_as_given()
     }
 
+    /// Whether a run holds `slot` now (its lock is taken).
+    fn is_held(&self, slot: usize) -> bool {
+        let Ok(lock) = std::fs::File::open(self.dir.join(format!("net-{slot}.lock"))) else {
+            return false;
+        };
+        nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
+    }
+
     /// `sh -c script` run by runguard with this pool.
     fn run(&self, fx: &Fixture, script: &str) -> Outcome {
         fx.runguard_with_config(&self.config)
@@ -193,14 +201,31 @@ fn clearing_the_pool_unpins_all_but_the_namespaces_runs_hold() {
     let fx = Fixture::new("netns-clear");
     let pool = Pool::new(&fx, 2);
     pool.run(&fx, "true").assert_exit(0);
-    // Slot 0 is free again; a run that sleeps holds it now, and the next run slot 1.
+    // A run that sleeps holds a slot; runs meanwhile pin the other one.
     let holder = fx
         .runguard_with_config(&pool.config)
         .spawn(["/bin/sleep", "2"]);
+    let pinned = |slot: usize| {
+        let pin = pool.dir.join(format!("net-{slot}"));
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&format!(" {} ", pin.display()))
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !pool.dir.join("net-1.lock").exists() && std::time::Instant::now() < deadline {
+    let held = loop {
         pool.run(&fx, "true").assert_exit(0);
-    }
+        // Both pinned, one held (its run asleep): the held slot is the sleeping run's.
+        if let Some(slot) = (0..2).find(|&slot| pool.is_held(slot) && pinned(slot)) {
+            if pinned(1 - slot) {
+                break slot;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sleeping run took no slot"
+        );
+    };
+    let free = 1 - held;
     let cleared = pool.clear(&fx);
     assert_eq!(cleared.code(), 0, "{cleared}");
     assert!(
@@ -209,18 +234,12 @@ fn clearing_the_pool_unpins_all_but_the_namespaces_runs_hold() {
             .contains("1 namespaces unpinned, 1 in use by runs"),
         "{cleared}"
     );
-    let pinned = |slot: usize| {
-        let pin = pool.dir.join(format!("net-{slot}"));
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .contains(&format!(" {} ", pin.display()))
-    };
-    assert!(!pinned(1), "slot 1 is still pinned after clearing");
+    assert!(!pinned(free), "slot {free} is still pinned after clearing");
     assert!(
-        !pool.dir.join("net-1").exists(),
-        "slot 1's pin file is left"
+        !pool.dir.join(format!("net-{free}")).exists(),
+        "slot {free}'s pin file is left"
     );
-    assert!(pinned(0), "the slot a run holds was unpinned under it");
+    assert!(pinned(held), "the slot a run holds was unpinned under it");
     holder.finish().assert_exit(0);
     fx.assert_clean();
 }
