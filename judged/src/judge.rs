@@ -107,7 +107,7 @@ pub struct Lanes {
 }
 
 /// One job thread's lane: the tracing and the lane's index.
-type Lane<'a> = Option<(&'a RunTracing, usize)>;
+type Lane<'a> = Option<(&'a RunTracing, usize, &'a [PathBuf])>;
 
 /// Told about each test case as it starts and ends (the live progress display, the daemon's
 /// events), and asked before each test case whether to stop.
@@ -412,9 +412,14 @@ impl Judge<'_> {
         let first_failure = AtomicUsize::new(usize::MAX);
         let results: Mutex<Vec<Option<TestResult>>> = Mutex::new(vec![None; cases.len()]);
         let (next, first_failure, results_ref) = (&next, &first_failure, &results);
+        // The same program runs every test case: its code files are found once.
+        let code = match self.options.lanes {
+            Some(_) => self.code_of(program),
+            None => Vec::new(),
+        };
         std::thread::scope(|scope| {
             for job in 0..self.options.jobs.max(1) {
-                let lane = self.lane(job);
+                let lane = self.lane(job, &code);
                 scope.spawn(move || loop {
                     let index = next.fetch_add(1, Ordering::SeqCst);
                     if index >= cases.len()
@@ -437,10 +442,27 @@ impl Judge<'_> {
     }
 
     /// Job thread `job`'s run lane, if it has one.
-    fn lane(&self, job: usize) -> Lane<'_> {
+    fn lane<'a>(&'a self, job: usize, code: &'a [PathBuf]) -> Lane<'a> {
         let lanes = self.options.lanes.as_ref()?;
         let lane = lanes.first + job;
-        (lane < lanes.tracing.lane_count()).then_some((&*lanes.tracing, lane))
+        (lane < lanes.tracing.lane_count()).then_some((&*lanes.tracing, lane, code))
+    }
+
+    /// The files `program` is paged in from, as host paths: its command found in its own
+    /// directory (which every test case's working directory links) or the run's PATH, with
+    /// its interpreter and libraries; none if it is not found.
+    fn code_of(&self, program: &Built) -> Vec<PathBuf> {
+        let run = &program.language.run;
+        let work_dir = &self.profiles.run.work_dir;
+        let argv = self.expansion(program, work_dir).expand(&run.command);
+        let search_path = run
+            .env
+            .get("PATH")
+            .map_or(runner::plan::DEFAULT_PATH, String::as_str);
+        argv.first()
+            .and_then(|command| program_on_host(command, work_dir, &program.dir, search_path))
+            .map(|program| code_files(Path::new("/"), &program))
+            .unwrap_or_default()
     }
 
     fn run_test_case(
@@ -542,7 +564,7 @@ impl Judge<'_> {
             stdout: stdout.clone(),
             stderr: stderr.clone(),
             report: dir.join("program.json"),
-            cgroup_parent: lane.map(|(tracing, lane)| tracing.lane_parent(lane).to_path_buf()),
+            cgroup_parent: lane.map(|(tracing, lane, _)| tracing.lane_parent(lane).to_path_buf()),
             env: run.env.clone().into_iter().collect(),
             limits: StepLimits::with_time(
                 time_limit,
@@ -552,8 +574,8 @@ impl Judge<'_> {
             ),
         };
         let (report, kernel) = match lane {
-            Some((tracing, lane)) => {
-                tracing.begin(lane, &code_of(&spec, &profile.work_dir));
+            Some((tracing, lane, code)) => {
+                tracing.begin(lane, code);
                 let report = self.run_step(spec);
                 (report, Some(tracing.finish(lane)))
             }
@@ -707,21 +729,6 @@ fn compile_failure(report: &Report) -> Option<String> {
         Termination::Exited(code) => Some(format!("compiler exited with status {code}")),
         Termination::Signaled(signal) => Some(format!("compiler killed by signal {signal}")),
     }
-}
-
-/// The files the program of `spec` (run with a profile whose working directory is
-/// `work_dir` in the run's view) is paged in from, as host paths; none if it is not found.
-fn code_of(spec: &RunSpec, work_dir: &Path) -> Vec<PathBuf> {
-    let search_path = spec
-        .env
-        .iter()
-        .find(|(key, _)| key == "PATH")
-        .map_or(runner::plan::DEFAULT_PATH, |(_, value)| value.as_str());
-    spec.argv
-        .first()
-        .and_then(|command| program_on_host(command, work_dir, &spec.cwd, search_path))
-        .map(|program| code_files(Path::new("/"), &program))
-        .unwrap_or_default()
 }
 
 /// How a run ended, for people: the exit or signal, then what it wrote on stderr.

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 
 use object::elf::{FileHeader64, DT_NEEDED, DT_RPATH, DT_RUNPATH};
 use object::read::elf::{FileHeader, ProgramHeader};
-use object::Endianness;
+use object::{Endianness, ReadRef};
 
 /// Where ld.so looks after a library's own run paths (Debian's multiarch directories first).
 const STANDARD_DIRS: [&str; 6] = [
@@ -36,11 +36,12 @@ pub fn code_files(root: &Path, executable: &Path) -> Vec<PathBuf> {
         if found.len() == MAX_FILES || !seen.insert(file.clone()) {
             continue;
         }
-        let Ok(data) = std::fs::read(&file) else {
+        let Ok(opened) = std::fs::File::open(&file) else {
             continue;
         };
         found.push(file.clone());
-        let Some(links) = dynamic_links(&data) else {
+        // Only the headers and the dynamic section are read, not the whole (maybe large) file.
+        let Some(links) = dynamic_links(&object::ReadCache::new(opened)) else {
             continue;
         };
         let origin = run_view(root, &file).and_then(|path| path.parent().map(Path::to_path_buf));
@@ -99,7 +100,7 @@ struct DynamicLinks {
 
 /// The interpreter, needed libraries and run paths of a 64-bit ELF file; `None` if `data` is
 /// not one.
-fn dynamic_links(data: &[u8]) -> Option<DynamicLinks> {
+fn dynamic_links<'data, R: ReadRef<'data>>(data: R) -> Option<DynamicLinks> {
     let header = FileHeader64::<Endianness>::parse(data).ok()?;
     let endian = header.endian().ok()?;
     let mut links = DynamicLinks::default();
@@ -269,6 +270,6 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_elf_has_no_links() {
-        assert_eq!(dynamic_links(b"#!/bin/sh\necho hi\n"), None);
+        assert_eq!(dynamic_links(&b"#!/bin/sh\necho hi\n"[..]), None);
     }
 }
