@@ -229,6 +229,8 @@ mod tests {
             ("chroot_prefixes = [\"relative\"]", "chroot_prefixes"),
             ("valid_users = [\"a,b\"]", "valid_users"),
             ("valid_users = \"notalist\"", "valid_users"),
+            ("netns_pool_dir = \"run/pool\"", "netns_pool_dir"),
+            ("netns_pool_size = -1", "netns_pool_size"),
         ];
         for (text, key) in cases {
             let message = Config::from_toml(text, Path::new("t.toml"))
@@ -239,6 +241,15 @@ mod tests {
                 "{text}: {message}"
             );
         }
+    }
+
+    #[test]
+    fn a_netns_pool_of_size_0_is_off() {
+        let off = Config::from_toml("netns_pool_size = 0", Path::new("t.toml")).unwrap();
+        assert_eq!(off.netns_pool(), None);
+        let pool = Config::default().netns_pool().unwrap();
+        assert_eq!(pool.dir, PathBuf::from(DEFAULT_NETNS_POOL_DIR));
+        assert_eq!(pool.size, DEFAULT_NETNS_POOL_SIZE);
     }
 
     #[test]
