@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::exit;
 
@@ -13,7 +12,7 @@ use runner::runguard::cli::{self, Options, Parsed, Verbosity};
 use runner::runguard::config::Config;
 use runner::runguard::host::System;
 use runner::runguard::resolve::resolve;
-use runner::runguard::{create_output_file, help, json, meta, warnings};
+use runner::runguard::{help, json, meta, report_file, warnings};
 
 /// runguard's exit status when it failed itself, whatever the command did.
 const INTERNAL_ERROR: i32 = 255;
@@ -38,7 +37,7 @@ fn main() {
             // Report into the meta file if one was named before the bad option.
             let mut reports = Reports::default();
             if let Some(path) = &err.meta {
-                reports.meta = create_output_file(path).ok();
+                reports.meta = report_file::open(path, &unfinished_meta()).ok();
             }
             report_failure(&err.error.into(), &mut reports);
             INTERNAL_ERROR
@@ -59,22 +58,29 @@ struct Reports {
 
 impl Reports {
     fn open(&mut self, options: &Options) -> anyhow::Result<()> {
-        let open =
-            |path: &Option<std::path::PathBuf>| path.as_deref().map(create_output_file).transpose();
-        self.meta = open(&options.meta)?;
-        self.json = open(&options.json)?;
+        if let Some(path) = &options.meta {
+            self.meta = Some(report_file::open(path, &unfinished_meta())?);
+        }
+        if let Some(path) = &options.json {
+            let unfinished = json::render_internal_error(UNFINISHED);
+            self.json = Some(report_file::open(path, &unfinished)?);
+        }
         Ok(())
     }
 }
 
-/// Replace the whole content of an opened report file: write, then cut what is beyond. Not
-/// truncate-then-write: ext4 flushes a file truncated to size 0 when it is closed
-/// (`auto_da_alloc`, for editors that rewrite files in place), a disk write per run.
-fn overwrite(file: &mut File, text: &str, path: Option<&Path>) -> anyhow::Result<()> {
+/// What a report file says while the run is on: what a runguard killed before it reported
+/// leaves (it makes a judgehost look, instead of reading an earlier run's report).
+const UNFINISHED: &str = "runguard was stopped before it finished the run";
+
+fn unfinished_meta() -> String {
+    meta::render_internal_error(UNFINISHED, "")
+}
+
+/// Write a report over an opened report file.
+fn overwrite(file: &File, text: &str, path: Option<&Path>) -> anyhow::Result<()> {
     let name = path.map_or_else(String::new, |path| path.display().to_string());
-    file.write_all_at(text.as_bytes(), 0)
-        .and_then(|()| file.set_len(text.len() as u64))
-        .with_context(|| format!("cannot write to file `{name}'"))
+    report_file::overwrite(file, text).with_context(|| format!("cannot write to file `{name}'"))
 }
 
 /// `--clear-netns-pool`: unpin the pooled network namespaces no run holds.

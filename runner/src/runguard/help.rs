@@ -88,7 +88,8 @@ Config file (TOML, unknown keys are an error):
   netns_pool_dir = \"{DEFAULT_NETNS_POOL_DIR}\"   # empty network namespaces, reused
   netns_pool_size = {DEFAULT_NETNS_POOL_SIZE}                        # 0: a new one per run
 The values shown are the defaults. A numeric -u is valid when it is the uid of a user
-named exactly in valid_users.
+named exactly in valid_users. Users and groups are looked up in /etc/passwd and
+/etc/group only (not LDAP or other NSS modules): make run users local accounts.
 
 Making a network namespace is the costliest step of a run's setup (~0.85 ms), so runs
 enter an empty one pinned in netns_pool_dir (like `ip netns add' does), one run per

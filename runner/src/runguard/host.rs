@@ -40,9 +40,34 @@ impl Default for System {
     }
 }
 
+/// Users and groups are looked up in `/etc/passwd` and `/etc/group` only, whatever
+/// `/etc/nsswitch.conf` says. The runguard that judgehosts install is linked statically (it
+/// starts in half the time, `ci/static-runguard`), and a static glibc cannot load the NSS
+/// modules of the system's shared one (`systemd`, `ldap`: it crashes in them). Run users are
+/// local accounts (DOMjudge's install makes them with `useradd`). The dynamic build does the
+/// same, so that the tests see the shipped behaviour.
+fn local_accounts_only() {
+    static CONFIGURED: std::sync::Once = std::sync::Once::new();
+    CONFIGURED.call_once(|| {
+        extern "C" {
+            // glibc's own override of nsswitch.conf for one database (<nss.h>).
+            fn __nss_configure_lookup(
+                database: *const std::ffi::c_char,
+                services: *const std::ffi::c_char,
+            ) -> std::ffi::c_int;
+        }
+        for database in [c"passwd", c"group"] {
+            // SAFETY: both are NUL-terminated strings that outlive the call; glibc copies them.
+            // It fails only for an unknown database name, and these two exist.
+            unsafe { __nss_configure_lookup(database.as_ptr(), c"files".as_ptr()) };
+        }
+    });
+}
+
 impl Host for System {
     // A failing lookup counts as "no such user", as in DOMjudge (getpwnam returning NULL).
     fn uid_of_user(&self, name: &str) -> Option<u32> {
+        local_accounts_only();
         User::from_name(name)
             .ok()
             .flatten()
@@ -50,6 +75,7 @@ impl Host for System {
     }
 
     fn name_of_uid(&self, uid: u32) -> Option<String> {
+        local_accounts_only();
         User::from_uid(Uid::from_raw(uid))
             .ok()
             .flatten()
@@ -57,6 +83,7 @@ impl Host for System {
     }
 
     fn gid_of_group(&self, name: &str) -> Option<u32> {
+        local_accounts_only();
         Group::from_name(name)
             .ok()
             .flatten()

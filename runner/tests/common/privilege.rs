@@ -1,16 +1,26 @@
 //! Gates of the tests: a test that cannot run here says so (`skipping: <reason>`) and returns;
 //! under `CI=true` a skip is a failure, so nothing silently stops being tested.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use super::programs;
 
-/// The runguard binary, when this package has one (Cargo sets the variable for integration
-/// tests of a package with a `runguard` bin target). Looked up at compile time without failing
-/// the build, so the tests compile before the binary exists.
+/// The runguard binary under test: `RUNGUARD_UNDER_TEST` when set (ci/test runs the black-box
+/// suites again against the statically linked build, `ci/static-runguard`), else this
+/// package's own, when it has one (Cargo sets the variable for integration tests of a package
+/// with a `runguard` bin target; looked up at compile time without failing the build, so the
+/// tests compile before the binary exists).
 pub fn runguard_binary() -> Option<&'static Path> {
-    option_env!("CARGO_BIN_EXE_runguard").map(Path::new)
+    static UNDER_TEST: OnceLock<Option<PathBuf>> = OnceLock::new();
+    UNDER_TEST
+        .get_or_init(|| {
+            std::env::var_os("RUNGUARD_UNDER_TEST")
+                .map(PathBuf::from)
+                .or_else(|| option_env!("CARGO_BIN_EXE_runguard").map(PathBuf::from))
+        })
+        .as_deref()
 }
 
 /// Print why the test does not run, or panic under `CI=true`. Always returns false.
