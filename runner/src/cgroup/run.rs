@@ -287,12 +287,12 @@ impl RunCgroup {
     /// Move `pid` into every group of the run; with `except_clone_into`, leave out the group
     /// of [`RunCgroup::clone_into_fd`] (the child was born there).
     pub fn attach(&self, pid: i32, except_clone_into: bool) -> Result<()> {
-        let born_in = match (except_clone_into, &self.unified) {
-            (true, Some(unified)) => Some(unified.path.as_path()),
-            _ => None,
+        let dirs = match except_clone_into {
+            true => self.groups_to_join(),
+            false => self.dirs.iter().collect(),
         };
         let pid = pid.to_string();
-        for dir in self.dirs.iter().filter(|&dir| Some(dir) != born_in) {
+        for dir in dirs {
             write(&dir.join("cgroup.procs"), &pid)?;
         }
         Ok(())
