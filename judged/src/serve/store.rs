@@ -311,6 +311,32 @@ pub enum CancelOutcome {
     NotFound,
 }
 
+/// What [`Store::cancel`] has to do to a judging, decided from its status alone (the row's
+/// text; `None`: no such judging), so that every store decides the same way.
+enum CancelStep {
+    /// Nothing to change.
+    Done(CancelOutcome),
+    /// Queued: cancel it now.
+    CancelQueued,
+    /// Being judged: ask its worker to stop.
+    AskToStop,
+}
+
+fn cancel_step(id: i64, status: Option<&str>) -> Result<CancelStep, StoreError> {
+    Ok(match status.map(Status::parse) {
+        None => CancelStep::Done(CancelOutcome::NotFound),
+        Some(Some(Status::Queued)) => CancelStep::CancelQueued,
+        Some(Some(Status::Judging)) => CancelStep::AskToStop,
+        Some(Some(status)) => CancelStep::Done(CancelOutcome::AlreadyFinal(status)),
+        Some(None) => {
+            return Err(StoreError::Corrupt {
+                id,
+                message: format!("unknown status {status:?}"),
+            })
+        }
+    })
+}
+
 /// What a heartbeat found ([`Store::renew`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Renewal {
@@ -706,9 +732,9 @@ impl Store for SqliteStore {
             })
             .optional()
             .map_err(sql("read a judging's status"))?;
-        let outcome = match status.as_deref().map(Status::parse) {
-            None => CancelOutcome::NotFound,
-            Some(Some(Status::Queued)) => {
+        let outcome = match cancel_step(id, status.as_deref())? {
+            CancelStep::Done(outcome) => outcome,
+            CancelStep::CancelQueued => {
                 transaction
                     .execute(
                         "UPDATE judgings SET status = 'cancelled', cancel_requested = 1, \
@@ -718,7 +744,7 @@ impl Store for SqliteStore {
                     .map_err(sql("cancel a judging"))?;
                 CancelOutcome::Cancelled
             }
-            Some(Some(Status::Judging)) => {
+            CancelStep::AskToStop => {
                 transaction
                     .execute(
                         "UPDATE judgings SET cancel_requested = 1 WHERE id = ?1",
@@ -726,13 +752,6 @@ impl Store for SqliteStore {
                     )
                     .map_err(sql("ask a judging to stop"))?;
                 CancelOutcome::Requested
-            }
-            Some(Some(status)) => CancelOutcome::AlreadyFinal(status),
-            Some(None) => {
-                return Err(StoreError::Corrupt {
-                    id,
-                    message: format!("unknown status {status:?}"),
-                })
             }
         };
         transaction.commit().map_err(sql("commit a cancel"))?;

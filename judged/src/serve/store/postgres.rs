@@ -31,10 +31,10 @@ use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::{Client, NoTls, Row};
 
 use super::{
-    finish_record, kernel_from_column, kernel_to_column, outcome_parts, parse_files,
-    parse_host_findings, schema, CancelOutcome, Claim, Engine, JudgingRecord, NewJudging, Notice,
-    Outcome, Publish, Recovered, Renewal, Status, Store, StoreError, TestRecord, DEFAULT_LEASE,
-    SCHEMA_VERSION, TEST_RESULTS_2_TO_3, UNFINISHED,
+    cancel_step, finish_record, kernel_from_column, kernel_to_column, outcome_parts, parse_files,
+    parse_host_findings, schema, CancelOutcome, CancelStep, Claim, Engine, JudgingRecord,
+    NewJudging, Notice, Outcome, Publish, Recovered, Renewal, Status, Store, StoreError,
+    TestRecord, DEFAULT_LEASE, SCHEMA_VERSION, TEST_RESULTS_2_TO_3, UNFINISHED,
 };
 use crate::serve::config::redact_password;
 
@@ -423,9 +423,9 @@ impl Store for PostgresStore {
             )
             .map_err(pg("read a judging's status"))?
             .map(|row| row.get(0));
-        let outcome = match status.as_deref().map(Status::parse) {
-            None => CancelOutcome::NotFound,
-            Some(Some(Status::Queued)) => {
+        let outcome = match cancel_step(id, status.as_deref())? {
+            CancelStep::Done(outcome) => outcome,
+            CancelStep::CancelQueued => {
                 transaction
                     .execute(
                         &format!(
@@ -437,7 +437,7 @@ impl Store for PostgresStore {
                     .map_err(pg("cancel a judging"))?;
                 CancelOutcome::Cancelled
             }
-            Some(Some(Status::Judging)) => {
+            CancelStep::AskToStop => {
                 transaction
                     .execute(
                         "UPDATE judgings SET cancel_requested = 1 WHERE id = $1",
@@ -445,13 +445,6 @@ impl Store for PostgresStore {
                     )
                     .map_err(pg("ask a judging to stop"))?;
                 CancelOutcome::Requested
-            }
-            Some(Some(status)) => CancelOutcome::AlreadyFinal(status),
-            Some(None) => {
-                return Err(StoreError::Corrupt {
-                    id,
-                    message: format!("unknown status {status:?}"),
-                })
             }
         };
         transaction.commit().map_err(pg("commit a cancel"))?;
