@@ -192,6 +192,14 @@ fn cpu_list(text: &str) -> Result<String, String> {
 
 /// Run the command; the exit status on success.
 pub fn execute(cli: Cli) -> anyhow::Result<u8> {
+    // The commands that start runs or attach programs stop and remove them on SIGTERM,
+    // SIGINT and SIGHUP (the daemon drains on its own signals instead).
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Diagnose(_) | Command::Watch(_)
+    ) {
+        crate::interrupt::install()?;
+    }
     match cli.command {
         Command::Run(args) => run(args),
         Command::Doctor(args) => crate::doctor::execute(args),
@@ -272,7 +280,10 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     } else {
         &Quiet
     };
-    let judgement = judge.judge(language, &args.sources, progress)?;
+    let judgement = judge.judge(language, &args.sources, progress);
+    // Stopped: runguard stopped the runs going on, the rest did not start; nothing to show.
+    crate::interrupt::check()?;
+    let judgement = judgement?;
     if args.json {
         let json = output::to_json(&judgement, &problem.name, &language.id);
         println!("{}", serde_json::to_string_pretty(&json)?);

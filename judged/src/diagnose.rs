@@ -229,9 +229,12 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
         .map(|program| code_files(Path::new("/"), &program))
         .unwrap_or_default();
     tracing.begin(0, &code);
-    let output = runguard_command.output();
+    let output = crate::interrupt::output(&mut runguard_command);
     let kernel_run = tracing.finish(0);
-    let output = output.with_context(|| format!("cannot start `{}'", runguard.display()))?;
+    let output = output.with_context(|| format!("runguard `{}'", runguard.display()))?;
+    // Stopped: runguard stopped the run and removed its groups; `tracing` and `scratch`
+    // remove ours as they go.
+    crate::interrupt::check()?;
     let window = started.elapsed();
     let host_after = HostSample::read(root, unified.as_deref());
     anyhow::ensure!(
