@@ -131,6 +131,8 @@ Exit status:
      run user, runguard binary; the message names the thing at fault
   3  compile-error
   4  judge-error: the sandbox or the output validator failed; do not trust the verdict
+  128+N  stopped by signal N (SIGTERM 143, SIGINT 130, SIGHUP 129): the runs going on were
+     stopped, no other started, their cgroups and the scratch directories removed
 
 Environment: JUDGED_RUNGUARD (the runguard binary), JUDGED_PROFILES (the profiles directory),
 JUDGED_LANGUAGES (the language profiles directory), JUDGED_RUN_USER (the run user).";

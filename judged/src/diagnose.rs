@@ -93,7 +93,9 @@ Workqueue, lock and fork latency are host-wide: judged watch.
 Exit status:
   0  no finding
   1  at least one finding
-  2  diagnose itself failed (bad command line, runguard failed)";
+  2  diagnose itself failed (bad command line, runguard failed)
+  128+N  stopped by signal N (SIGTERM 143, SIGINT 130, SIGHUP 129): the run was stopped and
+     its cgroups removed";
 
 /// Everything `diagnose` learnt, as shown with `--json`.
 #[derive(Debug, Serialize)]
