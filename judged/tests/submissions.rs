@@ -170,15 +170,12 @@ fn sigterm_mid_judging_stops_the_runs_and_leaves_nothing() {
     let output = stop_mid_run(
         &[
             OsStr::new("run"),
-            aplusb.as_os_str(),
-            busy_loop.as_os_str(),
-            OsStr::new("--all"),
-            OsStr::new("--jobs"),
-            OsStr::new("1"),
             OsStr::new("--runguard"),
             runguard.as_os_str(),
             OsStr::new("--scratch"),
             scratch.path().as_os_str(),
+            aplusb.as_os_str(),
+            busy_loop.as_os_str(),
         ],
         nix::sys::signal::Signal::SIGTERM,
     );

@@ -167,18 +167,29 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_judged"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("judged starts");
+    let child = spawn_judged(args);
     let pid = child.id();
     (pid, child.wait_with_output().expect("judged ends"))
 }
 
+/// `judged ARGS` started with its output piped.
+#[allow(dead_code)] // not every test binary runs judged
+fn spawn_judged<I, S>(args: I) -> std::process::Child
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    std::process::Command::new(env!("CARGO_BIN_EXE_judged"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("judged starts")
+}
+
 /// Whether cgroup directory `name` is one judged process `pid` made under `judged/`: its
 /// diagnose parent (`diagnose-PID`) or a run lane (`judged-PID-LANE`).
+#[allow(dead_code)] // not every test binary looks for cgroups
 fn made_by(name: &str, pid: u32) -> bool {
     name == format!("diagnose-{pid}") || name.starts_with(&format!("judged-{pid}-"))
 }
@@ -199,6 +210,7 @@ pub fn groups_of(pid: u32) -> Vec<PathBuf> {
 }
 
 /// The processes living in a cgroup below one of judged process `pid`'s: its runs'.
+#[allow(dead_code)] // not every test binary looks for processes
 fn run_processes(pid: u32) -> Vec<u32> {
     let Ok(processes) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -226,12 +238,7 @@ pub fn stop_mid_run<S: AsRef<std::ffi::OsStr>>(
     signal: nix::sys::signal::Signal,
 ) -> std::process::Output {
     use std::time::{Duration, Instant};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_judged"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("judged starts");
+    let mut child = spawn_judged(args);
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(60);
     let running = loop {
