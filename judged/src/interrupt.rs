@@ -126,8 +126,10 @@ pub fn wake_fd() -> Option<BorrowedFd<'static>> {
     WAKE.get().map(|(read, _)| read.as_fd())
 }
 
-/// [`Command::output`], with the child sent on any stop signal while it runs; refused once a
-/// signal came. Without [`install`] (the daemon has its own shutdown) it is just that.
+/// Like [`Command::output`], with the child sent on any stop signal while it runs; refused
+/// once a signal came. The streams are as `command` sets them (unset ones are inherited, as
+/// with [`Command::spawn`]); the piped ones are read. Without [`install`] (the daemon has
+/// its own shutdown) no signal is sent on.
 pub fn output(command: &mut Command) -> Result<Output, OutputError> {
     let mut child = {
         let mut state = state();
@@ -189,8 +191,13 @@ mod tests {
 
     #[test]
     fn output_reads_both_streams_and_the_status() {
-        let output =
-            output(Command::new("/bin/sh").args(["-c", "echo out; echo err >&2; exit 3"])).unwrap();
+        let output = output(
+            Command::new("/bin/sh")
+                .args(["-c", "echo out; echo err >&2; exit 3"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        )
+        .unwrap();
         assert_eq!(output.status.code(), Some(3));
         assert_eq!(output.stdout, b"out\n");
         assert_eq!(output.stderr, b"err\n");
