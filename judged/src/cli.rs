@@ -131,6 +131,8 @@ Exit status:
      run user, runguard binary; the message names the thing at fault
   3  compile-error
   4  judge-error: the sandbox or the output validator failed; do not trust the verdict
+  128+N  stopped by signal N (SIGTERM 143, SIGINT 130, SIGHUP 129): the runs going on were
+     stopped, no other started, their cgroups and the scratch directories removed
 
 Environment: JUDGED_RUNGUARD (the runguard binary), JUDGED_PROFILES (the profiles directory),
 JUDGED_LANGUAGES (the language profiles directory), JUDGED_RUN_USER (the run user).";
@@ -192,6 +194,14 @@ fn cpu_list(text: &str) -> Result<String, String> {
 
 /// Run the command; the exit status on success.
 pub fn execute(cli: Cli) -> anyhow::Result<u8> {
+    // The commands that start runs or attach programs stop and remove them on SIGTERM,
+    // SIGINT and SIGHUP (the daemon drains on its own signals instead).
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Diagnose(_) | Command::Watch(_)
+    ) {
+        crate::interrupt::install()?;
+    }
     match cli.command {
         Command::Run(args) => run(args),
         Command::Doctor(args) => crate::doctor::execute(args),
@@ -272,7 +282,10 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     } else {
         &Quiet
     };
-    let judgement = judge.judge(language, &args.sources, progress)?;
+    let judgement = judge.judge(language, &args.sources, progress);
+    // Stopped: runguard stopped the runs going on, the rest did not start; nothing to show.
+    crate::interrupt::check()?;
+    let judgement = judgement?;
     if args.json {
         let json = output::to_json(&judgement, &problem.name, &language.id);
         println!("{}", serde_json::to_string_pretty(&json)?);

@@ -93,7 +93,9 @@ Workqueue, lock and fork latency are host-wide: judged watch.
 Exit status:
   0  no finding
   1  at least one finding
-  2  diagnose itself failed (bad command line, runguard failed)";
+  2  diagnose itself failed (bad command line, runguard failed)
+  128+N  stopped by signal N (SIGTERM 143, SIGINT 130, SIGHUP 129): the run was stopped and
+     its cgroups removed";
 
 /// Everything `diagnose` learnt, as shown with `--json`.
 #[derive(Debug, Serialize)]
@@ -229,9 +231,12 @@ pub fn execute(args: DiagnoseArgs) -> anyhow::Result<u8> {
         .map(|program| code_files(Path::new("/"), &program))
         .unwrap_or_default();
     tracing.begin(0, &code);
-    let output = runguard_command.output();
+    let output = crate::interrupt::output(&mut runguard_command);
     let kernel_run = tracing.finish(0);
-    let output = output.with_context(|| format!("cannot start `{}'", runguard.display()))?;
+    let output = output.with_context(|| format!("runguard `{}'", runguard.display()))?;
+    // Stopped: runguard stopped the run and removed its groups; `tracing` and `scratch`
+    // remove ours as they go.
+    crate::interrupt::check()?;
     let window = started.elapsed();
     let host_after = HostSample::read(root, unified.as_deref());
     anyhow::ensure!(

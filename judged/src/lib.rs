@@ -10,6 +10,7 @@ pub mod default_validator;
 pub mod diagnose;
 pub mod diagnostics;
 pub mod doctor;
+pub mod interrupt;
 pub mod judge;
 pub mod language;
 pub mod output;

@@ -8,7 +8,11 @@ fn main() -> ExitCode {
         Ok(status) => ExitCode::from(status),
         Err(error) => {
             eprintln!("judged: {error:#}");
-            ExitCode::from(judged::verdict::exit_status::USAGE)
+            // Stopped by a signal (everything it made is removed by now): 128 + the signal.
+            match error.downcast_ref::<judged::interrupt::Interrupted>() {
+                Some(stopped) => ExitCode::from(stopped.exit_status()),
+                None => ExitCode::from(judged::verdict::exit_status::USAGE),
+            }
         }
     }
 }

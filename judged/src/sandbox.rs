@@ -151,11 +151,13 @@ pub struct RunSpec {
 /// The sandbox could not carry out or measure a step (never the program's own failure).
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxFailure {
-    #[error("cannot start `{program}': {source}")]
+    /// runguard could not be started or waited for, or judged was stopped by a signal
+    /// (then no new step starts).
+    #[error("runguard `{program}': {source}")]
     Spawn {
         program: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: crate::interrupt::OutputError,
     },
     #[error("cannot open `{path}' for the step: {source}")]
     Io {
@@ -338,17 +340,18 @@ impl Sandbox for Runguard {
             })?),
             None => Stdio::null(),
         };
-        let output = Command::new(&self.binary)
-            .args(self.args(spec))
-            .current_dir(&spec.cwd)
-            .stdin(stdin)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|source| SandboxFailure::Spawn {
-                program: self.binary.clone(),
-                source,
-            })?;
+        let output = crate::interrupt::output(
+            Command::new(&self.binary)
+                .args(self.args(spec))
+                .current_dir(&spec.cwd)
+                .stdin(stdin)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        )
+        .map_err(|source| SandboxFailure::Spawn {
+            program: self.binary.clone(),
+            source,
+        })?;
         let internal = |message: String| SandboxFailure::Internal {
             status: output.status.to_string(),
             message,

@@ -5,14 +5,10 @@
 //! window's findings. Without eBPF it says why once and prints the rest.
 
 use std::fmt::Write as _;
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Args;
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use serde::Serialize;
 
 use crate::diagnostics::ebpf::Status;
@@ -79,13 +75,14 @@ eBPF: the workqueue and lock numbers come from BPF programs on the tracepoints
 workqueue:workqueue_queue_work/execute_start/execute_end, lock:contention_begin/end and
 syscalls:sys_enter_fork/clone/clone3 with sched:sched_process_fork,
 compiled into judged at build time with clang (without clang at build time judged has none).
-They need root. tracefs is mounted at /sys/kernel/tracing if it is not (and unmounted once
-the programs are attached). At start judged probes which attach types the kernel allows (tracepoint,
+They need root. Where tracefs is not mounted, judged mounts it at /sys/kernel/tracing in a
+mount namespace of its loading thread's own, which the host never sees and which goes once
+the programs are attached. At start judged probes which attach types the kernel allows (tracepoint,
 raw_tracepoint, tp_btf, kprobe, fentry) and prints one line on stderr saying which programs
 run, which attach types work, and why anything does not: \"eBPF unavailable: REASON\" when
 none runs (not root, built without clang, no BPF, a tracepoint record the programs do not
 know); a second line says which PSI triggers are registered and why not the others. The host readings are printed either way. Each window's counts are reset after
-reading. Ctrl-C, SIGTERM or --count end the watch after detaching every program.
+reading. Ctrl-C, SIGTERM, SIGHUP or --count end the watch after detaching every program.
 
 Output: a text report per window, or with --json one object per line: window_s, ebpf (the
 status above), workqueue[] (function, count, latency_count, latency_total_ns, latency_max_ns,
@@ -98,7 +95,7 @@ throttled_cgroups[] {group, periods, throttled_periods, throttled_ms}) and
 findings[] (kind, summary, evidence, remedy).
 
 Exit status:
-  0  the watch ended (Ctrl-C, SIGTERM, --count)
+  0  the watch ended (Ctrl-C, SIGTERM, SIGHUP, --count)
   2  bad command line or thresholds file";
 
 /// One window as printed.
@@ -263,28 +260,16 @@ fn section<T>(
     }
 }
 
-/// Block SIGINT and SIGTERM and receive them on a descriptor instead: the watch loop waits on
-/// it between windows, so a signal ends the loop and everything is detached on the way out.
-fn signals() -> anyhow::Result<SignalFd> {
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGINT);
-    mask.add(Signal::SIGTERM);
-    mask.thread_block()
-        .context("cannot block SIGINT and SIGTERM")?;
-    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .context("cannot make a signalfd")
-}
-
-/// Wait until `deadline` (the PSI triggers noted meanwhile); false when a signal came first.
-fn wait_until(watch: &mut HostWatch, deadline: Instant, signals: &SignalFd) -> bool {
+/// Wait until `deadline` (the PSI triggers noted meanwhile); false when a stop signal
+/// (SIGINT, SIGTERM, SIGHUP: [`crate::interrupt`]) came first, even while starting: the loop
+/// ends and everything is detached on the way out.
+fn wait_until(watch: &mut HostWatch, deadline: Instant) -> bool {
     loop {
-        match watch.wait(deadline, Some(signals.as_fd())) {
-            Woken::Deadline => return true,
-            Woken::Wake => {
-                if let Ok(Some(_)) = signals.read_signal() {
-                    return false;
-                }
-            }
+        if crate::interrupt::received().is_some() {
+            return false;
+        }
+        if let Woken::Deadline = watch.wait(deadline, crate::interrupt::wake_fd()) {
+            return true;
         }
     }
 }
@@ -299,7 +284,6 @@ pub fn execute(args: WatchArgs) -> anyhow::Result<u8> {
         Some(path) => Thresholds::load(path)?,
         None => Thresholds::default(),
     };
-    let signals = signals()?;
     let interval = Duration::from_secs_f64(args.interval);
     let mut watch = HostWatch::start(thresholds.host);
     eprintln!("judged watch: {}", watch.status().describe());
@@ -309,7 +293,7 @@ pub fn execute(args: WatchArgs) -> anyhow::Result<u8> {
     }
     let mut windows = 0;
     while args.count.is_none_or(|count| windows < count) {
-        if !wait_until(&mut watch, Instant::now() + interval, &signals) {
+        if !wait_until(&mut watch, Instant::now() + interval) {
             break;
         }
         let window = watch.close();

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 mod common;
 use common::{
-    any_frame, assert_no_fsync_of_others, is_root, judged_with_pid, reproducer, runguard, skip,
-    while_syncing, with_delay_accounting,
+    any_frame, assert_no_fsync_of_others, groups_of, is_root, judged_with_pid, reproducer,
+    runguard, skip, stop_mid_run, while_syncing, with_delay_accounting,
 };
 
 /// Held by the tests that load the disk (thrash's page faults, the fsync writer) and by the
@@ -101,9 +101,41 @@ fn dstate(json: &Value) -> (&Value, f64) {
 
 /// The cgroup parent of the `judged` process `pid` is gone from every hierarchy.
 fn assert_cgroups_removed(pid: u32) {
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let parent = hierarchy.path().join(format!("judged/diagnose-{pid}"));
-        assert!(!parent.exists(), "left behind: {}", parent.display());
+    let left = groups_of(pid);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Stopped by a signal mid-run, diagnose stops the run, removes its cgroup parent in every
+/// hierarchy and exits with 128 + the signal.
+#[test]
+fn a_stop_signal_mid_run_stops_it_and_leaves_nothing() {
+    use nix::sys::signal::Signal;
+    if !can_diagnose() {
+        return;
+    }
+    let runguard = runguard().display().to_string();
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        let output = stop_mid_run(
+            &[
+                "diagnose",
+                "--runguard",
+                &runguard,
+                "--",
+                "/bin/sleep",
+                "60",
+            ],
+            signal,
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(128 + signal as i32),
+            "{signal}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("stopped by {signal}")),
+            "{signal}: {stderr}"
+        );
     }
 }
 

@@ -11,13 +11,14 @@
 //! looks for the answer files on the filesystem (judged correct if it finds them), and
 //! `writes_host_tmp.c` writes a file in /tmp, which must not reach the host's /tmp.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use judged::verdict::{exit_status, Verdict};
 
 mod common;
-use common::{judging_prerequisites, skip};
+use common::{judging_prerequisites, skip, stop_mid_run};
 
 /// The verdicts a submission may get, from its `@EXPECTED_RESULTS@:` comment.
 fn expected_results(source: &Path) -> Option<Vec<Verdict>> {
@@ -153,4 +154,38 @@ fn a_submissions_tmp_is_private_to_its_run() {
         "a submission wrote `{}' on the host",
         marker.display()
     );
+}
+
+/// SIGTERM while a test case runs: runguard stops the run, no further one starts, the run
+/// lanes' cgroups and the scratch directories are removed, and judged exits with 143.
+#[test]
+fn sigterm_mid_judging_stops_the_runs_and_leaves_nothing() {
+    let runguard = match judging_prerequisites() {
+        Ok(runguard) => runguard,
+        Err(reason) => return skip(&reason),
+    };
+    let aplusb = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/problems/aplusb");
+    let scratch = tempfile::tempdir().unwrap();
+    let busy_loop = aplusb.join("submissions/busy_loop.c");
+    let output = stop_mid_run(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--runguard"),
+            runguard.as_os_str(),
+            OsStr::new("--scratch"),
+            scratch.path().as_os_str(),
+            aplusb.as_os_str(),
+            busy_loop.as_os_str(),
+        ],
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    assert!(output.stdout.is_empty(), "a result was shown: {output:?}");
+    let left: Vec<_> = std::fs::read_dir(scratch.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "scratch left: {left:?}");
 }

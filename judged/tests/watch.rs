@@ -225,29 +225,41 @@ fn lock_contention_is_a_list_with_stacks() {
 }
 
 #[test]
-fn sigint_ends_the_watch_and_detaches() {
+fn each_stop_signal_ends_the_watch_and_detaches() {
+    use nix::sys::signal::Signal;
     let Some(_serial) = serial_watch() else {
         return;
     };
+    // SIGHUP after 0.2 s: while it starts (attaches), when a signal must wait for it.
+    for (signal, after) in [
+        (Signal::SIGINT, 1500),
+        (Signal::SIGTERM, 1500),
+        (Signal::SIGHUP, 200),
+    ] {
+        end_watch_with(signal, Duration::from_millis(after));
+    }
+}
+
+fn end_watch_with(signal: nix::sys::signal::Signal, after: Duration) {
     let child = Command::new(env!("CARGO_BIN_EXE_judged"))
         .args(["watch", "--interval", "30"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(after);
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(pid, signal).unwrap();
     let started = Instant::now();
     let output = child.wait_with_output().unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(5),
-        "SIGINT did not end it"
+        "{signal} did not end it"
     );
     assert_eq!(
         output.status.code(),
         Some(0),
-        "{}",
+        "{signal}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     // Its programs are gone: no BPF program of ours is attached any more.
@@ -264,17 +276,35 @@ fn sigint_ends_the_watch_and_detaches() {
     );
 }
 
+/// judged mounts a missing tracefs only in its loading thread's own mount namespace: the
+/// namespace it was started in never shows it, neither while the programs are attached nor
+/// after a watch killed with SIGKILL at any moment of its start (a mount of its own there
+/// would stay for good).
 #[test]
-fn tracefs_is_mounted_when_missing_and_unmounted_after() {
+fn tracefs_mounted_when_missing_is_never_seen_outside_not_even_after_a_kill() {
     let Some(_serial) = serial_watch() else {
         return;
     };
     // In a private mount namespace of its own, so the host's tracefs is never touched.
     let script = format!(
         "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; \
-         {} watch --json --interval 0.3 --count 1 || exit 1; \
+         judged={judged}; \
+         for delay in 0.02 0.05 0.1 0.2 0.4; do \
+           $judged watch --interval 0.3 --count 1 >/dev/null 2>&1 & killed=$!; \
+           sleep $delay; kill -9 $killed; wait $killed; \
+           if grep -q tracefs /proc/self/mountinfo; then \
+             echo \"tracefs left by a watch killed after $delay s\" >&2; exit 1; fi; \
+         done; \
+         $judged watch --json --interval 0.3 --count 1 & watch=$!; \
+         while [ \"$(cut -d' ' -f3 /proc/$watch/stat 2>/dev/null)\" = S ] || \
+               [ \"$(cut -d' ' -f3 /proc/$watch/stat 2>/dev/null)\" = R ]; do \
+           if grep -q tracefs /proc/self/mountinfo; then \
+             echo 'tracefs seen while the watch ran' >&2; exit 1; fi; \
+           sleep 0.01; \
+         done; \
+         wait $watch || exit 1; \
          ! grep -q tracefs /proc/self/mountinfo",
-        env!("CARGO_BIN_EXE_judged")
+        judged = env!("CARGO_BIN_EXE_judged")
     );
     let output = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])

@@ -167,12 +167,116 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_judged"))
+    let child = spawn_judged(args);
+    let pid = child.id();
+    (pid, child.wait_with_output().expect("judged ends"))
+}
+
+/// `judged ARGS` started with its output piped.
+#[allow(dead_code)] // not every test binary runs judged
+fn spawn_judged<I, S>(args: I) -> std::process::Child
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    std::process::Command::new(env!("CARGO_BIN_EXE_judged"))
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("judged starts");
+        .expect("judged starts")
+}
+
+/// Whether cgroup directory `name` is one judged process `pid` made under `judged/`: its
+/// diagnose parent (`diagnose-PID`) or a run lane (`judged-PID-LANE`).
+#[allow(dead_code)] // not every test binary looks for cgroups
+fn made_by(name: &str, pid: u32) -> bool {
+    name == format!("diagnose-{pid}") || name.starts_with(&format!("judged-{pid}-"))
+}
+
+/// The cgroup directories of judged process `pid` left under `judged/` in any hierarchy.
+#[allow(dead_code)] // not every test binary runs judged this way
+pub fn groups_of(pid: u32) -> Vec<PathBuf> {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return Vec::new();
+    };
+    hierarchies
+        .flatten()
+        .filter_map(|hierarchy| std::fs::read_dir(hierarchy.path().join("judged")).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|entry| entry.file_name().to_str().is_some_and(|n| made_by(n, pid)))
+        .map(|entry| entry.path())
+        .collect()
+}
+
+/// The processes living in a cgroup below one of judged process `pid`'s: its runs'.
+#[allow(dead_code)] // not every test binary looks for processes
+fn run_processes(pid: u32) -> Vec<u32> {
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    processes
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|process| {
+            std::fs::read_to_string(format!("/proc/{process}/cgroup")).is_ok_and(|groups| {
+                groups
+                    .lines()
+                    .flat_map(|line| line.split('/'))
+                    .any(|name| made_by(name, pid))
+            })
+        })
+        .collect()
+}
+
+/// `judged ARGS` sent `signal` once a process of its runs is running, then waited for; its
+/// output. Asserts that it ended within 20 s leaving nothing behind: no cgroup of it under
+/// `*/judged/`, none of the processes its runs had.
+#[allow(dead_code)] // not every test binary runs judged this way
+pub fn stop_mid_run<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    signal: nix::sys::signal::Signal,
+) -> std::process::Output {
+    use std::time::{Duration, Instant};
+    let mut child = spawn_judged(args);
     let pid = child.id();
-    (pid, child.wait_with_output().expect("judged ends"))
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let running = loop {
+        let running = run_processes(pid);
+        if !running.is_empty() {
+            break running;
+        }
+        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "judged ({}) ended or started no run: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let judged = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
+    nix::sys::signal::kill(judged, signal).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("judged did not end within 20 s of {signal}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let left: Vec<&u32> = running
+        .iter()
+        .filter(|p| Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "processes of the runs left after {signal}: {left:?}"
+    );
+    let groups = groups_of(pid);
+    assert!(groups.is_empty(), "cgroups left after {signal}: {groups:?}");
+    output
 }

@@ -72,45 +72,66 @@ const PAGECACHE_PROGRAMS: [(&str, &str, &str); 2] = [
     ),
 ];
 
-/// Locked by every judged process while it loads and attaches programs (`judged watch`,
-/// `judged diagnose` and the daemon may start at the same time): the directory holding the
-/// tracefs mount point, which is there on every host and leaves no lock file behind (the
-/// mount point itself would not do: before and after the mount it is two directories).
-const TRACEFS_LOCK: &str = "/sys/kernel";
-
-/// tracefs where aya and the format checks look, for as long as programs are being loaded
-/// and attached: they need it only to find each tracepoint's format and id (an attached
-/// program holds its perf event by descriptor), so one that judged mounted is unmounted when
-/// this is dropped, right after attaching. An exclusive lock on [`TRACEFS_LOCK`] is held
-/// meanwhile, so no other judged process unmounts it under us or sees it mounted by us.
-struct Tracefs {
-    mounted: bool,
-    _lock: Option<std::fs::File>,
-}
-
-impl Drop for Tracefs {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = nix::mount::umount(TRACEFS);
-        }
-    }
-}
-
-/// Root, and tracefs mounted (by us if need be): what loading any program needs.
-fn prerequisites() -> Result<Tracefs, String> {
+/// Run `load` (loading and attaching programs) as root with tracefs where aya and the format
+/// checks look; with whether we mounted it. They need it only to find each tracepoint's
+/// format and id (an attached program holds its perf event by descriptor, and BPF objects
+/// are descriptors of the whole process). Where the host has no tracefs, `load` runs on a
+/// thread of its own that unshares its mount namespace (a thread may: CLONE_NEWNS takes
+/// CLONE_FS with it, which is per thread), makes its copies of the mounts private and mounts
+/// tracefs there. The namespace, and the mount with it, goes when the thread ends, or the
+/// process, however it ends: the host never sees our tracefs, not even from a judged killed
+/// with SIGKILL while attaching (the daemon's host watcher attaches after it listens), and
+/// processes attaching at once do not unmount each other's.
+fn with_tracefs<T: Send>(
+    load: impl FnOnce() -> Result<T, String> + Send,
+) -> Result<(T, bool), String> {
     if !nix::unistd::geteuid().is_root() {
         return Err(
             "not root (loading BPF programs and reading kernel addresses needs root)".to_owned(),
         );
     }
-    // Where it cannot be locked we go on unlocked: one judged at a time works.
-    let lock = std::fs::File::open(TRACEFS_LOCK)
-        .ok()
-        .filter(|directory| directory.lock().is_ok());
-    Ok(Tracefs {
-        mounted: ensure_tracefs()?,
-        _lock: lock,
-    })
+    if tracefs_root().join("events").is_dir() {
+        return load().map(|loaded| (loaded, false));
+    }
+    let loading = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("judged-bpf-load".into())
+            .spawn_scoped(scope, || {
+                mount_private_tracefs()?;
+                load()
+            })
+            .map_err(|e| format!("cannot start a thread to load BPF programs on: {e}"))?
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    loading.map(|loaded| (loaded, true))
+}
+
+/// In a mount namespace of this thread's own, whose mounts propagate nowhere, mount tracefs
+/// at [`TRACEFS`].
+fn mount_private_tracefs() -> Result<(), String> {
+    use nix::mount::MsFlags;
+    let failed = |step: &str, e: nix::Error| {
+        format!("tracefs is not mounted, and mounting it in a mount namespace of our own failed ({step}: {e})")
+    };
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| failed("unshare(CLONE_NEWNS)", e))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| failed("making the mounts private", e))?;
+    nix::mount::mount(
+        Some("nodev"),
+        TRACEFS,
+        Some("tracefs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| failed(&format!("mount -t tracefs nodev {TRACEFS}"), e))
 }
 
 /// The running programs; dropping it detaches them.
@@ -134,25 +155,6 @@ fn chain(error: &dyn std::error::Error) -> String {
         Some((end, _)) => format!("{}...", &text[..end]),
         None => text,
     }
-}
-
-/// Mount tracefs where aya and the format checks look, unless it is there; whether we did.
-fn ensure_tracefs() -> Result<bool, String> {
-    let tracefs = Path::new(TRACEFS);
-    if tracefs.join("events").is_dir() || Path::new("/sys/kernel/debug/tracing/events").is_dir() {
-        return Ok(false);
-    }
-    nix::mount::mount(
-        Some("nodev"),
-        tracefs,
-        Some("tracefs"),
-        nix::mount::MsFlags::MS_NOSUID
-            | nix::mount::MsFlags::MS_NODEV
-            | nix::mount::MsFlags::MS_NOEXEC,
-        None::<&str>,
-    )
-    .map_err(|e| format!("tracefs is not mounted and mounting it at {TRACEFS} failed: {e}"))?;
-    Ok(true)
 }
 
 fn tracefs_root() -> &'static Path {
@@ -266,15 +268,27 @@ impl Watcher {
     /// Start what works; the status says what does and why the rest does not. `None` when
     /// no program runs (the status then names every reason).
     pub fn start() -> (Option<Watcher>, Status) {
+        match with_tracefs(|| Ok(Watcher::attach_all())) {
+            Ok(((watcher, status), mounted_tracefs)) => (
+                watcher,
+                Status {
+                    mounted_tracefs,
+                    ..status
+                },
+            ),
+            Err(reason) => (
+                None,
+                Status {
+                    unavailable: Some(reason),
+                    ..Status::default()
+                },
+            ),
+        }
+    }
+
+    /// [`Watcher::start`] with tracefs there.
+    fn attach_all() -> (Option<Watcher>, Status) {
         let mut status = Status::default();
-        let tracefs = match prerequisites() {
-            Ok(tracefs) => tracefs,
-            Err(reason) => {
-                status.unavailable = Some(reason);
-                return (None, status);
-            }
-        };
-        status.mounted_tracefs = tracefs.mounted;
         let mut watcher = Watcher {
             workqueue: None,
             lock: None,
@@ -303,8 +317,6 @@ impl Watcher {
             status.unavailable = Some(format!("no program could run ({})", reasons.join("; ")));
             return (None, status);
         }
-        // Everything is attached: tracefs (if ours) is unmounted as `tracefs` goes.
-        drop(tracefs);
         (Some(watcher), status)
     }
 
@@ -448,20 +460,29 @@ impl RunTracer {
     /// `lanes` (directories of the cgroup2 mount, at most [`MAX_LANES`]); lane `i` is
     /// `lanes[i]`.
     pub fn start(lanes: &[PathBuf], exits: bool) -> Result<RunTracer, String> {
-        use std::os::fd::AsRawFd;
         if lanes.len() > MAX_LANES {
             return Err(format!(
                 "{} run lanes, but the D-state tracer follows at most {MAX_LANES}",
                 lanes.len()
             ));
         }
-        let tracefs = prerequisites()?;
         // The exits are wanted only to pick out the runs' taskstats exit records.
         let programs = if exits {
             &DSTATE_PROGRAMS[..]
         } else {
             &DSTATE_PROGRAMS[..2]
         };
+        let (bpf, _) = with_tracefs(|| RunTracer::load(lanes, programs))?;
+        Ok(RunTracer {
+            bpf,
+            stacks_used: false,
+            exits,
+        })
+    }
+
+    /// Load the D-state programs, point them at `lanes` and attach them (tracefs there).
+    fn load(lanes: &[PathBuf], programs: &[(&str, &str, &str)]) -> Result<Ebpf, String> {
+        use std::os::fd::AsRawFd;
         let mut bpf = load(DSTATE, programs)?;
         let mut array: CgroupArray<&mut MapData> = map(&mut bpf, "lanes")
             .and_then(CgroupArray::try_from)
@@ -474,12 +495,7 @@ impl RunTracer {
                 .map_err(|e| format!("setting lane cgroup `{}': {}", group.display(), chain(&e)))?;
         }
         attach(&mut bpf, programs)?;
-        drop(tracefs);
-        Ok(RunTracer {
-            bpf,
-            stacks_used: false,
-            exits,
-        })
+        Ok(bpf)
     }
 
     /// The D-state time and the exited tasks of lane `lane` since its last `take`, symbolized;
@@ -552,9 +568,7 @@ pub struct PageCacheTracer {
 
 impl PageCacheTracer {
     pub fn start() -> Result<PageCacheTracer, String> {
-        let tracefs = prerequisites()?;
-        let bpf = load_tracepoints(PAGECACHE, &PAGECACHE_PROGRAMS)?;
-        drop(tracefs);
+        let (bpf, _) = with_tracefs(|| load_tracepoints(PAGECACHE, &PAGECACHE_PROGRAMS))?;
         Ok(PageCacheTracer { bpf })
     }
 

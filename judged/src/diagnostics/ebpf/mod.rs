@@ -6,9 +6,9 @@
 //! each of a process's run lanes (cgroup2 groups, one run at a time in each), filtered in the
 //! kernel, read and deleted per lane at each run's end.
 //!
-//! Theory of operation. [`Watcher::start`] makes sure tracefs is mounted (mounting it at
-//! `/sys/kernel/tracing` when it is not, and unmounting it once the programs are attached,
-//! all under an exclusive lock that serialises judged processes doing so), probes which attach
+//! Theory of operation. [`Watcher::start`] makes sure tracefs is there (where the host has
+//! none, it loads and attaches on a thread of its own with tracefs mounted in that thread's
+//! own mount namespace, which the host never sees and which goes with the thread), probes which attach
 //! types this kernel allows (tracepoint, raw tracepoint, tp_btf, kprobe, fentry: reported, for
 //! `judged doctor`-style answers), then checks each tracepoint's record layout against the
 //! kernel's format file ([`format`]) and loads and attaches the programs (`src/bpf/*.bpf.c`,
@@ -62,7 +62,8 @@ pub struct Status {
     pub attach_types: Vec<Probe>,
     /// Each of the watcher's programs: `workqueue`, `lock` and `fork`.
     pub programs: Vec<Probe>,
-    /// Whether judged mounted tracefs (and unmounted it once the programs were attached).
+    /// Whether judged mounted tracefs (in a mount namespace of the loading thread's own, gone
+    /// once the programs were attached).
     pub mounted_tracefs: bool,
 }
 
