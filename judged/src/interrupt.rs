@@ -131,7 +131,9 @@ pub fn wake_fd() -> Option<BorrowedFd<'static>> {
 /// with [`Command::spawn`]); the piped ones are read. Without [`install`] (the daemon has
 /// its own shutdown) no signal is sent on.
 pub fn output(command: &mut Command) -> Result<Output, OutputError> {
-    let mut child = {
+    // Spawned under the lock only when installed: the daemon's workers spawn at once.
+    let installed = WAKE.get().is_some();
+    let mut child = if installed {
         let mut state = state();
         if let Some(signal) = state.received {
             return Err(Interrupted { signal }.into());
@@ -141,10 +143,14 @@ pub fn output(command: &mut Command) -> Result<Output, OutputError> {
             .children
             .push(Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX)));
         child
+    } else {
+        command.spawn().map_err(OutputError::Spawn)?
     };
     let waited = wait_unreaped(&mut child);
-    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-    state().children.retain(|&c| c != pid);
+    if installed {
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        state().children.retain(|&c| c != pid);
+    }
     let (stdout, stderr) = waited.map_err(OutputError::Wait)?;
     let status = child.wait().map_err(OutputError::Wait)?;
     Ok(Output {

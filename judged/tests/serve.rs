@@ -759,7 +759,11 @@ fn an_uploaded_problem_is_listed_kept_over_a_restart_and_replaced() {
         "{reply}"
     );
     assert_eq!(uploads_dir_entries(&site), ["sum", "sum2"]);
-    assert!(server.log().contains("problem `sum' replaced by an upload"));
+    assert!(
+        server.log_shows("problem `sum' replaced by an upload"),
+        "{}",
+        server.log()
+    );
 }
 
 /// Each hostile or broken upload is refused naming what is wrong, and leaves no file.

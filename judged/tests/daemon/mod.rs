@@ -92,6 +92,20 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Whether the log comes to hold `text` within 10 s: a line the daemon prints right
+    /// before it answers a request can reach the log after the answer reaches the test.
+    #[allow(dead_code)] // not every test binary needs it
+    pub fn log_shows(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log().contains(text) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     /// The log as it grows, for reading it after the server is gone.
     pub fn log_handle(&self) -> Arc<Mutex<String>> {
         self.stderr.clone()
