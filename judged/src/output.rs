@@ -7,6 +7,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use runner::report::Termination;
 use serde::Serialize;
 
+use crate::diagnostics::hostwatch::HostFinding;
+use crate::diagnostics::hostwatcher::WatchState;
 use crate::diagnostics::lanes::{KernelRun, KernelSummary};
 use crate::diagnostics::Finding;
 use crate::judge::{Judgement, Progress, TestResult};
@@ -25,6 +27,8 @@ pub struct JsonJudgement<'a> {
     pub tests: Vec<JsonTest<'a>>,
     /// Test cases not run because an earlier one failed (run again with --all).
     pub skipped: usize,
+    /// The host watcher's window and what it could set up; `null` with --no-host-watch.
+    pub host_watch: Option<&'a WatchState>,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,6 +59,9 @@ pub struct JsonTest<'a> {
     pub kernel: Option<KernelSummary>,
     /// What disturbed the run's timing (see `judged diagnose`); empty when nothing did.
     pub findings: &'a [Finding],
+    /// The disturbing findings of the host watcher's windows the run overlapped, each with
+    /// its window.
+    pub host_findings: &'a [HostFinding],
     /// Runs made again because a time limit came with a disturbing finding.
     pub reruns: u32,
 }
@@ -73,6 +80,7 @@ pub fn to_json<'a>(
     judgement: &'a Judgement,
     problem: &'a str,
     language: &'a str,
+    host_watch: Option<&'a WatchState>,
 ) -> JsonJudgement<'a> {
     JsonJudgement {
         verdict: judgement.verdict,
@@ -81,6 +89,7 @@ pub fn to_json<'a>(
         compile_output: &judgement.compile_output,
         tests: judgement.tests.iter().map(json_test).collect(),
         skipped: judgement.skipped,
+        host_watch,
     }
 }
 
@@ -112,6 +121,7 @@ fn json_test(test: &TestResult) -> JsonTest<'_> {
         }),
         kernel: test.kernel.as_ref().map(KernelRun::summary),
         findings: &test.findings,
+        host_findings: &test.host_findings,
         reruns: test.reruns,
     }
 }
@@ -160,6 +170,14 @@ pub fn summary(judgement: &Judgement, problem: &str, language: &str) -> String {
                 "    {}: {}\n",
                 finding.kind.name(),
                 finding.summary
+            ));
+        }
+        for host in &test.host_findings {
+            text.push_str(&format!(
+                "    {} (host window {}): {}\n",
+                host.finding.kind.name(),
+                host.window.window,
+                host.finding.summary
             ));
         }
         if test.disturbed_timelimit() {
@@ -284,7 +302,7 @@ mod tests {
             ],
             skipped: 2,
         };
-        let json = serde_json::to_value(to_json(&judgement, "aplusb", "c")).unwrap();
+        let json = serde_json::to_value(to_json(&judgement, "aplusb", "c", None)).unwrap();
         assert_eq!(json["verdict"], "run-error");
         assert_eq!(json["skipped"], 2);
         let tests = json["tests"].as_array().unwrap();
@@ -296,5 +314,64 @@ mod tests {
         assert_eq!(tests[1]["verdict"], "run-error");
         assert_eq!(tests[1]["signal"], 11);
         assert_eq!(tests[1]["diagnostics"]["setup_time"], 0.001);
+    }
+
+    #[test]
+    fn host_findings_show_with_their_window_in_json_and_the_summary() {
+        use crate::diagnostics::hostwatch::{Interval, WindowSpan};
+        use crate::diagnostics::Kind;
+        let host_finding = HostFinding {
+            window: WindowSpan {
+                window: 7,
+                monotonic: Interval {
+                    start: Duration::from_secs(10),
+                    end: Duration::from_secs(11),
+                },
+                wall_start: 1_700_000_010.0,
+                wall_end: 1_700_000_011.0,
+            },
+            finding: Finding {
+                kind: Kind::HostPressure,
+                summary: "the host was short of CPU".into(),
+                evidence: Default::default(),
+                remedy: "wait".into(),
+            },
+        };
+        let judgement = Judgement {
+            verdict: Verdict::Timelimit,
+            compile_output: String::new(),
+            tests: vec![TestResult {
+                name: "sample/1".into(),
+                verdict: Verdict::Timelimit,
+                time_limit: Duration::from_secs(1),
+                report: Some(clean_report()),
+                message: String::new(),
+                findings: Vec::new(),
+                interval: Default::default(),
+                host_findings: vec![host_finding],
+                reruns: 1,
+                kernel: None,
+            }],
+            skipped: 0,
+        };
+        let watch = WatchState {
+            window_s: 0.5,
+            ebpf: Some("eBPF programs: workqueue yes".into()),
+            psi: None,
+        };
+        let json = serde_json::to_value(to_json(&judgement, "aplusb", "c", Some(&watch))).unwrap();
+        assert_eq!(json["host_watch"]["window_s"], 0.5);
+        let found = &json["tests"][0]["host_findings"][0];
+        assert_eq!(found["finding"]["kind"], "host-pressure");
+        assert_eq!(found["window"]["window"], 7);
+        assert_eq!(found["window"]["monotonic_start_s"], 10.0);
+        let off = serde_json::to_value(to_json(&judgement, "aplusb", "c", None)).unwrap();
+        assert!(off["host_watch"].is_null(), "{off}");
+        let text = summary(&judgement, "aplusb", "c");
+        assert!(
+            text.contains("    host-pressure (host window 7): the host was short of CPU\n"),
+            "{text}"
+        );
+        assert!(text.contains("do not trust this time limit"), "{text}");
     }
 }

@@ -108,3 +108,29 @@ fn bad_cpuset_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_host_window_out_of_range_is_named_with_the_range() {
+    let stderr = refused(&[&aplusb(), &correct_c(), "--host-window", "0.01"]);
+    assert!(
+        stderr.contains("'--host-window <SECONDS>'") && stderr.contains("from 0.1 to 60"),
+        "{stderr}"
+    );
+    let stderr = refused(&[&aplusb(), &correct_c(), "--host-window", "1s"]);
+    assert!(stderr.contains("`1s' is not a number of seconds"), "{stderr}");
+}
+
+#[test]
+fn a_host_window_without_the_host_watcher_is_refused() {
+    let stderr = refused(&[
+        &aplusb(),
+        &correct_c(),
+        "--no-host-watch",
+        "--host-window",
+        "2",
+    ]);
+    assert!(
+        stderr.contains("'--no-host-watch'") && stderr.contains("'--host-window <SECONDS>'"),
+        "{stderr}"
+    );
+}

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 mod common;
 mod daemon;
-use common::{any_frame, judging_prerequisites, skip};
+use common::{any_frame, judging_prerequisites, skip, CpuPressure};
 use daemon::{repo, slow_problem, slow_submission, zip_dir, zip_of, Entry, Server};
 
 fn aplusb() -> PathBuf {
@@ -991,40 +991,6 @@ fn an_uploaded_problem_is_judged() {
     let judging = server.wait_final(again);
     assert_eq!(judging["verdict"], "correct", "{judging}");
     assert_eq!(judging["tests"].as_array().unwrap().len(), SLOW_CASES - 1);
-}
-
-/// Threads that keep every CPU busy and one more waiting (host CPU pressure) until dropped.
-struct CpuPressure {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl CpuPressure {
-    fn start() -> CpuPressure {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = (0..=cpus)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::hint::spin_loop();
-                    }
-                })
-            })
-            .collect();
-        CpuPressure { stop, threads }
-    }
-}
-
-impl Drop for CpuPressure {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// `[diagnostics]`: the daemon's host watcher closes a window every host_window, `GET /host`
