@@ -296,9 +296,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             thresholds: thresholds.run,
             cpuset: args.cpuset.clone(),
             cpuset_mems: None,
-            host: host
-                .clone()
-                .map(|host| -> Arc<dyn HostFindings> { host }),
+            host: host.clone().map(|host| -> Arc<dyn HostFindings> { host }),
             lanes: Some(Lanes {
                 tracing: Arc::new(tracing),
                 first: 0,
@@ -322,12 +320,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     drop(watching);
     let host_watch = host.as_ref().map(|host| host.watch_state());
     if args.json {
-        let json = output::to_json(
-            &judgement,
-            &problem.name,
-            &language.id,
-            host_watch.as_ref(),
-        );
+        let json = output::to_json(&judgement, &problem.name, &language.id, host_watch.as_ref());
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!(

@@ -117,7 +117,10 @@ fn a_host_window_out_of_range_is_named_with_the_range() {
         "{stderr}"
     );
     let stderr = refused(&[&aplusb(), &correct_c(), "--host-window", "1s"]);
-    assert!(stderr.contains("`1s' is not a number of seconds"), "{stderr}");
+    assert!(
+        stderr.contains("`1s' is not a number of seconds"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -36,21 +36,23 @@ fn judge(submission: &str, extra: &[&str]) -> Option<Value> {
     let aplusb = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/problems/aplusb");
     let scratch = tempfile::tempdir().unwrap();
     let source = aplusb.join("submissions").join(submission);
-    let (pid, output) = judged_with_pid([
-        OsStr::new("run"),
-        aplusb.as_os_str(),
-        source.as_os_str(),
-        OsStr::new("--json"),
-        OsStr::new("--all"),
-        OsStr::new("--jobs"),
-        OsStr::new("2"),
-        OsStr::new("--runguard"),
-        runguard.as_os_str(),
-        OsStr::new("--scratch"),
-        scratch.path().as_os_str(),
-    ]
-    .into_iter()
-    .chain(extra.iter().map(OsStr::new)));
+    let (pid, output) = judged_with_pid(
+        [
+            OsStr::new("run"),
+            aplusb.as_os_str(),
+            source.as_os_str(),
+            OsStr::new("--json"),
+            OsStr::new("--all"),
+            OsStr::new("--jobs"),
+            OsStr::new("2"),
+            OsStr::new("--runguard"),
+            runguard.as_os_str(),
+            OsStr::new("--scratch"),
+            scratch.path().as_os_str(),
+        ]
+        .into_iter()
+        .chain(extra.iter().map(OsStr::new)),
+    );
     let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "no JSON ({e}); stderr: {}",
@@ -170,7 +172,10 @@ fn a_time_limit_under_host_cpu_pressure_is_run_again_with_its_host_finding() {
     let watch = &json["host_watch"];
     assert_eq!(watch["window_s"], 0.25, "{json:#}");
     assert!(
-        watch["ebpf"].as_str().unwrap().starts_with("eBPF programs:"),
+        watch["ebpf"]
+            .as_str()
+            .unwrap()
+            .starts_with("eBPF programs:"),
         "root loads the programs: {watch}"
     );
     assert_eq!(json["verdict"], "timelimit", "{json:#}");

@@ -365,7 +365,12 @@ pub(crate) mod tests {
     #[test]
     fn the_history_is_bounded() {
         let kept = |watcher: &HostWatcher| -> Vec<u64> {
-            watcher.state().windows.iter().map(|w| w.span.window).collect()
+            watcher
+                .state()
+                .windows
+                .iter()
+                .map(|w| w.span.window)
+                .collect()
         };
         // Half an hour of two-minute windows is 15 of them, unless more are asked for.
         for (at_least, first) in [(0, 6), (18, 3)] {
@@ -374,7 +379,11 @@ pub(crate) mod tests {
                 let at = Duration::from_secs(n);
                 watcher.closed_window(window(n, at, at + Duration::from_secs(1), &[]));
             }
-            assert_eq!(kept(&watcher), (first..=20).collect::<Vec<_>>(), "{at_least}");
+            assert_eq!(
+                kept(&watcher),
+                (first..=20).collect::<Vec<_>>(),
+                "{at_least}"
+            );
         }
     }
 }
