@@ -10,8 +10,8 @@ use serde_json::Value;
 
 mod common;
 use common::{
-    any_frame, assert_no_fsync_of_others, judged_with_pid, judging_prerequisites, skip,
-    while_syncing, with_delay_accounting, CpuPressure,
+    any_frame, assert_host_pressure_with_windows, assert_no_fsync_of_others, judged_with_pid,
+    judging_prerequisites, skip, while_syncing, with_delay_accounting, CpuPressure,
 };
 
 /// The tests here load the disk or the CPUs, or measure a run that the load would disturb: one
@@ -184,21 +184,7 @@ fn a_time_limit_under_host_cpu_pressure_is_run_again_with_its_host_finding() {
     for test in tests {
         assert_eq!(test["verdict"], "timelimit", "{test:#}");
         assert_eq!(test["reruns"], 1, "--rerun-disturbed 1: {test:#}");
-        let found = test["host_findings"].as_array().unwrap();
-        assert!(
-            found
-                .iter()
-                .any(|h| h["finding"]["kind"] == "host-pressure"),
-            "{test:#}"
-        );
-        for host_finding in found {
-            let window = &host_finding["window"];
-            assert!(window["window"].as_u64().unwrap() >= 1, "{host_finding}");
-            assert!(
-                window["monotonic_start_s"].as_f64() < window["monotonic_end_s"].as_f64(),
-                "{host_finding}"
-            );
-        }
+        assert_host_pressure_with_windows(test);
     }
 }
 

@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 
 mod common;
 mod daemon;
-use common::{any_frame, judging_prerequisites, skip, CpuPressure};
+use common::{
+    any_frame, assert_host_pressure_with_windows, judging_prerequisites, skip, CpuPressure,
+};
 use daemon::{repo, slow_problem, slow_submission, zip_dir, zip_of, Entry, Server};
 
 fn aplusb() -> PathBuf {
@@ -1082,21 +1084,7 @@ fn the_host_watcher_shows_its_windows_and_marks_the_runs_they_disturbed() {
     let limited = judging["tests"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(limited["verdict"], "timelimit", "{judging}");
     assert_eq!(limited["reruns"], 1, "rerun_disturbed = 1: {judging}");
-    let found = limited["host_findings"].as_array().unwrap();
-    assert!(
-        found
-            .iter()
-            .any(|h| h["finding"]["kind"] == "host-pressure"),
-        "{judging}"
-    );
-    for host_finding in found {
-        let window = &host_finding["window"];
-        assert!(window["window"].as_u64().unwrap() >= 1, "{host_finding}");
-        assert!(
-            window["monotonic_start_s"].as_f64() < window["monotonic_end_s"].as_f64(),
-            "{host_finding}"
-        );
-    }
+    assert_host_pressure_with_windows(&limited);
     let metrics = ureq::get(&server.url("/metrics"))
         .call()
         .unwrap()

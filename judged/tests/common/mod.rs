@@ -212,3 +212,26 @@ impl Drop for CpuPressure {
         }
     }
 }
+
+/// A test case result (the daemon's or `judged run --json`'s) whose host findings hold a
+/// `host-pressure`, each finding with the window it came from.
+#[allow(dead_code)] // not every test binary watches the host
+pub fn assert_host_pressure_with_windows(test: &serde_json::Value) {
+    let found = test["host_findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no host_findings: {test:#}"));
+    assert!(
+        found
+            .iter()
+            .any(|h| h["finding"]["kind"] == "host-pressure"),
+        "{test:#}"
+    );
+    for host_finding in found {
+        let window = &host_finding["window"];
+        assert!(window["window"].as_u64().unwrap() >= 1, "{host_finding}");
+        assert!(
+            window["monotonic_start_s"].as_f64() < window["monotonic_end_s"].as_f64(),
+            "{host_finding}"
+        );
+    }
+}
