@@ -135,8 +135,9 @@ throttling of judged's own cgroup. A test case run overlapping a window with a f
 disturbs timing (ipc-ns-teardown, cgroup-lock-contention, workqueue-latency, host-pressure,
 cfs-throttling) counts as disturbed: a time limit waits for the window of its run's end, then
 runs again as above, and its result shows the host findings with their windows; the other
-results show those of the windows closed when the judging ends. Its state goes to stderr.
---no-host-watch turns it off.
+results show those of the windows closed when the judging ends. It starts (its eBPF
+programs loaded) before the first step, so that every run overlaps its windows, and says on
+stderr what it could set up. --no-host-watch turns it off.
 
 Exit status:
   0  correct
@@ -310,10 +311,15 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     } else {
         &Quiet
     };
-    // For the judging's duration: stopped (its last window closed) before the output.
+    // For the judging's duration: started before the first step, so that every run overlaps
+    // its windows, and stopped (its last window closed) before the output.
     let watching = host
         .as_ref()
-        .map(|host| host.start(thresholds.host, |_| {}))
+        .map(|host| {
+            let running = host.start(thresholds.host, |_| {});
+            host.wait_started();
+            running
+        })
         .transpose()
         .context("cannot start the host watcher's thread")?;
     let judgement = judge.judge(language, &args.sources, progress)?;

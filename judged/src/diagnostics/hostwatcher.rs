@@ -37,6 +37,9 @@ pub const WINDOW_RANGE_SECS: (f64, f64) = (0.1, 60.0);
 pub const HISTORY: Duration = Duration::from_secs(30 * 60);
 /// Beyond the window's length, how long a time limit waits for the window of its run's end.
 const WAIT_SLACK: Duration = Duration::from_secs(5);
+/// How long [`HostWatcher::wait_started`] waits for the eBPF programs to load (well under a
+/// second here).
+pub const START_WAIT: Duration = Duration::from_secs(30);
 
 /// `seconds` as a window length, or what is wrong with it (for the caller to name the key or
 /// option it came from).
@@ -181,12 +184,11 @@ impl HostWatcher {
             watch.status().describe()
         );
         eprintln!("{}: {}", self.who, watch.psi_status().describe());
-        {
-            let mut state = self.state();
-            state.status = Some(watch.status().clone());
-            state.psi = Some(watch.psi_status().clone());
-            state.open_since = Some(watch.opened());
-        }
+        self.started(
+            watch.status().clone(),
+            watch.psi_status().clone(),
+            watch.opened(),
+        );
         let mut deadline = Instant::now() + self.window;
         loop {
             let stopping = watch.wait(deadline, Some(stop.as_fd())) == Woken::Wake;
@@ -205,6 +207,39 @@ impl HostWatcher {
         drop(watch);
         self.state().stopped = true;
         self.closed.notify_all();
+    }
+
+    /// The first window is open since `opened`: tell whoever waits for it.
+    fn started(&self, status: Status, psi: PsiStatus, opened: Duration) {
+        let mut state = self.state();
+        state.status = Some(status);
+        state.psi = Some(psi);
+        state.open_since = Some(opened);
+        drop(state);
+        self.closed.notify_all();
+    }
+
+    /// Wait until the first window is open (the eBPF programs loaded, or known not to load),
+    /// so that every run from then on overlaps a window, or for at most [`START_WAIT`].
+    pub fn wait_started(&self) {
+        let deadline = Instant::now() + START_WAIT;
+        let mut state = self.state();
+        while state.open_since.is_none() && !state.stopped {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                eprintln!(
+                    "{}: the host watcher did not start in {} s; going on without waiting",
+                    self.who,
+                    START_WAIT.as_secs()
+                );
+                return;
+            }
+            state = self
+                .closed
+                .wait_timeout(state, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// Keep a closed window (dropping the oldest beyond the history) and wake the judgings
@@ -346,6 +381,27 @@ pub(crate) mod tests {
             .map(|h| (h.window.window, h.finding.kind))
             .collect();
         assert_eq!(found, [(2, Kind::IpcNsTeardown)]);
+    }
+
+    #[test]
+    fn waiting_for_the_start_ends_when_the_first_window_opens() {
+        let watcher = HostWatcher::new("test", Duration::from_secs(1), 0);
+        let opening = {
+            let watcher = watcher.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                watcher.started(Status::default(), PsiStatus::default(), monotonic_now());
+            })
+        };
+        let began = Instant::now();
+        watcher.wait_started();
+        assert!(began.elapsed() >= Duration::from_millis(200));
+        assert!(watcher.state().open_since.is_some());
+        opening.join().unwrap();
+        // Once open, nothing to wait for.
+        let again = Instant::now();
+        watcher.wait_started();
+        assert!(again.elapsed() < Duration::from_millis(100));
     }
 
     #[test]
