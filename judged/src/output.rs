@@ -172,13 +172,8 @@ pub fn summary(judgement: &Judgement, problem: &str, language: &str) -> String {
                 finding.summary
             ));
         }
-        for host in &test.host_findings {
-            text.push_str(&format!(
-                "    {} (host window {}): {}\n",
-                host.finding.kind.name(),
-                host.window.window,
-                host.finding.summary
-            ));
+        for line in host_lines(&test.host_findings) {
+            text.push_str(&format!("    {line}\n"));
         }
         if test.disturbed_timelimit() {
             text.push_str("    do not trust this time limit: its timing was disturbed\n");
@@ -212,6 +207,41 @@ pub fn summary(judgement: &Judgement, problem: &str, language: &str) -> String {
         seconds(slowest)
     ));
     text
+}
+
+/// One line per kind of host finding, in the order they first appear: the windows they came
+/// from and the first one's summary (`--json` has them all).
+fn host_lines(found: &[HostFinding]) -> Vec<String> {
+    let mut kinds: Vec<(&HostFinding, u64, usize)> = Vec::new();
+    for host in found {
+        match kinds
+            .iter_mut()
+            .find(|(first, _, _)| first.finding.kind == host.finding.kind)
+        {
+            Some((_, last, count)) => {
+                *last = host.window.window;
+                *count += 1;
+            }
+            None => kinds.push((host, host.window.window, 1)),
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|(first, last, count)| {
+            let windows = match count {
+                1 => format!("host window {last}"),
+                _ => format!(
+                    "host windows {}-{last}, {count} findings",
+                    first.window.window
+                ),
+            };
+            format!(
+                "{} ({windows}): {}",
+                first.finding.kind.name(),
+                first.finding.summary
+            )
+        })
+        .collect()
 }
 
 fn first_lines(text: &str, count: usize) -> String {
@@ -320,9 +350,9 @@ mod tests {
     fn host_findings_show_with_their_window_in_json_and_the_summary() {
         use crate::diagnostics::hostwatch::{Interval, WindowSpan};
         use crate::diagnostics::Kind;
-        let host_finding = HostFinding {
+        let host_finding = |window: u64, kind: Kind, summary: &str| HostFinding {
             window: WindowSpan {
-                window: 7,
+                window,
                 monotonic: Interval {
                     start: Duration::from_secs(10),
                     end: Duration::from_secs(11),
@@ -331,12 +361,13 @@ mod tests {
                 wall_end: 1_700_000_011.0,
             },
             finding: Finding {
-                kind: Kind::HostPressure,
-                summary: "the host was short of CPU".into(),
+                kind,
+                summary: summary.into(),
                 evidence: Default::default(),
                 remedy: "wait".into(),
             },
         };
+        let short = "the host was short of CPU";
         let judgement = Judgement {
             verdict: Verdict::Timelimit,
             compile_output: String::new(),
@@ -348,7 +379,12 @@ mod tests {
                 message: String::new(),
                 findings: Vec::new(),
                 interval: Default::default(),
-                host_findings: vec![host_finding],
+                host_findings: vec![
+                    host_finding(7, Kind::HostPressure, short),
+                    host_finding(8, Kind::WorkqueueLatency, "free_ipc waited"),
+                    host_finding(8, Kind::HostPressure, "a PSI trigger fired"),
+                    host_finding(9, Kind::HostPressure, short),
+                ],
                 reruns: 1,
                 kernel: None,
             }],
@@ -369,7 +405,10 @@ mod tests {
         assert!(off["host_watch"].is_null(), "{off}");
         let text = summary(&judgement, "aplusb", "c");
         assert!(
-            text.contains("    host-pressure (host window 7): the host was short of CPU\n"),
+            text.contains(
+                "    host-pressure (host windows 7-9, 3 findings): the host was short of CPU\n    \
+                 workqueue-latency (host window 8): free_ipc waited\n"
+            ),
             "{text}"
         );
         assert!(text.contains("do not trust this time limit"), "{text}");
