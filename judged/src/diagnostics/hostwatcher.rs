@@ -222,17 +222,30 @@ impl HostWatcher {
     /// Wait until the first window is open (the eBPF programs loaded, or known not to load),
     /// so that every run from then on overlaps a window, or for at most [`START_WAIT`].
     pub fn wait_started(&self) {
-        let deadline = Instant::now() + START_WAIT;
+        let (state, in_time) = self.wait_until(START_WAIT, |state| state.open_since.is_some());
+        drop(state);
+        if !in_time {
+            eprintln!(
+                "{}: the host watcher did not start in {} s; going on without waiting",
+                self.who,
+                START_WAIT.as_secs()
+            );
+        }
+    }
+
+    /// Wait until `done` holds of the state, the watcher stopped or `wait` passed; the state,
+    /// and whether it was not `wait` passing that ended the wait.
+    fn wait_until(
+        &self,
+        wait: Duration,
+        done: impl Fn(&State) -> bool,
+    ) -> (MutexGuard<'_, State>, bool) {
+        let deadline = Instant::now() + wait;
         let mut state = self.state();
-        while state.open_since.is_none() && !state.stopped {
+        while !state.stopped && !done(&state) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                eprintln!(
-                    "{}: the host watcher did not start in {} s; going on without waiting",
-                    self.who,
-                    START_WAIT.as_secs()
-                );
-                return;
+                return (state, false);
             }
             state = self
                 .closed
@@ -240,6 +253,7 @@ impl HostWatcher {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
+        (state, true)
     }
 
     /// Keep a closed window (dropping the oldest beyond the history) and wake the judgings
@@ -258,29 +272,20 @@ impl HostWatcher {
 
 impl HostFindings for HostWatcher {
     fn over(&self, run: Interval) -> Vec<HostFinding> {
-        let deadline = Instant::now() + self.window + WAIT_SLACK;
-        let mut state = self.state();
-        while !state.stopped
-            && state
+        let wait = self.window + WAIT_SLACK;
+        let (state, in_time) = self.wait_until(wait, |state| {
+            state
                 .windows
                 .back()
-                .is_none_or(|last| last.span.monotonic.end < run.end)
-        {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                eprintln!(
-                    "{}: the host watcher closed no window for {:.1} s; a run is judged on the \
-                     windows closed so far",
-                    self.who,
-                    (self.window + WAIT_SLACK).as_secs_f64()
-                );
-                break;
-            }
-            state = self
-                .closed
-                .wait_timeout(state, left)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
+                .is_some_and(|last| last.span.monotonic.end >= run.end)
+        });
+        if !in_time {
+            eprintln!(
+                "{}: the host watcher closed no window for {:.1} s; a run is judged on the \
+                 windows closed so far",
+                self.who,
+                wait.as_secs_f64()
+            );
         }
         state.disturbing_over(run)
     }
