@@ -3,10 +3,13 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use crate::diagnostics::hostwatch::HostFindings;
+use crate::diagnostics::hostwatcher::{self, HostWatcher};
 use crate::diagnostics::lanes::{CgroupMounts, RunTracing};
 use crate::diagnostics::thresholds::Thresholds;
 use crate::judge::{Judge, Lanes, Options, Progress, Quiet};
@@ -101,12 +104,13 @@ compile-error and judge-error concern the whole submission. The overall verdict 
 first test case, in order, that is not correct; later ones are skipped unless --all.
 
 Output: a table (a live line per test case on a terminal), or with --json one object:
-verdict, problem, language, compile_output, skipped, and tests[] with name, verdict,
-time_limit, cpu_time, wall_time (seconds), memory_bytes, exit_code or signal, message and
-diagnostics (setup_time, oom_kills, stdout_bytes, stderr_bytes, throttled_periods) and kernel
-(dstate_ms and dstate_top_stacks, delays, code_pages {evicted_pages, read_pages,
-files_watched, files[]}, or dstate_unavailable / delays_unavailable /
-code_pages_unavailable).
+verdict, problem, language, compile_output, skipped, host_watch ({window_s, ebpf, psi}, or
+null with --no-host-watch), and tests[] with name, verdict, time_limit, cpu_time, wall_time
+(seconds), memory_bytes, exit_code or signal, message and diagnostics (setup_time, oom_kills,
+stdout_bytes, stderr_bytes, throttled_periods), kernel (dstate_ms and dstate_top_stacks,
+delays, code_pages {evicted_pages, read_pages, files_watched, files[]}, or
+dstate_unavailable / delays_unavailable / code_pages_unavailable), findings, host_findings
+([{window, finding}]) and reruns.
 
 Diagnostics: every test case run is measured for what else held it back (waiting for a CPU,
 for IO, in memory reclaim, CFS throttling, evicted page cache), and what crosses the
@@ -123,6 +127,17 @@ interpreter and the libraries it needs) evicted and read in while it ran are cou
 page-cache-thrash finding. Without these, the results say why. A time limit reached while such a
 finding says the timing was disturbed is not trusted: the test case runs again, up to
 --rerun-disturbed times (default 1), and the result says how often it was re-run.
+
+Host watcher: while it judges, judged watches the host as `judged serve' does ([diagnostics]
+host_watch) and `judged watch' shows: windows of --host-window seconds (default 1) with
+workqueue latency and kernel lock contention (eBPF), PSI triggers and the host's pressure,
+throttling of judged's own cgroup. A test case run overlapping a window with a finding that
+disturbs timing (ipc-ns-teardown, cgroup-lock-contention, workqueue-latency, host-pressure,
+cfs-throttling) counts as disturbed: a time limit waits for the window of its run's end, then
+runs again as above, and its result shows the host findings with their windows; the other
+results show those of the windows closed when the judging ends. It starts (its eBPF
+programs loaded) before the first step, so that every run overlaps its windows, and says on
+stderr what it could set up. --no-host-watch turns it off.
 
 Exit status:
   0  correct
@@ -185,11 +200,26 @@ pub struct RunArgs {
     /// topology` for the cores to use.
     #[arg(long, short = 'P', value_name = "LIST", value_parser = cpu_list)]
     pub cpuset: Option<String>,
+    /// Seconds per window of the host watcher (0.1 to 60, default 1): a time limit waits for
+    /// the window holding its run's end before it is decided (see Host watcher).
+    #[arg(long, value_name = "SECONDS", value_parser = host_window)]
+    pub host_window: Option<Duration>,
+    /// Do not watch the host: runs are judged on their own findings only.
+    #[arg(long, conflicts_with = "host_window")]
+    pub no_host_watch: bool,
 }
 
 /// A CPU list as the kernel writes it, checked (runguard checks the CPUs are online).
 fn cpu_list(text: &str) -> Result<String, String> {
     crate::topology::cpulist::parse_cpu_list(text).map(|_| text.to_owned())
+}
+
+/// A host window's length in seconds, checked.
+fn host_window(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}' is not a number of seconds"))?;
+    hostwatcher::window_length(seconds)
 }
 
 /// Run the command; the exit status on success.
@@ -254,6 +284,15 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         runguard.cgroup_parent(),
         jobs,
     );
+    let thresholds = Thresholds::load_or_default(args.thresholds.as_deref())?;
+    let host = (!args.no_host_watch).then(|| {
+        HostWatcher::new(
+            "judged run",
+            args.host_window
+                .unwrap_or(Duration::from_secs_f64(hostwatcher::DEFAULT_WINDOW_SECS)),
+            0,
+        )
+    });
     let judge = Judge {
         problem: &problem,
         languages: &languages,
@@ -265,10 +304,10 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             all: args.all,
             scratch_parent: args.scratch.clone(),
             rerun_disturbed: args.rerun_disturbed,
-            thresholds: Thresholds::load_or_default(args.thresholds.as_deref())?.run,
+            thresholds: thresholds.run,
             cpuset: args.cpuset.clone(),
             cpuset_mems: None,
-            host: None,
+            host: host.clone().map(|host| -> Arc<dyn HostFindings> { host }),
             lanes: Some(Lanes {
                 tracing: Arc::new(tracing),
                 first: 0,
@@ -282,12 +321,25 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     } else {
         &Quiet
     };
+    // For the judging's duration: started before the first step, so that every run overlaps
+    // its windows, and stopped (its last window closed) before the output.
+    let watching = host
+        .as_ref()
+        .map(|host| {
+            let running = host.start(thresholds.host, |_| {});
+            host.wait_started();
+            running
+        })
+        .transpose()
+        .context("cannot start the host watcher's thread")?;
     let judgement = judge.judge(language, &args.sources, progress);
+    drop(watching);
     // Stopped: runguard stopped the runs going on, the rest did not start; nothing to show.
     crate::interrupt::check()?;
     let judgement = judgement?;
+    let host_watch = host.as_ref().map(|host| host.watch_state());
     if args.json {
-        let json = output::to_json(&judgement, &problem.name, &language.id);
+        let json = output::to_json(&judgement, &problem.name, &language.id, host_watch.as_ref());
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!(
@@ -352,6 +404,23 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let found = find_profiles_dir(&root.join("target/debug/judged")).unwrap();
         assert_eq!(found, root.join("profiles"));
+    }
+
+    #[test]
+    fn the_host_watcher_is_on_unless_turned_off() {
+        let run = |extra: &[&str]| {
+            let cli = Cli::try_parse_from(["judged", "run", "prob", "a.c"].iter().chain(extra));
+            let Command::Run(args) = cli.unwrap().command else {
+                panic!("not parsed as run");
+            };
+            (args.host_window, args.no_host_watch)
+        };
+        assert_eq!(run(&[]), (None, false));
+        assert_eq!(
+            run(&["--host-window", "0.25"]),
+            (Some(Duration::from_millis(250)), false)
+        );
+        assert_eq!(run(&["--no-host-watch"]), (None, true));
     }
 
     #[test]

@@ -23,9 +23,10 @@
 //! trusted: the test case is run again, up to `Options::rerun_disturbed` times, and the result
 //! says how often; a verdict still disturbed after that keeps its findings for people to see.
 //!
-//! Host findings (`Options::host`, the daemon's host watcher): each test case run's interval
-//! (`CLOCK_MONOTONIC`, around the run and its validation) is matched against the watcher's
-//! windows, and a disturbing finding of a window it overlaps counts as one of the run's own.
+//! Host findings (`Options::host`, the host watcher of the daemon or `judged run`): each test
+//! case run's interval (`CLOCK_MONOTONIC`, around the run and its validation) is matched
+//! against the watcher's windows, and a disturbing finding of a window it overlaps counts as
+//! one of the run's own.
 //! Only a time-limit verdict is decided on them (run again or not), and it waits until the
 //! window holding the run's end is closed, so that a stall late in the run is not missed: at
 //! most one window, against a run that already took its time limit. (Closing the window early

@@ -7,6 +7,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use runner::report::Termination;
 use serde::Serialize;
 
+use crate::diagnostics::hostwatch::HostFinding;
+use crate::diagnostics::hostwatcher::WatchState;
 use crate::diagnostics::lanes::{KernelRun, KernelSummary};
 use crate::diagnostics::Finding;
 use crate::judge::{Judgement, Progress, TestResult};
@@ -25,6 +27,8 @@ pub struct JsonJudgement<'a> {
     pub tests: Vec<JsonTest<'a>>,
     /// Test cases not run because an earlier one failed (run again with --all).
     pub skipped: usize,
+    /// The host watcher's window and what it could set up; `null` with --no-host-watch.
+    pub host_watch: Option<&'a WatchState>,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,6 +59,9 @@ pub struct JsonTest<'a> {
     pub kernel: Option<KernelSummary>,
     /// What disturbed the run's timing (see `judged diagnose`); empty when nothing did.
     pub findings: &'a [Finding],
+    /// The disturbing findings of the host watcher's windows the run overlapped, each with
+    /// its window.
+    pub host_findings: &'a [HostFinding],
     /// Runs made again because a time limit came with a disturbing finding.
     pub reruns: u32,
 }
@@ -73,6 +80,7 @@ pub fn to_json<'a>(
     judgement: &'a Judgement,
     problem: &'a str,
     language: &'a str,
+    host_watch: Option<&'a WatchState>,
 ) -> JsonJudgement<'a> {
     JsonJudgement {
         verdict: judgement.verdict,
@@ -81,6 +89,7 @@ pub fn to_json<'a>(
         compile_output: &judgement.compile_output,
         tests: judgement.tests.iter().map(json_test).collect(),
         skipped: judgement.skipped,
+        host_watch,
     }
 }
 
@@ -112,6 +121,7 @@ fn json_test(test: &TestResult) -> JsonTest<'_> {
         }),
         kernel: test.kernel.as_ref().map(KernelRun::summary),
         findings: &test.findings,
+        host_findings: &test.host_findings,
         reruns: test.reruns,
     }
 }
@@ -162,6 +172,9 @@ pub fn summary(judgement: &Judgement, problem: &str, language: &str) -> String {
                 finding.summary
             ));
         }
+        for line in host_lines(&test.host_findings) {
+            text.push_str(&format!("    {line}\n"));
+        }
         if test.disturbed_timelimit() {
             text.push_str("    do not trust this time limit: its timing was disturbed\n");
         }
@@ -194,6 +207,41 @@ pub fn summary(judgement: &Judgement, problem: &str, language: &str) -> String {
         seconds(slowest)
     ));
     text
+}
+
+/// One line per kind of host finding, in the order they first appear: the windows they came
+/// from and the first one's summary (`--json` has them all).
+fn host_lines(found: &[HostFinding]) -> Vec<String> {
+    let mut kinds: Vec<(&HostFinding, u64, usize)> = Vec::new();
+    for host in found {
+        match kinds
+            .iter_mut()
+            .find(|(first, _, _)| first.finding.kind == host.finding.kind)
+        {
+            Some((_, last, count)) => {
+                *last = host.window.window;
+                *count += 1;
+            }
+            None => kinds.push((host, host.window.window, 1)),
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|(first, last, count)| {
+            let windows = match count {
+                1 => format!("host window {last}"),
+                _ => format!(
+                    "host windows {}-{last}, {count} findings",
+                    first.window.window
+                ),
+            };
+            format!(
+                "{} ({windows}): {}",
+                first.finding.kind.name(),
+                first.finding.summary
+            )
+        })
+        .collect()
 }
 
 fn first_lines(text: &str, count: usize) -> String {
@@ -284,7 +332,7 @@ mod tests {
             ],
             skipped: 2,
         };
-        let json = serde_json::to_value(to_json(&judgement, "aplusb", "c")).unwrap();
+        let json = serde_json::to_value(to_json(&judgement, "aplusb", "c", None)).unwrap();
         assert_eq!(json["verdict"], "run-error");
         assert_eq!(json["skipped"], 2);
         let tests = json["tests"].as_array().unwrap();
@@ -296,5 +344,73 @@ mod tests {
         assert_eq!(tests[1]["verdict"], "run-error");
         assert_eq!(tests[1]["signal"], 11);
         assert_eq!(tests[1]["diagnostics"]["setup_time"], 0.001);
+    }
+
+    #[test]
+    fn host_findings_show_with_their_window_in_json_and_the_summary() {
+        use crate::diagnostics::hostwatch::{Interval, WindowSpan};
+        use crate::diagnostics::Kind;
+        let host_finding = |window: u64, kind: Kind, summary: &str| HostFinding {
+            window: WindowSpan {
+                window,
+                monotonic: Interval {
+                    start: Duration::from_secs(10),
+                    end: Duration::from_secs(11),
+                },
+                wall_start: 1_700_000_010.0,
+                wall_end: 1_700_000_011.0,
+            },
+            finding: Finding {
+                kind,
+                summary: summary.into(),
+                evidence: Default::default(),
+                remedy: "wait".into(),
+            },
+        };
+        let short = "the host was short of CPU";
+        let judgement = Judgement {
+            verdict: Verdict::Timelimit,
+            compile_output: String::new(),
+            tests: vec![TestResult {
+                name: "sample/1".into(),
+                verdict: Verdict::Timelimit,
+                time_limit: Duration::from_secs(1),
+                report: Some(clean_report()),
+                message: String::new(),
+                findings: Vec::new(),
+                interval: Default::default(),
+                host_findings: vec![
+                    host_finding(7, Kind::HostPressure, short),
+                    host_finding(8, Kind::WorkqueueLatency, "free_ipc waited"),
+                    host_finding(8, Kind::HostPressure, "a PSI trigger fired"),
+                    host_finding(9, Kind::HostPressure, short),
+                ],
+                reruns: 1,
+                kernel: None,
+            }],
+            skipped: 0,
+        };
+        let watch = WatchState {
+            window_s: 0.5,
+            ebpf: Some("eBPF programs: workqueue yes".into()),
+            psi: None,
+        };
+        let json = serde_json::to_value(to_json(&judgement, "aplusb", "c", Some(&watch))).unwrap();
+        assert_eq!(json["host_watch"]["window_s"], 0.5);
+        let found = &json["tests"][0]["host_findings"][0];
+        assert_eq!(found["finding"]["kind"], "host-pressure");
+        assert_eq!(found["window"]["window"], 7);
+        assert_eq!(found["window"]["monotonic_start_s"], 10.0);
+        let off = serde_json::to_value(to_json(&judgement, "aplusb", "c", None)).unwrap();
+        assert!(off["host_watch"].is_null(), "{off}");
+        let text = summary(&judgement, "aplusb", "c");
+        assert!(
+            text.contains(
+                "    host-pressure (host windows 7-9, 3 findings): the host was short of CPU\n    \
+                 workqueue-latency (host window 8): free_ipc waited\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("do not trust this time limit"), "{text}");
     }
 }

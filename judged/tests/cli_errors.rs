@@ -108,3 +108,33 @@ fn bad_cpuset_is_named() {
         "{stderr}"
     );
 }
+
+/// `--host-window` out of its range or not a number, or with `--no-host-watch`.
+#[test]
+fn bad_host_watcher_options_are_named() {
+    let (problem, source) = (aplusb(), correct_c());
+    let table: [(&[&str], &[&str]); 3] = [
+        (
+            &["--host-window", "0.01"],
+            &["'--host-window <SECONDS>'", "from 0.1 to 60"],
+        ),
+        (
+            &["--host-window", "1s"],
+            &["`1s' is not a number of seconds"],
+        ),
+        (
+            &["--no-host-watch", "--host-window", "2"],
+            &["'--no-host-watch'", "'--host-window <SECONDS>'"],
+        ),
+    ];
+    for (options, named) in table {
+        let args: Vec<&str> = [problem.as_str(), source.as_str()]
+            .into_iter()
+            .chain(options.iter().copied())
+            .collect();
+        let stderr = refused(&args);
+        for name in named {
+            assert!(stderr.contains(name), "{options:?}: {stderr}");
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! The kernel's account of each test case run in `judged run --json`: D-state time per kernel
 //! stack (eBPF, filtered to the run's lane) and, where delay accounting is on, taskstats
-//! delays. Needs root, a built `runguard` and gcc; skips out loud otherwise, and under
-//! `CI=true` a skip is a failure.
+//! delays; and the host watcher's findings over the runs. Needs root, a built `runguard` and
+//! gcc; skips out loud otherwise, and under `CI=true` a skip is a failure.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -10,11 +10,12 @@ use serde_json::Value;
 
 mod common;
 use common::{
-    any_frame, assert_no_fsync_of_others, judged_with_pid, judging_prerequisites, skip,
-    while_syncing, with_delay_accounting,
+    any_frame, assert_host_pressure_with_windows, assert_no_fsync_of_others, judged_with_pid,
+    judging_prerequisites, skip, while_syncing, with_delay_accounting, CpuPressure,
 };
 
-/// The tests here load the disk or measure a run that the disk would disturb: one at a time.
+/// The tests here load the disk or the CPUs, or measure a run that the load would disturb: one
+/// at a time.
 static DISK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn disk_turn() -> std::sync::MutexGuard<'static, ()> {
@@ -22,9 +23,9 @@ fn disk_turn() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// `judged run aplusb SUBMISSION --json --jobs 2`, or `None` after a printed skip. Checks
-/// that the lanes' cgroup directories are gone afterwards.
-fn judge(submission: &str) -> Option<Value> {
+/// `judged run aplusb SUBMISSION --json --all --jobs 2 EXTRA...`, or `None` after a printed
+/// skip. Checks that the lanes' cgroup directories are gone afterwards.
+fn judge(submission: &str, extra: &[&str]) -> Option<Value> {
     let runguard = match judging_prerequisites() {
         Ok(runguard) => runguard,
         Err(reason) => {
@@ -35,19 +36,23 @@ fn judge(submission: &str) -> Option<Value> {
     let aplusb = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/problems/aplusb");
     let scratch = tempfile::tempdir().unwrap();
     let source = aplusb.join("submissions").join(submission);
-    let (pid, output) = judged_with_pid([
-        OsStr::new("run"),
-        aplusb.as_os_str(),
-        source.as_os_str(),
-        OsStr::new("--json"),
-        OsStr::new("--all"),
-        OsStr::new("--jobs"),
-        OsStr::new("2"),
-        OsStr::new("--runguard"),
-        runguard.as_os_str(),
-        OsStr::new("--scratch"),
-        scratch.path().as_os_str(),
-    ]);
+    let (pid, output) = judged_with_pid(
+        [
+            OsStr::new("run"),
+            aplusb.as_os_str(),
+            source.as_os_str(),
+            OsStr::new("--json"),
+            OsStr::new("--all"),
+            OsStr::new("--jobs"),
+            OsStr::new("2"),
+            OsStr::new("--runguard"),
+            runguard.as_os_str(),
+            OsStr::new("--scratch"),
+            scratch.path().as_os_str(),
+        ]
+        .into_iter()
+        .chain(extra.iter().map(OsStr::new)),
+    );
     let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "no JSON ({e}); stderr: {}",
@@ -88,7 +93,7 @@ fn kernels(json: &Value) -> Vec<&Value> {
 #[test]
 fn a_run_that_syncs_to_the_disk_shows_its_d_state_time_with_the_waiting_stack() {
     let _disk = disk_turn();
-    let Some(json) = judge("fsync_writer.c") else {
+    let Some(json) = judge("fsync_writer.c", &[]) else {
         return;
     };
     assert_eq!(json["verdict"], "correct", "{json:#}");
@@ -114,7 +119,7 @@ fn a_run_that_syncs_to_the_disk_shows_its_d_state_time_with_the_waiting_stack() 
 #[test]
 fn a_clean_cpu_bound_run_shows_next_to_no_d_state_while_the_host_syncs() {
     let _disk = disk_turn();
-    let (json, syncs) = while_syncing(|| judge("correct.c"));
+    let (json, syncs) = while_syncing(|| judge("correct.c", &[]));
     let Some(json) = json else {
         return;
     };
@@ -134,7 +139,7 @@ fn a_clean_cpu_bound_run_shows_next_to_no_d_state_while_the_host_syncs() {
 #[test]
 fn a_run_that_syncs_to_the_disk_has_block_io_delays_where_delay_accounting_is_on() {
     let _disk = disk_turn();
-    let json = with_delay_accounting(|| judge("fsync_writer.c"));
+    let json = with_delay_accounting(|| judge("fsync_writer.c", &[]));
     let Some(json) = json else {
         return;
     };
@@ -149,4 +154,45 @@ fn a_run_that_syncs_to_the_disk_has_block_io_delays_where_delay_accounting_is_on
         assert_eq!(delays["tasks"], 1, "{delays}");
         assert!(delays["blkio_delay_ns"].as_u64().unwrap() > 0, "{delays}");
     }
+}
+
+/// A time limit reached while the host was short of CPU (more spinning threads than CPUs)
+/// overlaps host watcher windows with `host-pressure`: it is run again, and its result carries
+/// the findings with their windows.
+#[test]
+fn a_time_limit_under_host_cpu_pressure_is_run_again_with_its_host_finding() {
+    let _turn = disk_turn();
+    let json = {
+        let _pressure = CpuPressure::start();
+        judge("busy_loop.c", &["--host-window", "0.25"])
+    };
+    let Some(json) = json else {
+        return;
+    };
+    let watch = &json["host_watch"];
+    assert_eq!(watch["window_s"], 0.25, "{json:#}");
+    assert!(
+        watch["ebpf"]
+            .as_str()
+            .unwrap()
+            .starts_with("eBPF programs:"),
+        "root loads the programs: {watch}"
+    );
+    assert_eq!(json["verdict"], "timelimit", "{json:#}");
+    let tests = json["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 4, "--all: {json:#}");
+    for test in tests {
+        assert_eq!(test["verdict"], "timelimit", "{test:#}");
+        assert_eq!(test["reruns"], 1, "--rerun-disturbed 1: {test:#}");
+        assert_host_pressure_with_windows(test);
+    }
+}
+
+#[test]
+fn no_host_watch_turns_the_host_watcher_off() {
+    let Some(json) = judge("correct.c", &["--no-host-watch"]) else {
+        return;
+    };
+    assert_eq!(json["verdict"], "correct", "{json:#}");
+    assert!(json["host_watch"].is_null(), "{json:#}");
 }

@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 
 mod common;
 mod daemon;
-use common::{any_frame, judging_prerequisites, skip};
+use common::{
+    any_frame, assert_host_pressure_with_windows, judging_prerequisites, skip, CpuPressure,
+};
 use daemon::{repo, slow_problem, slow_submission, zip_dir, zip_of, Entry, Server};
 
 fn aplusb() -> PathBuf {
@@ -997,40 +999,6 @@ fn an_uploaded_problem_is_judged() {
     assert_eq!(judging["tests"].as_array().unwrap().len(), SLOW_CASES - 1);
 }
 
-/// Threads that keep every CPU busy and one more waiting (host CPU pressure) until dropped.
-struct CpuPressure {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl CpuPressure {
-    fn start() -> CpuPressure {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = (0..=cpus)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::hint::spin_loop();
-                    }
-                })
-            })
-            .collect();
-        CpuPressure { stop, threads }
-    }
-}
-
-impl Drop for CpuPressure {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// `[diagnostics]`: the daemon's host watcher closes a window every host_window, `GET /host`
 /// shows them (eBPF loaded, windows tiling time); a time limit reached while the host was
 /// short of CPU (more spinning threads than CPUs) overlaps windows with `host-pressure`: it is
@@ -1120,21 +1088,7 @@ fn the_host_watcher_shows_its_windows_and_marks_the_runs_they_disturbed() {
     let limited = judging["tests"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(limited["verdict"], "timelimit", "{judging}");
     assert_eq!(limited["reruns"], 1, "rerun_disturbed = 1: {judging}");
-    let found = limited["host_findings"].as_array().unwrap();
-    assert!(
-        found
-            .iter()
-            .any(|h| h["finding"]["kind"] == "host-pressure"),
-        "{judging}"
-    );
-    for host_finding in found {
-        let window = &host_finding["window"];
-        assert!(window["window"].as_u64().unwrap() >= 1, "{host_finding}");
-        assert!(
-            window["monotonic_start_s"].as_f64() < window["monotonic_end_s"].as_f64(),
-            "{host_finding}"
-        );
-    }
+    assert_host_pressure_with_windows(&limited);
     let metrics = ureq::get(&server.url("/metrics"))
         .call()
         .unwrap()

@@ -7,7 +7,8 @@
 //! a window into findings. [`ebpf::RunTracer`] measures runs' D-state time per kernel stack
 //! ([`events::explain_dstate`] puts it into `dstate-io`), and [`taskstats`] their tasks'
 //! delays, for each run of a process's lanes ([`lanes`]). [`throttled`] watches the CFS
-//! throttling of judged's own cgroup and its ancestors.
+//! throttling of judged's own cgroup and its ancestors. [`hostwatch`] is the host watcher's
+//! window loop; [`hostwatcher`] runs it on a thread for the daemon and `judged run`.
 
 pub mod code_files;
 pub mod code_pages;
@@ -15,6 +16,7 @@ pub mod ebpf;
 pub mod events;
 pub mod host;
 pub mod hostwatch;
+pub mod hostwatcher;
 pub mod kallsyms;
 pub mod kernel;
 pub mod lanes;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::diagnostics::hostwatcher;
 use crate::topology::{parse_housekeeping, Cpus};
 
 use super::upload::{UploadLimits, DEFAULT_LIMITS};
@@ -25,12 +26,6 @@ pub const DEFAULT_MAX_SOURCE_BYTES: u64 = 256 * 1024;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 /// How long a claim holds without a heartbeat (renewed every third of it).
 pub const DEFAULT_LEASE_SECS: u64 = 30;
-/// The host watcher's window: short, since a time limit waits for the window holding its
-/// run's end before it is decided.
-pub const DEFAULT_HOST_WINDOW_SECS: f64 = 1.0;
-/// Shortest and longest host windows: below 0.1 s a window's reading costs more than it
-/// shows; above a minute a time limit would wait that long for its run's window.
-pub const HOST_WINDOW_RANGE_SECS: (f64, f64) = (0.1, 60.0);
 
 /// A config that cannot be used: the file and what is wrong, by key.
 #[derive(Debug, thiserror::Error)]
@@ -534,27 +529,19 @@ impl Config {
             public_health: public.iter().any(|r| r == "health"),
             public_metrics: public.iter().any(|r| r == "metrics"),
         };
-        let host_window_secs = self
-            .diagnostics
-            .host_window
-            .unwrap_or(DEFAULT_HOST_WINDOW_SECS);
-        let (shortest, longest) = HOST_WINDOW_RANGE_SECS;
-        if !(shortest..=longest).contains(&host_window_secs) {
-            return Err(invalid(
-                "diagnostics.host_window",
-                format!(
-                    "{host_window_secs} is not a window length: give seconds from {shortest} to {longest}"
-                ),
-            ));
-        }
+        let host_window = hostwatcher::window_length(
+            self.diagnostics
+                .host_window
+                .unwrap_or(hostwatcher::DEFAULT_WINDOW_SECS),
+        )
+        .map_err(|message| invalid("diagnostics.host_window", message))?;
         if self.diagnostics.host_watch == Some(false) && self.diagnostics.host_window.is_some() {
             return Err(invalid(
                 "diagnostics.host_window",
                 "only means something with host_watch = true: remove one of them".into(),
             ));
         }
-        let host_window = (self.diagnostics.host_watch != Some(false))
-            .then(|| Duration::from_secs_f64(host_window_secs));
+        let host_window = (self.diagnostics.host_watch != Some(false)).then_some(host_window);
         let scratch_is_private = self.scratch_dir.is_none();
         let scratch_dir = self
             .scratch_dir

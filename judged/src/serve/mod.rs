@@ -400,7 +400,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
     let slots = SlotPool::new(slots);
-    let host = settings.host_window.map(hostwatch::HostWatcher::new);
+    let host = settings.host_window.map(hostwatch::watcher);
     let daemon = Arc::new(Daemon {
         env: JudgeEnv {
             problems,
@@ -450,16 +450,13 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // Other hosts' judgings whose lease ran out while no daemon watched.
     worker::reclaim_expired(&daemon);
     // The host watcher's thread, until the drain is over (judgings finishing in the grace
-    // period still get their windows). Closing `stop_host` stops it: close-on-exec, or the
-    // runguard and keeper processes the daemon starts would hold the pipe open.
-    let (host_stopped, stop_host) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .context("cannot make the host watcher's stop pipe")?;
-    let host_thread = match &host {
+    // period still get their windows).
+    let host_running = match &host {
         Some(host) => Some(
-            host.spawn(
+            hostwatch::start(
+                host,
                 Thresholds::default().host,
                 daemon.metrics.host_findings.clone(),
-                host_stopped,
             )
             .context("cannot start the host watcher's thread")?,
         ),
@@ -515,11 +512,8 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // Blocking threads of judgings handed back may still wait on a runguard step: do not
     // wait for them, the queue has them.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    drop(stop_host);
-    if let Some(thread) = host_thread {
-        // It detaches its eBPF programs on the way out.
-        let _ = thread.join();
-    }
+    // It closes its last window and detaches its eBPF programs on the way out.
+    drop(host_running);
     drop(kept);
     drop(lock);
     result.map(|()| 0)

@@ -20,7 +20,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::hostwatch::HostWatcher;
 use super::hub::{self, Hub};
 use super::metrics::Metrics;
 use super::problems::Problems;
@@ -28,6 +27,7 @@ use super::slots::{SlotGuard, SlotPool};
 use super::store::{Claim, Outcome, Renewal, Status, Store, TestRecord};
 use super::warm::{Warm, WarmSandbox};
 use crate::diagnostics::hostwatch::HostFindings;
+use crate::diagnostics::hostwatcher::HostWatcher;
 use crate::diagnostics::lanes::RunTracing;
 use crate::diagnostics::thresholds::RunThresholds;
 use crate::judge::{Judge, Lanes, Options, Progress, TestResult};

@@ -280,3 +280,62 @@ pub fn stop_mid_run<S: AsRef<std::ffi::OsStr>>(
     assert!(groups.is_empty(), "cgroups left after {signal}: {groups:?}");
     output
 }
+
+/// Threads that keep every CPU busy and one more waiting (host CPU pressure) until dropped.
+#[allow(dead_code)] // not every test binary puts the host under pressure
+pub struct CpuPressure {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+#[allow(dead_code)]
+impl CpuPressure {
+    pub fn start() -> CpuPressure {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = (0..=cpus)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        CpuPressure { stop, threads }
+    }
+}
+
+impl Drop for CpuPressure {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A test case result (the daemon's or `judged run --json`'s) whose host findings hold a
+/// `host-pressure`, each finding with the window it came from.
+#[allow(dead_code)] // not every test binary watches the host
+pub fn assert_host_pressure_with_windows(test: &serde_json::Value) {
+    let found = test["host_findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no host_findings: {test:#}"));
+    assert!(
+        found
+            .iter()
+            .any(|h| h["finding"]["kind"] == "host-pressure"),
+        "{test:#}"
+    );
+    for host_finding in found {
+        let window = &host_finding["window"];
+        assert!(window["window"].as_u64().unwrap() >= 1, "{host_finding}");
+        assert!(
+            window["monotonic_start_s"].as_f64() < window["monotonic_end_s"].as_f64(),
+            "{host_finding}"
+        );
+    }
+}
