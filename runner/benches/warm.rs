@@ -24,18 +24,20 @@ mod fixture;
 mod setting;
 #[path = "runner/stats.rs"]
 mod stats;
+#[path = "runner/warm_runs.rs"]
+mod warm_runs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use runner::plan::{Credentials, Namespaces, OutputTarget, Plan, TimeLimit};
-use runner::report::{Report, Termination};
-use runner::warm::{Request, Sandbox, SandboxSpec};
+use runner::plan::Plan;
+use runner::warm::Sandbox;
 
 use figures::Figures;
 use fixture::{Fixture, RUN_GROUP, RUN_USER};
+use warm_runs::{plan, request, warm_run};
 
 const DEFAULT_ROUNDS: usize = 1000;
 const WARMUP_ROUNDS: usize = 20;
@@ -43,9 +45,6 @@ const PARALLEL_RUNS_PER_SANDBOX: usize = 5000;
 const DEFAULT_LONG_RUNS: usize = 100_000;
 const SPIN_WORK: Duration = Duration::from_millis(200);
 const SPIN_RUNS: usize = 50;
-/// `nobody`/`nogroup` on Debian.
-const RUN_UID: u32 = 65534;
-const RUN_GID: u32 = 65534;
 
 fn main() -> Result<()> {
     if !setting::is_bench_run("warm") {
@@ -69,58 +68,8 @@ fn main() -> Result<()> {
     figures.write_json(&setting::target_dir()?.join("bench/warm.json"))
 }
 
-/// The plan of a warm run: the confinement of runguard's DOMjudge test run (and its default
-/// cgroup parent, shared and kept, as runguard does).
-fn plan(fixture: &Fixture, program: &str, args: &[String]) -> Plan {
-    let mut plan = Plan::new(program, args.iter().map(Into::into).collect());
-    plan.root = Some(fixture.chroot());
-    plan.namespaces = Namespaces::default();
-    plan.credentials = Some(Credentials {
-        uid: RUN_UID,
-        gid: RUN_GID,
-    });
-    plan.limits.wall = Some(TimeLimit {
-        soft: Duration::from_secs(10),
-        hard: Duration::from_secs(10),
-    });
-    plan.limits.cpu = Some(TimeLimit {
-        soft: Duration::from_secs(5),
-        hard: Duration::from_secs(5),
-    });
-    plan.limits.memory_bytes = Some(256 << 20);
-    plan.limits.nproc = Some(64);
-    plan.limits.file_size_bytes = Some(8192 << 10);
-    plan.limits.stream_bytes = Some(8192 << 10);
-    plan.limits.no_core = true;
-    plan.stdout = OutputTarget::File("/dev/null".into());
-    plan.stderr = OutputTarget::File("/dev/null".into());
-    plan
-}
-
-fn request(plan: Plan) -> Request {
-    Request {
-        plan,
-        stdin: None,
-        files: Vec::new(),
-    }
-}
-
 fn sandbox_for(plan: &Plan) -> Result<Sandbox> {
-    Ok(Sandbox::create(
-        SandboxSpec::of_plan(plan, None),
-        Path::new(env!("CARGO_BIN_EXE_keeper")),
-    )?)
-}
-
-/// One warm run that must exit 0; its round-trip time and report.
-fn warm_run(sandbox: &mut Sandbox, request: &Request) -> Result<(Duration, Report)> {
-    let start = Instant::now();
-    let report = sandbox.run(request)?;
-    let elapsed = start.elapsed();
-    if report.termination != Termination::Exited(0) {
-        bail!("warm run ended with {:?}", report.termination);
-    }
-    Ok((elapsed, report))
+    warm_runs::sandbox_for(plan, Path::new(env!("CARGO_BIN_EXE_keeper")))
 }
 
 /// A command run to its end with no input and output thrown away: the time until reaped.

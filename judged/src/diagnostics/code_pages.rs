@@ -7,9 +7,12 @@
 //! The counts come from `pagecache.bpf.c` ([`PageCacheTracer`]), host-wide per file: whoever
 //! evicted the pages (the run's memory cgroup, the host's reclaim), the run lost them. A file
 //! is watched while some run uses it (runs of several lanes may share a compiler or an
-//! interpreter) and its counts are read at each run's start and end.
+//! interpreter) and its counts are read at each run's start and end. A file no run uses stays
+//! watched until [`IDLE_FILES_KEPT`] others are idle too: a warm worker's next test case runs
+//! the same code, whose counts are then one map read away instead of a watch and an unwatch
+//! per run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +25,8 @@ use super::{Finding, Kind};
 
 /// Files of a run named in its evidence and report.
 const FILES_SHOWN: usize = 5;
+/// Files that no run uses kept watched (a map entry each), the least recently used dropped.
+pub const IDLE_FILES_KEPT: usize = 32;
 
 /// A run's code pages: evicted and read in while it ran, in all and per file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -47,17 +52,55 @@ pub struct RunCode {
     files: Vec<(PathBuf, RawFileKey, RawFilePages)>,
 }
 
-/// The page-cache tracer and which files it watches for how many runs.
+/// Which files are watched: those runs use, and how many runs each, and the idle ones.
+#[derive(Debug, Default)]
+struct Watched {
+    runs_per_file: HashMap<RawFileKey, usize>,
+    /// Watched files no run uses, least recently used first.
+    idle: VecDeque<RawFileKey>,
+}
+
+impl Watched {
+    /// Whether `file` is watched already.
+    fn has(&self, file: RawFileKey) -> bool {
+        self.runs_per_file.contains_key(&file) || self.idle.contains(&file)
+    }
+
+    /// A run of `file` begins (the file is watched).
+    fn begin(&mut self, file: RawFileKey) {
+        self.idle.retain(|idle| *idle != file);
+        *self.runs_per_file.entry(file).or_default() += 1;
+    }
+
+    /// A run of `file` is over: the file to stop watching, if one is now past the idle ones
+    /// kept.
+    fn finish(&mut self, file: RawFileKey) -> Option<RawFileKey> {
+        let runs = self.runs_per_file.get_mut(&file)?;
+        *runs -= 1;
+        if *runs > 0 {
+            return None;
+        }
+        self.runs_per_file.remove(&file);
+        self.idle.push_back(file);
+        if self.idle.len() > IDLE_FILES_KEPT {
+            self.idle.pop_front()
+        } else {
+            None
+        }
+    }
+}
+
+/// The page-cache tracer and which files it watches.
 pub struct CodePageWatch {
     tracer: Result<PageCacheTracer, String>,
-    runs_per_file: HashMap<RawFileKey, usize>,
+    watched: Watched,
 }
 
 impl CodePageWatch {
     pub fn start() -> CodePageWatch {
         CodePageWatch {
             tracer: PageCacheTracer::start(),
-            runs_per_file: HashMap::new(),
+            watched: Watched::default(),
         }
     }
 
@@ -73,18 +116,20 @@ impl CodePageWatch {
                 continue;
             };
             let key = file_key(metadata.dev(), metadata.ino());
-            if run.files.iter().any(|(_, known, _)| *known == key) || tracer.watch(key).is_err() {
+            if run.files.iter().any(|(_, known, _)| *known == key)
+                || (!self.watched.has(key) && tracer.watch(key).is_err())
+            {
                 continue;
             }
-            *self.runs_per_file.entry(key).or_default() += 1;
+            self.watched.begin(key);
             let start = tracer.pages(key).unwrap_or_default();
             run.files.push((path.clone(), key, start));
         }
         run
     }
 
-    /// The run is over: what its files lost and gained since its start. Files no other run
-    /// uses are no longer watched.
+    /// The run is over: what its files lost and gained since its start. The least recently
+    /// used of the files no run uses beyond [`IDLE_FILES_KEPT`] is no longer watched.
     pub fn finish(&mut self, run: RunCode) -> Result<CodePages, String> {
         let tracer = self.tracer.as_mut().map_err(|e| e.clone())?;
         let mut files = Vec::new();
@@ -95,12 +140,9 @@ impl CodePageWatch {
                 evicted_pages: now.evicted.saturating_sub(start.evicted),
                 read_pages: now.added.saturating_sub(start.added),
             });
-            let runs = self.runs_per_file.entry(*key).or_default();
-            *runs = runs.saturating_sub(1);
-            if *runs == 0 {
-                self.runs_per_file.remove(key);
+            if let Some(stale) = self.watched.finish(*key) {
                 // Best effort: a file left watched only costs a map entry.
-                let _ = tracer.unwatch(*key);
+                let _ = tracer.unwatch(stale);
             }
         }
         Ok(CodePages::of(files))
@@ -205,6 +247,32 @@ mod tests {
             evicted_pages,
             read_pages,
         }
+    }
+
+    #[test]
+    fn files_stay_watched_while_idle_until_more_than_the_kept_ones_are() {
+        let key = |ino| file_key(0, ino);
+        let mut watched = Watched::default();
+        // Two lanes run the same compiler; one ends, the other still uses it.
+        watched.begin(key(1));
+        watched.begin(key(1));
+        assert_eq!(watched.finish(key(1)), None);
+        assert_eq!(watched.finish(key(1)), None);
+        assert!(watched.has(key(1)), "idle, and kept watched");
+        // The same file's next run finds it watched and takes it out of the idle ones.
+        watched.begin(key(1));
+        assert_eq!(watched.idle.len(), 0);
+        assert_eq!(watched.finish(key(1)), None);
+        for ino in 2..=IDLE_FILES_KEPT as u64 {
+            watched.begin(key(ino));
+            assert_eq!(watched.finish(key(ino)), None, "file {ino}");
+        }
+        // One more idle file than kept: the least recently used one goes.
+        let newest = key(IDLE_FILES_KEPT as u64 + 1);
+        watched.begin(newest);
+        assert_eq!(watched.finish(newest), Some(key(1)));
+        assert!(!watched.has(key(1)) && watched.has(newest));
+        assert_eq!(watched.finish(key(99)), None, "a file no run began");
     }
 
     #[test]

@@ -293,7 +293,7 @@ struct State {
 
 impl State {
     fn drain_exits(&mut self) {
-        if let Ok(exits) = &self.exits {
+        if let Ok(exits) = &mut self.exits {
             let records = exits.drain();
             self.pending.receive(Instant::now(), records);
         }

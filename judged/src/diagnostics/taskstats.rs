@@ -219,6 +219,8 @@ pub struct ExitListener {
     socket: OwnedFd,
     family: u16,
     cpus: String,
+    /// Room for one datagram, kept: [`ExitListener::drain`] runs twice per run.
+    buffer: Vec<u8>,
 }
 
 impl ExitListener {
@@ -267,15 +269,14 @@ impl ExitListener {
             socket,
             family,
             cpus: cpus.trim().to_owned(),
+            buffer,
         })
     }
 
     /// Every exit record received so far: (task id, delays).
-    pub fn drain(&self) -> Vec<(u32, Delays)> {
+    pub fn drain(&mut self) -> Vec<(u32, Delays)> {
         let mut records = Vec::new();
-        // One buffer for every datagram: this runs after each run, usually to find none.
-        let mut buffer = vec![0u8; DATAGRAM_BYTES];
-        while let Some(datagram) = receive(&self.socket, false, &mut buffer) {
+        while let Some(datagram) = receive(&self.socket, false, &mut self.buffer) {
             records.extend(parse_messages(datagram, self.family));
         }
         records
