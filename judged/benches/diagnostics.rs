@@ -39,16 +39,14 @@ mod stats;
 mod warm_runs;
 
 use std::collections::{BTreeMap, HashSet};
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use judged::diagnostics::hostwatcher::{HostWatcher, Running, DEFAULT_WINDOW_SECS};
 use judged::diagnostics::lanes::{CgroupMounts, RunTracing};
 use judged::diagnostics::thresholds::Thresholds;
-use judged::serve::config::DEFAULT_HOST_WINDOW_SECS;
-use judged::serve::hostwatch::HostWatcher;
+use judged::serve::hostwatch;
 use runner::warm::{Request, Sandbox};
 
 use figures::Figures;
@@ -386,7 +384,7 @@ impl Cost {
 /// for one run lane. Dropping it stops the watcher and detaches every program.
 struct Diagnostics {
     tracing: RunTracing,
-    watcher: Option<(OwnedFd, JoinHandle<()>)>,
+    watcher: Option<Running>,
     code: Vec<PathBuf>,
     /// This thread's CPU time in `begin` and `finish` so far.
     bracketing: Duration,
@@ -397,10 +395,8 @@ impl Diagnostics {
     fn start(code: Vec<PathBuf>) -> Result<Diagnostics> {
         // The tracer listens for exit records only where delay accounting is on at its start.
         let delay_accounting = Sysctl::set(TASK_DELAYACCT, "1")?;
-        let host = HostWatcher::new(Duration::from_secs_f64(DEFAULT_HOST_WINDOW_SECS));
-        let (stop_read, stop_write) = nix::unistd::pipe().context("cannot make a pipe")?;
-        let thread = host
-            .spawn(Thresholds::default().host, Default::default(), stop_read)
+        let host = hostwatch::watcher(Duration::from_secs_f64(DEFAULT_WINDOW_SECS));
+        let running = hostwatch::start(&host, Thresholds::default().host, Default::default())
             .context("cannot start the host watcher's thread")?;
         let tracing = RunTracing::for_process(
             CgroupMounts::read().map_err(anyhow::Error::msg)?,
@@ -409,7 +405,7 @@ impl Diagnostics {
         );
         let diagnostics = Diagnostics {
             tracing,
-            watcher: Some((stop_write, thread)),
+            watcher: Some(running),
             code,
             bracketing: Duration::ZERO,
             _delay_accounting: delay_accounting,
@@ -448,24 +444,16 @@ impl Diagnostics {
 
     /// What the diagnostics have spent since they started.
     fn cost(&self) -> Result<Cost> {
-        let thread = self.watcher.as_ref().context("the watcher has stopped")?;
+        let thread = self
+            .watcher
+            .as_ref()
+            .and_then(Running::thread)
+            .context("the watcher has stopped")?;
         Ok(Cost {
             programs: own_programs()?,
-            watcher_thread: task_cpu(&thread.1)?,
+            watcher_thread: task_cpu(thread)?,
             bracketing: self.bracketing,
         })
-    }
-}
-
-impl Drop for Diagnostics {
-    /// Closing the pipe stops the watcher, which detaches its programs before it ends.
-    fn drop(&mut self) {
-        if let Some((stop, thread)) = self.watcher.take() {
-            drop(stop);
-            if thread.join().is_err() {
-                eprintln!("diagnostics bench: the host watcher's thread panicked");
-            }
-        }
     }
 }
 
@@ -584,12 +572,9 @@ fn read_schedstat(path: &Path) -> Result<Duration> {
 }
 
 /// The CPU time of one of our threads.
-fn task_cpu(thread: &JoinHandle<()>) -> Result<Duration> {
+fn task_cpu(thread: &std::thread::Thread) -> Result<Duration> {
     // Found by name: /proc/self/task/TID/comm is what the thread was named.
-    let name = thread
-        .thread()
-        .name()
-        .context("the watcher's thread has no name")?;
+    let name = thread.name().context("the watcher's thread has no name")?;
     let tasks = std::fs::read_dir("/proc/self/task").context("cannot list /proc/self/task")?;
     for task in tasks.flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();

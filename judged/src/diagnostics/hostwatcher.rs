@@ -303,6 +303,13 @@ pub struct Running {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+impl Running {
+    /// The watcher's thread, while it runs (its name finds its CPU time in /proc).
+    pub fn thread(&self) -> Option<&std::thread::Thread> {
+        self.thread.as_ref().map(std::thread::JoinHandle::thread)
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         drop(self.stop.take());
