@@ -118,3 +118,23 @@ impl Host for System {
         read_memory_nodes(&self.sys_root)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonicalize_resolves_every_symlink_and_refuses_a_missing_path() {
+        let dir = std::env::temp_dir().join(format!("runguard-host-{}", std::process::id()));
+        let real = dir.join("real/chroot");
+        std::fs::create_dir_all(&real).unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+        let system = System::default();
+        let resolved = system.canonicalize(&dir.join("link/./chroot"));
+        let missing = system.canonicalize(&dir.join("link/none"));
+        let expected = std::fs::canonicalize(&real).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(resolved.unwrap(), expected);
+        assert_eq!(missing.unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+}

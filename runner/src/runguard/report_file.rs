@@ -35,10 +35,15 @@ pub fn open(path: &Path, unfinished: &str) -> Result<File> {
     Ok(file)
 }
 
-/// Replace the whole content of an opened report file: write, then cut off what is beyond.
+/// Replace the whole content of an opened report file: write, then cut off what is beyond,
+/// if anything is (a truncation costs an ext4 journal transaction even to the same size).
 pub fn overwrite(file: &File, text: &str) -> io::Result<()> {
     file.write_all_at(text.as_bytes(), 0)?;
-    file.set_len(text.len() as u64)
+    let length = text.len() as u64;
+    if file.metadata()?.len() > length {
+        file.set_len(length)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
