@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, CgroupArray, HashMap as BpfHashMap, MapData, PerCpuHashMap, StackTraceMap};
 use aya::programs::{BtfTracePoint, FEntry, KProbe, Program, RawTracePoint, TracePoint};
-use aya::{include_bytes_aligned, Btf, Ebpf};
+use aya::{include_bytes_aligned, Btf, Ebpf, EbpfError, EbpfLoader};
 
 use super::format::check_tracepoint;
 use super::raw::{
@@ -187,7 +187,23 @@ fn load(bytes: &[u8], programs: &[(&str, &str, &str)]) -> Result<Ebpf, String> {
     for (_, category, name) in programs {
         check_tracepoint(tracefs_root(), category, name)?;
     }
-    Ebpf::load(bytes).map_err(|e| format!("loading the object: {}", chain(&e)))
+    load_object(bytes).map_err(|e| format!("loading the object: {}", chain(&e)))
+}
+
+thread_local! {
+    /// One loader per thread, without the kernel's BTF. Making a loader parses the kernel's
+    /// BTF (megabytes: most of a watcher's start-up), and `Ebpf::load` makes a new one and
+    /// parses it a second time, for every object. The BTF serves CO-RE relocations only, and
+    /// our programs have none: they read classic tracepoint records (`tracepoints.h`).
+    static LOADER: std::cell::RefCell<EbpfLoader<'static>> = std::cell::RefCell::new({
+        let mut loader = EbpfLoader::new();
+        loader.btf(None);
+        loader
+    });
+}
+
+fn load_object(bytes: &[u8]) -> Result<Ebpf, EbpfError> {
+    LOADER.with_borrow_mut(|loader| loader.load(bytes))
 }
 
 /// Load each program of a loaded object into the kernel and attach it to its tracepoint.
@@ -206,7 +222,7 @@ fn attach(bpf: &mut Ebpf, programs: &[(&str, &str, &str)]) -> Result<(), String>
 
 /// Which attach types work: one trivial program each, loaded, attached and detached again.
 fn probe_attach_types() -> Vec<Probe> {
-    let mut bpf = match Ebpf::load(PROBE) {
+    let mut bpf = match load_object(PROBE) {
         Ok(bpf) => bpf,
         Err(e) => {
             return vec![Probe::result(
