@@ -8,18 +8,26 @@ use std::path::Path;
 
 use crate::report::StreamStats;
 
-/// Open a file the run's output goes to, empty. Callers (DOMjudge runs us through sudo) usually
-/// create it beforehand: emptying keeps its owner. A new one is private to us (mode 0600).
-/// Only a file with content is truncated: on ext4 a truncation costs a journal transaction
-/// (and a flush of what is written next, at close) even when the file was empty.
-pub fn open_output_file(path: &Path) -> io::Result<File> {
+/// Open a file we write into, for writing, as it is, with its length. Callers (DOMjudge runs
+/// us through sudo) usually create it beforehand: it keeps its owner and mode; a missing one is
+/// created private to us (mode 0600). Never truncated here: on ext4 a truncation costs a
+/// journal transaction even when the file was empty, and one to size 0 makes ext4 flush what
+/// is written next when the file is closed (`auto_da_alloc`), a disk write per run.
+pub fn open_as_it_is(path: &Path) -> io::Result<(File, u64)> {
     let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
         .open(path)?;
-    if file.metadata()?.len() > 0 {
+    let length = file.metadata()?.len();
+    Ok((file, length))
+}
+
+/// Open a file the run's output goes to, empty: truncated only if it has content.
+pub fn open_output_file(path: &Path) -> io::Result<File> {
+    let (file, length) = open_as_it_is(path)?;
+    if length > 0 {
         file.set_len(0)?;
     }
     Ok(file)

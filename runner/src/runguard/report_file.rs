@@ -1,34 +1,23 @@
 //! The files runguard reports into: the meta file and the JSON report.
 //!
-//! Never truncated to size 0: ext4 flushes a file truncated to size 0 when it is closed
-//! (`auto_da_alloc`, meant for editors that rewrite files in place), which cost a disk write
-//! per run. A report is written over the old content and the rest is cut off instead.
+//! Never truncated to size 0 ([`open_as_it_is`] says why): a report is written over the old
+//! content and the rest is cut off instead.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::{Error, Result};
+use crate::output::open_as_it_is;
 
-/// Open a report file. The caller (DOMjudge runs us through sudo) usually creates it
-/// beforehand: it keeps its owner and mode; a missing one is created readable by us only.
+/// Open a report file, keeping its owner and mode (a missing one is created private).
 /// Whatever an earlier run left in it is replaced at once by `unfinished`, so a runguard killed
 /// before it reports never leaves an earlier run's report behind.
 pub fn open(path: &Path, unfinished: &str) -> Result<File> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|source| Error::io("cannot open", path, source))?;
-    let stale = file
-        .metadata()
-        .map_err(|source| Error::io("cannot stat", path, source))?
-        .len()
-        > 0;
-    if stale {
+    let (file, length) =
+        open_as_it_is(path).map_err(|source| Error::io("cannot open", path, source))?;
+    if length > 0 {
         overwrite(&file, unfinished)
             .map_err(|source| Error::io("cannot write to", path, source))?;
     }

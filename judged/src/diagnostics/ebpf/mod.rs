@@ -8,8 +8,8 @@
 //!
 //! Theory of operation. [`Watcher::start`] makes sure tracefs is there (where the host has
 //! none, it loads and attaches on a thread of its own with tracefs mounted in that thread's
-//! own mount namespace, which the host never sees and which goes with the thread), probes which attach
-//! types this kernel allows (tracepoint, raw tracepoint, tp_btf, kprobe, fentry: reported, for
+//! own mount namespace, which the host never sees and which goes with the thread), probes
+//! which attach types this kernel allows (tracepoint, raw tracepoint, tp_btf, kprobe, fentry: reported, for
 //! `judged doctor`-style answers), then checks each tracepoint's record layout against the
 //! kernel's format file ([`format`]) and loads and attaches the programs (`src/bpf/*.bpf.c`,
 //! compiled by `build.rs`). The programs use classic tracepoints only, which work everywhere
