@@ -216,6 +216,20 @@ fn root_is_never_a_valid_run_user() {
     }
 }
 
+/// A name no account has is refused. The statically linked runguard crashed here (exit 139)
+/// while glibc still consulted the NSS modules of nsswitch.conf after /etc/passwd.
+#[test]
+fn a_user_no_account_has_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let fx = Fixture::new("cli-user-unknown");
+    fx.runguard()
+        .args(["-u", "judged-no-such-user"])
+        .run(["/bin/true"])
+        .assert_internal_error("invalid username or ID specified");
+}
+
 #[test]
 fn user_outside_the_valid_list_is_illegal() {
     if !require_root() {
